@@ -1,0 +1,16 @@
+"""Assistants: small models that predict which instances the Boss would still learn from."""
+
+from .base import Assistant
+from .factory import build_assistant, resolve_assistant_name
+from .pixels import PixelAssistant
+from .tokens import BagOfTokensAssistant
+from .worker import AssistantWorker
+
+__all__ = [
+    "Assistant",
+    "AssistantWorker",
+    "BagOfTokensAssistant",
+    "PixelAssistant",
+    "build_assistant",
+    "resolve_assistant_name",
+]

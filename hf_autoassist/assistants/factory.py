@@ -1,0 +1,85 @@
+"""Builds the Assistant named in the config from the training set's columns, read once in bulk."""
+
+import numpy as np
+import torch
+from torch.utils.data import Dataset
+
+from .base import Assistant
+from .pixels import PixelAssistant
+from .tokens import BagOfTokensAssistant
+
+LABEL_COLUMNS = ("labels", "label", "label_ids")
+
+
+def _column_names(dataset: Dataset) -> list[str]:
+    names = getattr(dataset, "column_names", None)
+    if names is not None:
+        return list(names)
+    return list(dataset[0].keys()) if len(dataset) else []
+
+
+def resolve_assistant_name(name: str, dataset: Dataset) -> str:
+    """`"auto"` becomes `"pixels"` for a `pixel_values` column and `"bag_of_tokens"` for `input_ids`."""
+    if name != "auto":
+        return name
+    columns = _column_names(dataset)
+    if "pixel_values" in columns:
+        return "pixels"
+    if "input_ids" in columns:
+        return "bag_of_tokens"
+    raise ValueError(
+        f"`autoassist_assistant='auto'` could not pick an Assistant: the training set's columns are {columns}, "
+        "with neither `pixel_values` (images) nor `input_ids` (text). Set `autoassist_assistant` explicitly, or pass "
+        "`assistant=` (an `hf_autoassist.assistants.Assistant`) to the trainer."
+    )
+
+
+def _read_column(dataset: Dataset, column: str) -> list:
+    """A whole column: straight from Arrow for a `datasets.Dataset` without a transform, else item by item (once)."""
+    if getattr(dataset, "column_names", None) is not None and column in dataset.column_names:
+        if getattr(dataset, "format", {}).get("type") != "custom":
+            # reads this column only, as one numpy array (an object array of arrays when ragged)
+            return dataset.with_format("numpy")[column][:]
+    return [dataset[i][column] for i in range(len(dataset))]
+
+
+def _labels(dataset: Dataset) -> torch.Tensor | None:
+    columns = _column_names(dataset)
+    for name in LABEL_COLUMNS:
+        if name in columns:
+            values = _read_column(dataset, name)
+            return torch.as_tensor([int(v) for v in values], dtype=torch.long)
+    return None
+
+
+def build_assistant(name: str, dataset: Dataset, pool_size: int = 7) -> Assistant:
+    """Reads the features that `name` needs for every instance of `dataset` and builds the Assistant."""
+    name = resolve_assistant_name(name, dataset)
+    if name == "pixels":
+        columns = _column_names(dataset)
+        if "pixel_values" not in columns:
+            raise ValueError(
+                f"The 'pixels' Assistant reads a `pixel_values` column, but the training set has {columns}. "
+                "Rename the image column to `pixel_values`, or use `autoassist_assistant='bag_of_tokens'` for text."
+            )
+        values = _read_column(dataset, "pixel_values")
+        pixels = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
+        return PixelAssistant(pixels, _labels(dataset), pool_size=pool_size)
+    if name == "bag_of_tokens":
+        columns = _column_names(dataset)
+        if "input_ids" not in columns:
+            raise ValueError(
+                f"The 'bag_of_tokens' Assistant reads an `input_ids` column, but the training set has {columns}. "
+                "Tokenize the dataset first, or use `autoassist_assistant='pixels'` for images."
+            )
+        as_lists = lambda col: [list(map(int, row)) for row in _read_column(dataset, col)]  # noqa: E731
+        sources = as_lists("input_ids")
+        targets = as_lists("labels") if "labels" in columns and _is_sequence_column(dataset) else None
+        return BagOfTokensAssistant(sources, targets)
+    raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens' or 'auto'.")
+
+
+def _is_sequence_column(dataset: Dataset) -> bool:
+    """Seq2seq labels are token lists; classification labels are one int."""
+    first = dataset[0]["labels"]
+    return hasattr(first, "__len__") and not isinstance(first, str)

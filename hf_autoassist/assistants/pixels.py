@@ -1,0 +1,41 @@
+"""The image Assistant: logistic regression on average-pooled pixels plus a bias per label."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .base import Assistant
+
+
+class PixelAssistant(Assistant):
+    """`logit = w . pooled_pixels + b[label]`.
+
+    Args:
+        pixels (`torch.Tensor`): `(N, C, H, W)` images of the whole training set (any dtype); they are pooled to
+            `(N, C * pool_size**2)` and standardised once, here, then only looked up.
+        labels (`torch.Tensor`, *optional*): `(N,)` class ids for the per-label bias; without them one bias.
+        pool_size (`int`, *optional*, defaults to `7`): side of the pooled image.
+    """
+
+    def __init__(self, pixels: torch.Tensor, labels: torch.Tensor | None = None, pool_size: int = 7):
+        super().__init__()
+        if pixels.dim() == 3:  # (N, H, W) grayscale
+            pixels = pixels.unsqueeze(1)
+        if pixels.dim() != 4:
+            raise ValueError(f"PixelAssistant expects (N, C, H, W) images, got shape {tuple(pixels.shape)}.")
+        pooled = torch.cat(
+            [F.adaptive_avg_pool2d(chunk.float(), pool_size).flatten(1) for chunk in pixels.split(4096)]
+        )
+        mean, std = pooled.mean(0), pooled.std(0).clamp(min=1e-6)
+        self.register_buffer("features", (pooled - mean) / std, persistent=False)
+        if labels is None:
+            labels = torch.zeros(len(pixels), dtype=torch.long)
+        self.register_buffer("labels", labels.long(), persistent=False)
+        self.num_instances = len(pixels)
+        self.linear = nn.Linear(self.features.shape[1], 1, bias=False)
+        self.label_bias = nn.Embedding(int(self.labels.max()) + 1, 1)
+        nn.init.zeros_(self.linear.weight)
+        nn.init.zeros_(self.label_bias.weight)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.linear(self.features[indices]).squeeze(-1) + self.label_bias(self.labels[indices]).squeeze(-1)

@@ -1,0 +1,167 @@
+"""`AssistantWorker`: trains an Assistant online from the Boss's per-instance losses, off the Boss's critical path."""
+
+import collections
+import threading
+import time
+
+import torch
+import torch.nn.functional as F
+
+from .base import Assistant
+
+
+class AssistantWorker:
+    """Owns an [`Assistant`], its SGD optimizer, a bounded queue of `(indices, losses)` and a background thread.
+
+    - `submit` is all the Boss calls per step: an O(1) append. When the queue is full the oldest batch is dropped
+      and counted in `dropped`, so the Boss never waits.
+    - Each batch is labelled "loss above the running mean loss" (an exponential moving average with
+      `loss_momentum`), predicted before the update to keep a running accuracy, the Assistant's `confidence`,
+      then used for one SGD step.
+    - An exception in the thread is kept and re-raised in the training process by `raise_if_failed`.
+    - `synchronous=True` trains inside `submit` instead: bit-reproducible, for debugging and tests.
+    """
+
+    def __init__(
+        self,
+        assistant: Assistant,
+        lr: float = 0.05,
+        queue_size: int = 512,
+        loss_momentum: float = 0.99,
+        accuracy_momentum: float = 0.99,
+        synchronous: bool = False,
+    ):
+        self.assistant = assistant
+        self.optimizer = torch.optim.SGD(assistant.parameters(), lr=lr)
+        self.loss_momentum = loss_momentum
+        self.accuracy_momentum = accuracy_momentum
+        self.synchronous = synchronous
+        self.queue: collections.deque = collections.deque(maxlen=queue_size)
+        self.lock = threading.Lock()  # guards the Assistant's parameters and the statistics
+        self.wakeup = threading.Condition()
+        self.running_loss: float | None = None
+        self._accuracy_ema = 0.0
+        self._accuracy_updates = 0
+        self.seen = 0  # instances submitted by the Boss
+        self.trained = 0  # instances the Assistant learned from
+        self.dropped = 0  # instances dropped from a full queue
+        self.train_seconds = 0.0  # time the thread spent learning
+        self.score_seconds = 0.0  # time the trainer spent scoring epochs
+        self.error: BaseException | None = None
+        self._idle = True
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        if not synchronous:
+            self._thread = threading.Thread(target=self._loop, name="autoassist-assistant", daemon=True)
+            self._thread.start()
+
+    # ---- what the Boss calls -------------------------------------------------------------------------------------
+    def submit(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        """Hands one batch of Boss losses, `(B,)` each, to the Assistant."""
+        self.raise_if_failed()
+        indices, losses = indices.detach().long().cpu(), losses.detach().float().cpu()
+        self.seen += len(indices)
+        if self.synchronous:
+            self._train(indices, losses)
+            return
+        with self.wakeup:
+            if len(self.queue) == self.queue.maxlen:
+                self.dropped += len(self.queue[0][0])
+            self.queue.append((indices, losses))
+            self._idle = False
+            self.wakeup.notify()
+
+    def score(self, indices: torch.Tensor) -> torch.Tensor:
+        """The Assistant's probabilities for `indices`, under the lock so that no SGD step is half applied."""
+        self.raise_if_failed()
+        start = time.perf_counter()
+        with self.lock:
+            scores = self.assistant.score(indices)
+        self.score_seconds += time.perf_counter() - start
+        return scores
+
+    @property
+    def confidence(self) -> float:
+        """Running accuracy of the Assistant's predictions made before it learned from them (bias-corrected EMA)."""
+        if self._accuracy_updates == 0:
+            return 0.0
+        return self._accuracy_ema / (1.0 - self.accuracy_momentum**self._accuracy_updates)
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            raise RuntimeError(f"The AutoAssist Assistant failed in its background thread: {self.error!r}") from self.error
+
+    def flush(self, timeout: float = 60.0) -> None:
+        """Waits until every queued batch has been learned from. Never called by the Trainer; for tests and tools."""
+        deadline = time.monotonic() + timeout
+        with self.wakeup:
+            while not self._idle and self.error is None:
+                if not self.wakeup.wait(timeout=max(0.0, deadline - time.monotonic())):
+                    raise TimeoutError(f"The Assistant did not drain its queue within {timeout} s.")
+        self.raise_if_failed()
+
+    def close(self) -> None:
+        with self.wakeup:
+            self._stop = True
+            self.wakeup.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+
+    @property
+    def seconds(self) -> float:
+        """Assistant cost: learning plus scoring, in seconds of wall-clock (learning runs beside the Boss)."""
+        return self.train_seconds + self.score_seconds
+
+    def metrics(self) -> dict[str, float]:
+        return {
+            "autoassist/assistant_accuracy": round(self.confidence, 4),
+            "autoassist/instances_seen": self.seen,
+            "autoassist/instances_trained": self.trained,
+            "autoassist/queue_dropped": self.dropped,
+            "autoassist/assistant_seconds": round(self.seconds, 3),
+        }
+
+    # ---- the background thread -----------------------------------------------------------------------------------
+    def _loop(self) -> None:
+        # one intra-op thread: the Assistant's tensors are tiny, and a second OpenMP team would compete with the
+        # Boss for the cores (the setting is per thread, the Boss keeps its own)
+        torch.set_num_threads(1)
+        while True:
+            with self.wakeup:
+                while not self.queue and not self._stop:
+                    self._idle = True
+                    self.wakeup.notify_all()
+                    self.wakeup.wait()
+                if self._stop:
+                    return
+                # everything that queued up while the last step ran is learned from in one step: fewer wake-ups,
+                # so the thread holds the interpreter lock less often while the Boss runs
+                batches = [self.queue.popleft() for _ in range(len(self.queue))]
+            try:
+                self._train(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
+            except BaseException as error:  # re-raised in the training process by raise_if_failed
+                with self.wakeup:
+                    self.error = error
+                    self._idle = True
+                    self.wakeup.notify_all()
+                return
+
+    def _train(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        start = time.perf_counter()
+        batch_mean = float(losses.mean())
+        if self.running_loss is None:
+            self.running_loss = batch_mean
+        else:
+            self.running_loss = self.loss_momentum * self.running_loss + (1 - self.loss_momentum) * batch_mean
+        targets = (losses > self.running_loss).float()
+        with self.lock:
+            logits = self.assistant(indices)
+            accuracy = float(((logits > 0).float() == targets).float().mean())
+            loss = F.binary_cross_entropy_with_logits(logits, targets)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
+            self._accuracy_updates += 1
+            self.trained += len(indices)
+        self.train_seconds += time.perf_counter() - start

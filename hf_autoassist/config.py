@@ -1,0 +1,131 @@
+"""Training arguments for the AutoAssist trainers.
+
+The AutoAssist options live in one dataclass mixin, `AutoAssistArguments`, so that the classification config
+(`AutoAssistConfig`) and the seq2seq config (`AutoAssistSeq2SeqConfig`) share them without copying a field.
+"""
+
+from dataclasses import dataclass, field
+
+from transformers import Seq2SeqTrainingArguments, TrainingArguments
+
+STRATEGIES = ("autoassist", "none")
+ASSISTANTS = ("auto", "pixels", "bag_of_tokens")
+
+
+@dataclass
+class AutoAssistArguments:
+    """Options of [`AutoAssistTrainer`]; every other option is the one of [`~transformers.TrainingArguments`].
+
+    Parameters that control selection:
+        autoassist_strategy (`str`, *optional*, defaults to `"autoassist"`):
+            `"autoassist"` lets the Assistant shrink each epoch; `"none"` keeps every instance while going through
+            the same data path, so that the overhead of the path itself can be measured.
+        autoassist_base_prob (`float`, *optional*, defaults to `0.3`):
+            Floor on every instance's acceptance probability (the paper's value). `1.0` keeps everything.
+        autoassist_warmup_epochs (`float`, *optional*, defaults to `1.0`):
+            Epochs `e` with `e < autoassist_warmup_epochs` keep every instance while the Assistant learns.
+
+    Parameters that control the Assistant:
+        autoassist_assistant (`str`, *optional*, defaults to `"auto"`):
+            `"pixels"` (logistic model over average-pooled pixels plus a bias per label), `"bag_of_tokens"`
+            (summed per-token weights of source and target), or `"auto"` to pick from the dataset's columns.
+        autoassist_assistant_lr (`float`, *optional*, defaults to `0.05`):
+            SGD step size of the Assistant.
+        autoassist_queue_size (`int`, *optional*, defaults to `512`):
+            Batches of Boss losses waiting for the Assistant; when full the oldest batch is dropped and counted.
+        autoassist_loss_momentum (`float`, *optional*, defaults to `0.99`):
+            Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
+        autoassist_pool_size (`int`, *optional*, defaults to `7`):
+            Side of the average-pooled image that the `"pixels"` Assistant reads (7 turns 28x28 into 7x7).
+        autoassist_synchronous (`bool`, *optional*, defaults to `False`):
+            Train the Assistant inside the training step instead of a background thread. Slower, but the run is
+            reproducible to the bit; meant for debugging and tests.
+    """
+
+    # Parameters that control selection
+    autoassist_strategy: str = field(
+        default="autoassist",
+        metadata={
+            "help": "'autoassist' lets a learned Assistant shrink each epoch; 'none' keeps every instance through "
+            "the same code path (to measure its overhead).",
+            "choices": list(STRATEGIES),
+        },
+    )
+    autoassist_base_prob: float = field(
+        default=0.3,
+        metadata={"help": "Floor on every instance's acceptance probability, in (0, 1]; 1.0 keeps everything."},
+    )
+    autoassist_warmup_epochs: float = field(
+        default=1.0,
+        metadata={"help": "Epochs e < autoassist_warmup_epochs keep every instance while the Assistant learns."},
+    )
+
+    # Parameters that control the Assistant
+    autoassist_assistant: str = field(
+        default="auto",
+        metadata={
+            "help": "Model that scores instances: 'pixels', 'bag_of_tokens', or 'auto' to pick from the dataset's "
+            "columns (pixel_values -> pixels, input_ids -> bag_of_tokens).",
+            "choices": list(ASSISTANTS),
+        },
+    )
+    autoassist_assistant_lr: float = field(default=0.05, metadata={"help": "SGD step size of the Assistant."})
+    autoassist_queue_size: int = field(
+        default=512,
+        metadata={"help": "Batches of Boss losses queued for the Assistant; when full the oldest is dropped."},
+    )
+    autoassist_loss_momentum: float = field(
+        default=0.99,
+        metadata={"help": "Momentum of the running mean of Boss losses (the Assistant's label threshold), in [0, 1)."},
+    )
+    autoassist_pool_size: int = field(
+        default=7, metadata={"help": "Side of the average-pooled image read by the 'pixels' Assistant."}
+    )
+    autoassist_synchronous: bool = field(
+        default=False,
+        metadata={"help": "Train the Assistant inside the training step (reproducible, slower; for debugging)."},
+    )
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.autoassist_strategy not in STRATEGIES:
+            raise ValueError(
+                f"`autoassist_strategy` must be one of {list(STRATEGIES)}, got {self.autoassist_strategy!r}."
+            )
+        if self.autoassist_assistant not in ASSISTANTS:
+            raise ValueError(
+                f"`autoassist_assistant` must be one of {list(ASSISTANTS)}, got {self.autoassist_assistant!r}."
+            )
+        if not 0.0 < self.autoassist_base_prob <= 1.0:
+            raise ValueError(
+                f"`autoassist_base_prob` must be in (0, 1], got {self.autoassist_base_prob}. It is the smallest "
+                "chance any instance has to be trained on; use 1.0 to train on every instance."
+            )
+        if self.autoassist_warmup_epochs < 0:
+            raise ValueError(
+                f"`autoassist_warmup_epochs` must be >= 0, got {self.autoassist_warmup_epochs}. "
+                "Use 0 to let the Assistant select from the first epoch on."
+            )
+        if self.autoassist_assistant_lr <= 0:
+            raise ValueError(f"`autoassist_assistant_lr` must be > 0, got {self.autoassist_assistant_lr}.")
+        if self.autoassist_queue_size < 1:
+            raise ValueError(f"`autoassist_queue_size` must be >= 1, got {self.autoassist_queue_size}.")
+        if not 0.0 <= self.autoassist_loss_momentum < 1.0:
+            raise ValueError(
+                f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
+                "0 compares each loss with its own batch's mean."
+            )
+        if self.autoassist_pool_size < 1:
+            raise ValueError(f"`autoassist_pool_size` must be >= 1, got {self.autoassist_pool_size}.")
+
+
+@dataclass
+class AutoAssistConfig(AutoAssistArguments, TrainingArguments):
+    """[`~transformers.TrainingArguments`] plus the AutoAssist options of [`AutoAssistArguments`], for
+    [`AutoAssistTrainer`]."""
+
+
+@dataclass
+class AutoAssistSeq2SeqConfig(AutoAssistArguments, Seq2SeqTrainingArguments):
+    """[`~transformers.Seq2SeqTrainingArguments`] plus the AutoAssist options of [`AutoAssistArguments`], for
+    [`AutoAssistSeq2SeqTrainer`]."""

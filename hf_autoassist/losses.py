@@ -1,0 +1,45 @@
+"""Per-instance Boss losses, computed from the logits of the training forward pass (no second forward)."""
+
+import torch
+import torch.nn.functional as F
+
+
+def per_instance_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    shift_labels: bool = False,
+) -> torch.Tensor:
+    """One loss per example, shape `(batch,)`.
+
+    Args:
+        logits (`torch.Tensor`): `(B, C)` class logits or `(B, T, V)` token logits.
+        labels (`torch.Tensor`): `(B,)` class ids or `(B, T)` token ids, `ignore_index` where not a target.
+        label_smoothing (`float`, *optional*, defaults to `0.0`): as `TrainingArguments.label_smoothing_factor`;
+            PyTorch's formula is the one of the Trainer's `LabelSmoother`.
+        shift_labels (`bool`, *optional*, defaults to `False`): causal LMs predict token `t+1` at position `t`.
+
+    For sequences the loss of a row is the mean over its counted (non-`ignore_index`) tokens, so that the
+    token-weighted mean of the rows equals the model's own loss. A row with no target token gets 0.
+
+    Example:
+        >>> logits = torch.zeros(2, 3, 4); labels = torch.tensor([[1, 2, -100], [-100, -100, -100]])
+        >>> per_instance_loss(logits, labels)  # log(4) for the first row, nothing to learn in the second
+        tensor([1.3863, 0.0000])
+    """
+    logits = logits.detach().float()
+    if logits.dim() == 2:
+        return F.cross_entropy(logits, labels, reduction="none", label_smoothing=label_smoothing)
+    if logits.dim() != 3 or labels.dim() != 2:
+        raise ValueError(
+            f"per_instance_loss expects (B, C) logits with (B,) labels or (B, T, V) logits with (B, T) labels, "
+            f"got logits {tuple(logits.shape)} and labels {tuple(labels.shape)}."
+        )
+    if shift_labels:
+        logits, labels = logits[:, :-1], labels[:, 1:]
+    token_loss = F.cross_entropy(
+        logits.transpose(1, 2), labels, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
+    )
+    mask = labels.ne(ignore_index)
+    return (token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1)

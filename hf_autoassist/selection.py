@@ -1,0 +1,23 @@
+"""The shrinking rule of AutoAssist as plain functions: Assistant scores in, a keep mask out."""
+
+import torch
+
+
+def acceptance_probability(scores: torch.Tensor, confidence: float, base_prob: float) -> torch.Tensor:
+    """Chance that each instance is trained on, shape of `scores`.
+
+    An instance is accepted outright with probability `q = max(base_prob, 1 - confidence)`, else with the
+    Assistant's predicted probability `s`: `p = q + (1 - q) * s`. An untrained Assistant (confidence 0) keeps
+    everything; a confident one that scores everything 0 still keeps `base_prob` of the data.
+
+    Example:
+        >>> acceptance_probability(torch.tensor([0.0, 0.5, 1.0]), confidence=0.9, base_prob=0.3)
+        tensor([0.3000, 0.6500, 1.0000])
+    """
+    q = max(base_prob, 1.0 - confidence)
+    return q + (1.0 - q) * scores.clamp(0.0, 1.0)
+
+
+def sample_keep_mask(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Bernoulli draw per instance; deterministic for a given generator state."""
+    return torch.rand(probs.shape, generator=generator) < probs
