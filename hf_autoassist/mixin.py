@@ -50,6 +50,8 @@ class AutoAssistMixin:
     def __init__(self, *args, assistant: Assistant | None = None, per_instance_loss_fn=None, **kwargs):
         if len(args) < 2 and kwargs.get("args") is None:
             kwargs["args"] = self.config_class(output_dir="trainer_output")
+        # before the Trainer's own check, which would ask for `max_steps` instead
+        self._check_map_style(kwargs.get("train_dataset", args[3] if len(args) > 3 else None))
         super().__init__(*args, **kwargs)
         if not isinstance(self.args, AutoAssistArguments):
             raise TypeError(
@@ -57,7 +59,6 @@ class AutoAssistMixin:
                 f"{type(self.args).__name__}. Build them with `{self.config_class.__name__}(...)` (it takes every "
                 "`TrainingArguments` option plus the `autoassist_*` ones)."
             )
-        self._check_map_style(self.train_dataset)
         self.assistant = assistant
         self.per_instance_loss_fn = per_instance_loss_fn
         self.assistant_worker: AssistantWorker | None = None
@@ -68,7 +69,8 @@ class AutoAssistMixin:
     def _autoassist_enabled(self) -> bool:
         return self.args.autoassist_strategy == "autoassist"
 
-    def _check_map_style(self, dataset) -> None:
+    @staticmethod
+    def _check_map_style(dataset) -> None:
         if isinstance(dataset, IterableDataset) or (
             is_datasets_available() and isinstance(dataset, datasets.IterableDataset)
         ):

@@ -134,11 +134,9 @@ class AssistantWorker:
                     self.wakeup.wait()
                 if self._stop:
                     return
-                # everything that queued up while the last step ran is learned from in one step: fewer wake-ups,
-                # so the thread holds the interpreter lock less often while the Boss runs
-                batches = [self.queue.popleft() for _ in range(len(self.queue))]
+                indices, losses = self.queue.popleft()
             try:
-                self._train(torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches]))
+                self._train(indices, losses)
             except BaseException as error:  # re-raised in the training process by raise_if_failed
                 with self.wakeup:
                     self.error = error

@@ -1,0 +1,48 @@
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import ResNetConfig, ResNetForImageClassification
+
+REPO = Path(__file__).resolve().parents[1]
+# the project's offline data lives beside the repository (../shared/data); HF_AUTOASSIST_DATA overrides
+DATA_DIR = Path(os.environ.get("HF_AUTOASSIST_DATA", REPO.parent / "shared" / "data"))
+
+
+def load_example(relative_path: str):
+    """Imports an example script as a module, so tests use its data loading instead of a copy."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="session")
+def vision_example():
+    return load_example("examples/vision/run_image_classification.py")
+
+
+@pytest.fixture(scope="session")
+def fashion_mnist(vision_example):
+    """Fashion-MNIST read in place from the shared data folder; a missing folder fails loudly, never skips."""
+    folder = DATA_DIR / "fashion-mnist"
+    if not folder.is_dir():
+        pytest.fail(f"Fashion-MNIST not found at {folder}; set HF_AUTOASSIST_DATA to the shared data folder.")
+    return vision_example.load_idx_dataset(str(folder))
+
+
+def tiny_resnet(num_labels: int = 10, seed: int = 0) -> ResNetForImageClassification:
+    torch.manual_seed(seed)
+    config = ResNetConfig(
+        num_channels=1,
+        embedding_size=8,
+        hidden_sizes=[8, 16],
+        depths=[1, 1],
+        layer_type="basic",
+        downsample_in_first_stage=False,
+        num_labels=num_labels,
+    )
+    return ResNetForImageClassification(config)

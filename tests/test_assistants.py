@@ -1,0 +1,115 @@
+import threading
+import time
+
+import pytest
+import torch
+
+from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, build_assistant
+from hf_autoassist.assistants.base import Assistant
+
+
+def planted_pixels(n=3000, seed=0):
+    """Random 28x28 images whose label is 0..9; class 3 images are the ones the 'Boss' finds hard."""
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.randint(0, 10, (n,), generator=g)
+    pixels = torch.randint(0, 256, (n, 1, 28, 28), generator=g, dtype=torch.uint8)
+    losses = torch.where(labels == 3, 2.0, 0.2) + 0.05 * torch.rand(n, generator=g)
+    return pixels, labels, losses
+
+
+def feed(worker, losses, epochs=3, batch_size=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(epochs):
+        for batch in torch.randperm(len(losses), generator=g).split(batch_size):
+            worker.submit(batch, losses[batch])
+
+
+def test_pixel_assistant_learns_a_planted_rule_above_90_percent():
+    pixels, labels, losses = planted_pixels()
+    worker = AssistantWorker(PixelAssistant(pixels, labels), lr=0.5)
+    try:
+        feed(worker, losses)
+        worker.flush()
+        assert worker.confidence > 0.9
+        scores = worker.score(torch.arange(len(labels)))
+        accuracy = ((scores > 0.5) == (labels == 3)).float().mean().item()
+        assert accuracy > 0.9
+        assert worker.trained == worker.seen == 3 * len(labels)
+    finally:
+        worker.close()
+
+
+def test_bag_of_tokens_assistant_learns_that_a_token_means_hard():
+    g = torch.Generator().manual_seed(0)
+    sources = [torch.randint(5, 100, (int(torch.randint(3, 12, (1,), generator=g)),), generator=g).tolist() for _ in range(2000)]
+    hard = torch.tensor([4 in s or i % 5 == 0 for i, s in enumerate(sources)])
+    for i in range(0, 2000, 5):
+        sources[i].append(4)  # token 4 marks the hard instances
+    targets = [[7, 8, -100] for _ in sources]
+    losses = torch.where(hard, 3.0, 0.5)
+    worker = AssistantWorker(BagOfTokensAssistant(sources, targets), lr=0.5, synchronous=True)
+    feed(worker, losses, epochs=5)
+    scores = worker.score(torch.arange(2000))
+    assert ((scores > 0.5) == hard).float().mean().item() > 0.9
+
+
+def test_bag_of_tokens_sums_the_weights_of_each_rows_own_tokens():
+    assistant = BagOfTokensAssistant([[1, 2], [3], []], [[4, -100], [], [5, 5]], vocab_size=6)
+    with torch.no_grad():
+        assistant.source_weights.weight.copy_(torch.arange(6.0)[:, None])
+        assistant.target_weights.weight.copy_(10 * torch.arange(6.0)[:, None])
+        assistant.bias.fill_(0.5)
+    torch.testing.assert_close(assistant(torch.tensor([2, 0, 1])), torch.tensor([100.5, 43.5, 3.5]))
+
+
+def test_full_queue_drops_the_oldest_batches_and_counts_them():
+    class SlowAssistant(PixelAssistant):
+        def forward(self, indices):
+            time.sleep(0.05)
+            return super().forward(indices)
+
+    pixels, labels, losses = planted_pixels(n=400)
+    worker = AssistantWorker(SlowAssistant(pixels, labels), queue_size=2)
+    try:
+        start = time.perf_counter()
+        for batch in torch.arange(400).split(10):
+            worker.submit(batch, losses[batch])
+        # the Boss did not wait for the slow Assistant
+        assert time.perf_counter() - start < 0.5
+        worker.flush()
+        assert worker.dropped > 0
+        assert worker.trained + worker.dropped == worker.seen == 400
+    finally:
+        worker.close()
+
+
+def test_an_assistant_failure_is_raised_in_the_training_process():
+    class BrokenAssistant(Assistant):
+        num_instances = 10
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, indices):
+            raise FloatingPointError("planted failure")
+
+    worker = AssistantWorker(BrokenAssistant())
+    worker.submit(torch.arange(4), torch.ones(4))
+    deadline = time.monotonic() + 10
+    while worker.error is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with pytest.raises(RuntimeError, match="planted failure"):
+        worker.submit(torch.arange(4), torch.ones(4))
+    assert not any(t.name == "autoassist-assistant" and t.is_alive() for t in threading.enumerate() if t is worker._thread)
+
+
+def test_auto_picks_the_assistant_from_the_columns():
+    import datasets
+
+    images = datasets.Dataset.from_dict({"pixel_values": torch.zeros(4, 1, 8, 8).numpy(), "labels": [0, 1, 0, 1]})
+    text = datasets.Dataset.from_dict({"input_ids": [[1, 2], [3]], "labels": [[4], [5, 6]]})
+    assert isinstance(build_assistant("auto", images), PixelAssistant)
+    assert isinstance(build_assistant("auto", text), BagOfTokensAssistant)
+    with pytest.raises(ValueError, match="neither `pixel_values`"):
+        build_assistant("auto", datasets.Dataset.from_dict({"text": ["a"]}))

@@ -1,0 +1,42 @@
+"""The user-facing scripts, run as a user runs them (a minute or less each on 2 CPU cores)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from conftest import DATA_DIR, REPO
+
+pytestmark = pytest.mark.slow
+
+
+def run_vision(tmp_path, *extra):
+    command = [
+        sys.executable, str(REPO / "examples/vision/run_image_classification.py"),
+        "--data_dir", str(DATA_DIR / "fashion-mnist"), "--output_dir", str(tmp_path),
+        "--max_train_samples", "1500", "--max_eval_samples", "500", "--num_train_epochs", "2",
+        "--per_device_train_batch_size", "64", "--learning_rate", "3e-3", "--save_strategy", "no",
+        "--report_to", "none", "--disable_tqdm", "true", "--use_cpu", *extra,
+    ]  # fmt: skip
+    return subprocess.run(command, capture_output=True, text=True, timeout=600)
+
+
+def test_vision_example_compares_both_trainers_side_by_side(tmp_path):
+    result = run_vision(tmp_path, "--trainer", "both")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test acc" in result.stdout and "kept (last epoch)" in result.stdout
+    rows = {row["trainer"]: row for row in json.loads((tmp_path / "comparison.json").read_text())}
+    assert set(rows) == {"autoassist", "plain"}
+    assert rows["autoassist"]["kept_fraction_last_epoch"] < 1.0
+    assert rows["autoassist"]["optimizer_steps"] < rows["plain"]["optimizer_steps"]
+    for row in rows.values():
+        assert row["test_accuracy"] > 0.4  # chance is 0.1
+    # each run saved a model that loads back
+    assert (tmp_path / "autoassist" / "config.json").is_file()
+
+
+def test_vision_example_names_the_missing_file(tmp_path):
+    result = run_vision(tmp_path, "--data_dir", str(tmp_path), "--trainer", "plain")
+    assert result.returncode != 0
+    assert "has no train-images-idx3-ubyte.gz" in result.stderr

@@ -1,0 +1,100 @@
+import pytest
+import torch
+
+from hf_autoassist.sampler import AssistedBatchSampler
+from hf_autoassist.selection import acceptance_probability, sample_keep_mask
+
+
+def flatten(sampler):
+    return [i for batch in sampler for i in batch]
+
+
+def test_without_selection_every_index_once_per_epoch():
+    sampler = AssistedBatchSampler(10, batch_size=3, seed=0)
+    sampler.set_epoch(0)
+    assert sorted(flatten(sampler)) == list(range(10))
+    assert len(sampler) == 4 and [len(b) for b in sampler] == [3, 3, 3, 1]
+
+
+def test_drop_last_yields_only_full_batches():
+    sampler = AssistedBatchSampler(10, batch_size=3, seed=0, drop_last=True)
+    sampler.set_epoch(0)
+    assert len(sampler) == 3 and all(len(b) == 3 for b in sampler)
+
+
+def test_order_depends_on_seed_and_epoch_only():
+    a, b = AssistedBatchSampler(50, 4, seed=3), AssistedBatchSampler(50, 4, seed=3)
+    a.set_epoch(2), b.set_epoch(2)
+    assert flatten(a) == flatten(b)
+    b.set_epoch(3)
+    assert flatten(a) != flatten(b)
+
+
+def test_set_epoch_is_idempotent():
+    calls = []
+
+    def select(epoch, candidates):
+        calls.append(epoch)
+        return candidates % 2 == 0
+
+    sampler = AssistedBatchSampler(20, 4, seed=0, select_fn=select)
+    for _ in range(3):
+        sampler.set_epoch(1)
+    assert calls == [1]
+    assert sorted(flatten(sampler)) == list(range(0, 20, 2))
+    assert sampler.kept_fraction == 0.5 and len(sampler) == 3
+
+
+def test_batches_are_filled_from_accepted_indices_only():
+    sampler = AssistedBatchSampler(100, 8, seed=0, select_fn=lambda epoch, idx: idx >= 90)
+    sampler.set_epoch(0)
+    batches = list(sampler)
+    assert [len(b) for b in batches] == [8, 2]
+    assert all(i >= 90 for b in batches for i in b)
+
+
+def test_every_instance_is_accepted_at_least_base_prob_often():
+    """An Assistant that scores everything 0 with full confidence: each instance ~base_prob of the epochs."""
+    n, epochs, base_prob = 200, 400, 0.3
+
+    def select(epoch, candidates):
+        probs = acceptance_probability(torch.zeros(len(candidates)), confidence=1.0, base_prob=base_prob)
+        return sample_keep_mask(probs, torch.Generator().manual_seed(epoch))
+
+    sampler = AssistedBatchSampler(n, 16, seed=0, select_fn=select)
+    counts = torch.zeros(n)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        counts[flatten(sampler)] += 1
+    rates = counts / epochs
+    assert abs(rates.mean().item() - base_prob) < 0.01
+    # binomial(400, 0.3) has std 0.023: 5 std below the floor would mean a broken floor
+    assert rates.min().item() > base_prob - 5 * (base_prob * (1 - base_prob) / epochs) ** 0.5
+
+
+def test_bad_sizes_are_rejected_at_construction():
+    with pytest.raises(ValueError, match="at least one instance"):
+        AssistedBatchSampler(0, 4)
+    with pytest.raises(ValueError, match="batch_size"):
+        AssistedBatchSampler(10, 0)
+
+
+def test_acceptance_rate_never_falls_below_base_prob_whatever_the_scores():
+    n, epochs, base_prob = 100, 400, 0.3
+    scores = torch.rand(n, generator=torch.Generator().manual_seed(0)) ** 4  # many near 0
+    scores[:10] = 0.0
+
+    def select(epoch, candidates):
+        probs = acceptance_probability(scores[candidates], confidence=0.95, base_prob=base_prob)
+        return sample_keep_mask(probs, torch.Generator().manual_seed(1000 + epoch))
+
+    sampler = AssistedBatchSampler(n, 16, seed=1, select_fn=select)
+    counts = torch.zeros(n)
+    for epoch in range(epochs):
+        sampler.set_epoch(epoch)
+        counts[flatten(sampler)] += 1
+    rates = counts / epochs
+    tolerance = 5 * (base_prob * (1 - base_prob) / epochs) ** 0.5
+    assert rates.min().item() > base_prob - tolerance
+    # and the Assistant's scores still matter: high scorers are kept more often than the zeros
+    assert rates[scores > 0.5].mean() > rates[:10].mean() + 0.2

@@ -1,0 +1,103 @@
+"""A small ResNet trained on real Fashion-MNIST images with AutoAssistTrainer (about 10 s each on 2 CPU cores)."""
+
+import math
+
+import numpy as np
+import pytest
+
+from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+
+from conftest import tiny_resnet
+
+pytestmark = pytest.mark.slow
+
+AUTOASSIST_KEYS = [
+    "autoassist/kept_fraction",
+    "autoassist/assistant_accuracy",
+    "autoassist/instances_seen",
+    "autoassist/instances_trained",
+    "autoassist/queue_dropped",
+    "autoassist/assistant_seconds",
+]
+
+
+def make_trainer(tmp_path, vision_example, fashion_mnist, train_size=2000, **kwargs):
+    train = fashion_mnist["train"].shuffle(seed=0).select(range(train_size)).with_format("numpy")
+    test = fashion_mnist["test"].select(range(1000)).with_format("numpy")
+    args = dict(
+        output_dir=str(tmp_path),
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=64,
+        learning_rate=3e-3,
+        num_train_epochs=3,
+        logging_steps=5,
+        save_strategy="no",
+        remove_unused_columns=False,
+        disable_tqdm=True,
+        seed=0,
+    )
+    return AutoAssistTrainer(
+        model=tiny_resnet(),
+        args=AutoAssistConfig(**{**args, **kwargs}),
+        train_dataset=train,
+        eval_dataset=test,
+        data_collator=vision_example.collate_images,
+        compute_metrics=vision_example.compute_metrics,
+    )
+
+
+def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fashion_mnist):
+    trainer = make_trainer(tmp_path, vision_example, fashion_mnist)
+    kept_per_epoch = []
+    original_run_epoch = trainer._run_epoch
+
+    def recording_run_epoch(**kwargs):
+        result = original_run_epoch(**kwargs)
+        kept_per_epoch.append(len(trainer.autoassist_sampler.kept))  # the selection of the epoch just run
+        return result
+
+    trainer._run_epoch = recording_run_epoch
+    trainer.train()
+
+    assert len(kept_per_epoch) == 3
+    assert kept_per_epoch[0] == 2000  # warmup keeps everything
+    assert all(kept < 2000 for kept in kept_per_epoch[1:])
+
+    train_logs = [log for log in trainer.state.log_history if "loss" in log]
+    assert all(key in train_logs[-1] for key in AUTOASSIST_KEYS)
+    assert np.mean([log["loss"] for log in train_logs[-3:]]) < np.mean([log["loss"] for log in train_logs[:3]])
+    # the Boss back-propagated exactly the kept instances, and each one's loss reached the Assistant
+    final = trainer.state.log_history[-1]
+    assert final["autoassist/instances_seen"] == sum(kept_per_epoch)
+    trainer.assistant_worker.flush()
+    assert trainer.assistant_worker.trained + trainer.assistant_worker.dropped == sum(kept_per_epoch)
+    accuracy = trainer.evaluate()["eval_accuracy"]
+    assert accuracy > 0.5, accuracy  # chance is 0.1
+
+
+def test_schedule_and_progress_end_together_when_epochs_shrink(tmp_path, vision_example, fashion_mnist):
+    trainer = make_trainer(tmp_path, vision_example, fashion_mnist, gradient_accumulation_steps=2)
+    result = trainer.train()
+    # the plan was re-made from the shrunk epochs: every planned step ran and the linear schedule reached 0
+    assert trainer.state.global_step == trainer.state.max_steps == result.global_step
+    assert trainer.state.global_step < 3 * math.ceil(math.ceil(2000 / 64) / 2)
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    assert trainer.state.epoch == pytest.approx(3.0)
+
+
+def test_max_steps_is_honoured_exactly_across_shrunk_epochs(tmp_path, vision_example, fashion_mnist):
+    trainer = make_trainer(tmp_path, vision_example, fashion_mnist, train_size=640, max_steps=40, num_train_epochs=1)
+    trainer.train()
+    # 10 batches per full epoch, fewer after warmup: 40 steps take more than 4 epochs
+    assert trainer.state.global_step == 40
+    assert trainer.state.epoch > 4
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_strategy_none_keeps_every_instance_through_the_same_path(tmp_path, vision_example, fashion_mnist):
+    trainer = make_trainer(tmp_path, vision_example, fashion_mnist, autoassist_strategy="none", num_train_epochs=2)
+    trainer.train()
+    assert trainer.autoassist_sampler.kept_fraction == 1.0
+    assert trainer.assistant_worker is None
+    assert trainer.state.global_step == 2 * math.ceil(2000 / 64)
