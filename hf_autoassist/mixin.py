@@ -6,6 +6,7 @@ epoch length and a re-planned schedule) and `log`. Placed first, it works with `
 """
 
 import math
+import os
 import sys
 from functools import partial
 
@@ -15,7 +16,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, IterableDataset
 from transformers.data.data_collator import default_data_collator
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-from transformers.trainer_utils import seed_worker
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker, build_assistant
@@ -33,6 +34,8 @@ logger = logging.get_logger(__name__)
 
 # keeps the acceptance draws independent of the shuffling draws that use the same seed
 _SELECTION_SEED_OFFSET = 1_000_003
+# one file per process in each checkpoint folder, beside trainer_state.json
+STATE_NAME = "autoassist_state-{process_index}.pt"
 
 
 class AutoAssistMixin:
@@ -64,6 +67,10 @@ class AutoAssistMixin:
         self.assistant_worker: AssistantWorker | None = None
         self.autoassist_sampler: AssistedBatchSampler | None = None
         self._autoassist_indices: torch.Tensor | None = None
+        # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
+        self._epoch_start_step = 0
+        self._epoch_update_steps = 0
+        self._resumed_epoch: tuple[int, int] | None = None  # (epoch, its start step) of a resumed mid-epoch run
 
     @property
     def _autoassist_enabled(self) -> bool:
@@ -94,12 +101,18 @@ class AutoAssistMixin:
         if self._autoassist_enabled and self.assistant_worker is None:
             self._start_assistant(dataset)
 
+        num_processes = self.accelerator.num_processes
+        split_batches = getattr(self.accelerator, "split_batches", False)
         self.autoassist_sampler = AssistedBatchSampler(
             len(dataset),
             batch_size=self._train_batch_size,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
             select_fn=self._select_instances,
             drop_last=self.args.dataloader_drop_last,
+            # every rank gets the same number of full batches, so accelerate never repeats instances to even them
+            pad_to_multiple_of=self._train_batch_size * (1 if split_batches else num_processes)
+            if num_processes > 1
+            else None,
         )
         params = {
             "batch_sampler": self.autoassist_sampler,
@@ -137,14 +150,15 @@ class AutoAssistMixin:
     def _select_instances(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`; decided on the main process and shared with every rank."""
         keep = torch.ones(len(candidates), dtype=torch.bool)
-        if self._autoassist_enabled and epoch >= self.args.autoassist_warmup_epochs:
+        selecting = self._autoassist_enabled and epoch >= self.args.autoassist_warmup_epochs
+        if selecting and self.accelerator.is_main_process:
             worker = self.assistant_worker
             probs = acceptance_probability(worker.score(candidates), worker.confidence, self.args.autoassist_base_prob)
             generator = torch.Generator().manual_seed(self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1))
             keep = sample_keep_mask(probs, generator)
             if not keep.any():  # an empty epoch would stop the Trainer
                 keep[0] = True
-        if self.accelerator.num_processes > 1:
+        if selecting and self.accelerator.num_processes > 1:
             # each rank's Assistant learned from its own shard: rank 0 decides for all, so batch counts agree
             keep = broadcast(keep.to(torch.uint8).to(self.accelerator.device), from_process=0).cpu().bool()
         return keep
@@ -161,6 +175,12 @@ class AutoAssistMixin:
         self.autoassist_sampler.set_epoch(epoch)  # the selection is made here, so the epoch's length is known
         steps_in_epoch = len(train_dataloader)
         num_update_steps_per_epoch = max(1, math.ceil(steps_in_epoch / self.args.gradient_accumulation_steps))
+        if self._resumed_epoch is not None and self._resumed_epoch[0] == epoch:
+            self._epoch_start_step = self._resumed_epoch[1]
+        else:
+            self._epoch_start_step = self.state.global_step
+        self._resumed_epoch = None
+        self._epoch_update_steps = num_update_steps_per_epoch
         self._replan(epoch, num_update_steps_per_epoch)
         return super()._run_epoch(
             model=model,
@@ -176,17 +196,59 @@ class AutoAssistMixin:
         if self.args.max_steps > 0:
             return  # `max_steps` is honoured exactly; epochs just hold fewer steps
         planned = planned_total_steps(
-            self.state.global_step, epoch, self.args.num_train_epochs, update_steps_this_epoch
+            self._epoch_start_step, epoch, self.args.num_train_epochs, update_steps_this_epoch
         )
-        if planned == self.state.max_steps:
-            return
         self.state.max_steps = planned
+        # rebuilt even when the total did not change: a scheduler loaded from a checkpoint keeps the state but not
+        # the plan it was built for (LambdaLR does not save its functions)
         if isinstance(self.lr_scheduler, LambdaLR) and self._created_lr_scheduler:
             self.lr_scheduler = None
             self.create_scheduler(num_training_steps=planned, optimizer=self.optimizer)
             fast_forward(self.lr_scheduler, self.state.global_step)
             self.callback_handler.lr_scheduler = self.lr_scheduler
         resize_progress_bars(self.callback_handler.callbacks, planned)
+
+    # ---- checkpoints --------------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.autoassist_sampler is None:
+            return
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        state = {
+            "sampler": self.autoassist_sampler.state_dict(),
+            "worker": self.assistant_worker.state_dict() if self.assistant_worker is not None else None,
+            "epoch_start_step": self._epoch_start_step,
+            "epoch_update_steps": self._epoch_update_steps,
+        }
+        os.makedirs(folder, exist_ok=True)
+        torch.save(state, os.path.join(folder, STATE_NAME.format(process_index=self.args.process_index)))
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
+        """On resume, epochs have varying lengths: find the epoch and the batch to resume from in the saved state."""
+        epochs_trained, steps_trained = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        if resume_from_checkpoint is None or self.autoassist_sampler is None:
+            return epochs_trained, steps_trained
+        path = os.path.join(resume_from_checkpoint, STATE_NAME.format(process_index=self.args.process_index))
+        if not os.path.isfile(path):
+            logger.warning(
+                f"{resume_from_checkpoint} has no AutoAssist state ({os.path.basename(path)}): it was not written by "
+                f"{type(self).__name__}. Training resumes with a fresh Assistant, and the epoch to resume from is "
+                "counted as if every epoch kept every instance."
+            )
+            return epochs_trained, steps_trained
+        state = torch.load(path, weights_only=False)
+        if self.assistant_worker is not None and state["worker"] is not None:
+            self.assistant_worker.load_state_dict(state["worker"])
+        self.autoassist_sampler.load_state_dict(state["sampler"])
+        epoch = state["sampler"]["epoch"]
+        steps_done = self.state.global_step - state["epoch_start_step"]
+        if epoch is None or steps_done >= state["epoch_update_steps"]:
+            return (0 if epoch is None else epoch + 1), 0  # saved at an epoch end: the next epoch starts afresh
+        self._resumed_epoch = (epoch, state["epoch_start_step"])
+        skip = 0 if self.args.ignore_data_skip else steps_done * self.args.gradient_accumulation_steps
+        return epoch, skip
 
     # ---- per-instance losses ------------------------------------------------------------------------------------
     def training_step(self, model, inputs, *args, **kwargs):

@@ -18,6 +18,9 @@ class AssistedBatchSampler(Sampler[list[int]]):
     `len()` is exact for the epoch and the Trainer can plan its steps from it.
 
     Knows nothing about models or ranks: accelerate's `BatchSamplerShard` splits its batches across processes.
+    With `pad_to_multiple_of=batch_size * num_processes` the kept set is topped up with the next rejected candidates
+    of the pass (or, if too few were rejected, trimmed) so that every rank gets the same number of full batches and
+    `BatchSamplerShard` never has to repeat an instance to even them out.
 
     Example:
         >>> sampler = AssistedBatchSampler(6, batch_size=2, seed=0, select_fn=lambda epoch, idx: idx % 2 == 0)
@@ -32,6 +35,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
         seed: int = 0,
         select_fn: SelectFn | None = None,
         drop_last: bool = False,
+        pad_to_multiple_of: int | None = None,
     ):
         if num_samples <= 0:
             raise ValueError(f"AssistedBatchSampler needs at least one instance, got num_samples={num_samples}.")
@@ -42,6 +46,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.drop_last = drop_last
         self.seed = seed
         self.select_fn = select_fn
+        self.pad_to_multiple_of = pad_to_multiple_of
         self.epoch: int | None = None
         self.candidates = torch.arange(num_samples)
         self.kept = self.candidates
@@ -51,8 +56,37 @@ class AssistedBatchSampler(Sampler[list[int]]):
             return
         generator = torch.Generator().manual_seed(self.seed + epoch)
         self.candidates = torch.randperm(self.num_samples, generator=generator)
-        self.kept = self.candidates if self.select_fn is None else self.candidates[self.select_fn(epoch, self.candidates)]
+        if self.select_fn is None:
+            keep = torch.ones(self.num_samples, dtype=torch.bool)
+        else:
+            keep = self.select_fn(epoch, self.candidates).clone()
+        if self.pad_to_multiple_of:
+            keep = self._round_to_multiple(keep, self.pad_to_multiple_of)
+        self.kept = self.candidates[keep]
         self.epoch = epoch
+
+    @staticmethod
+    def _round_to_multiple(keep: torch.Tensor, multiple: int) -> torch.Tensor:
+        """Turns on the first rejected positions until the count is a multiple, else turns off the last kept."""
+        kept, rejected = keep.nonzero().squeeze(1), (~keep).nonzero().squeeze(1)
+        missing, extra = -len(kept) % multiple, len(kept) % multiple
+        if missing <= len(rejected):
+            keep[rejected[:missing]] = True
+        elif extra < len(kept):  # a pass smaller than one round of batches is left as it is
+            keep[kept[len(kept) - extra :]] = False
+        return keep
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "candidates": self.candidates.clone(), "kept": self.kept.clone()}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores an epoch's pass and selection, so a resumed run does not decide that epoch again."""
+        if len(state["candidates"]) != self.num_samples:
+            raise ValueError(
+                f"The saved selection covers {len(state['candidates'])} instances but the training set has "
+                f"{self.num_samples}. Resume with the training set the checkpoint was made with."
+            )
+        self.epoch, self.candidates, self.kept = state["epoch"], state["candidates"], state["kept"]
 
     @property
     def kept_fraction(self) -> float:

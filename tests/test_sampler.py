@@ -98,3 +98,34 @@ def test_acceptance_rate_never_falls_below_base_prob_whatever_the_scores():
     assert rates.min().item() > base_prob - tolerance
     # and the Assistant's scores still matter: high scorers are kept more often than the zeros
     assert rates[scores > 0.5].mean() > rates[:10].mean() + 0.2
+
+
+def test_padding_to_a_multiple_tops_up_with_rejected_candidates():
+    sampler = AssistedBatchSampler(100, 4, seed=0, select_fn=lambda e, idx: idx < 37, pad_to_multiple_of=8)
+    sampler.set_epoch(0)
+    kept = flatten(sampler)
+    assert len(kept) == 40 and len(set(kept)) == 40
+    assert set(range(37)) <= set(kept)  # every accepted instance is still there
+
+
+def test_padding_trims_when_too_few_were_rejected():
+    sampler = AssistedBatchSampler(30, 4, seed=0, select_fn=lambda e, idx: idx != 0, pad_to_multiple_of=8)
+    sampler.set_epoch(0)
+    assert len(sampler.kept) == 24 and len(set(sampler.kept.tolist())) == 24
+
+
+def test_state_dict_restores_the_epoch_without_deciding_again():
+    calls = []
+
+    def select(epoch, candidates):
+        calls.append(epoch)
+        return torch.rand(len(candidates)) < 0.5
+
+    sampler = AssistedBatchSampler(50, 4, seed=0, select_fn=select)
+    sampler.set_epoch(3)
+    restored = AssistedBatchSampler(50, 4, seed=0, select_fn=select)
+    restored.load_state_dict(sampler.state_dict())
+    restored.set_epoch(3)
+    assert calls == [3] and flatten(restored) == flatten(sampler)
+    with pytest.raises(ValueError, match="training set the checkpoint was made with"):
+        AssistedBatchSampler(49, 4).load_state_dict(sampler.state_dict())

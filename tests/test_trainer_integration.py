@@ -1,5 +1,6 @@
 """A small ResNet trained on real Fashion-MNIST images with AutoAssistTrainer (about 10 s each on 2 CPU cores)."""
 
+import logging
 import math
 
 import numpy as np
@@ -101,3 +102,26 @@ def test_strategy_none_keeps_every_instance_through_the_same_path(tmp_path, visi
     assert trainer.autoassist_sampler.kept_fraction == 1.0
     assert trainer.assistant_worker is None
     assert trainer.state.global_step == 2 * math.ceil(2000 / 64)
+
+
+def test_eval_save_and_best_model_strategies_keep_working(tmp_path, vision_example, fashion_mnist, caplog):
+    import transformers
+
+    trainer = make_trainer(
+        tmp_path, vision_example, fashion_mnist, train_size=1000, gradient_accumulation_steps=2,
+        eval_strategy="steps", eval_steps=5, save_strategy="steps", save_steps=5, load_best_model_at_end=True,
+        metric_for_best_model="accuracy", save_total_limit=2,
+    )  # fmt: skip
+    transformers.utils.logging.enable_propagation()
+    try:
+        with caplog.at_level(logging.WARNING):
+            trainer.train()
+    finally:
+        transformers.utils.logging.disable_propagation()
+    evals = [log for log in trainer.state.log_history if "eval_accuracy" in log]
+    assert [log["step"] for log in evals] == list(range(5, trainer.state.global_step + 1, 5))
+    best = max(evals, key=lambda log: log["eval_accuracy"])
+    assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
+    assert trainer.evaluate()["eval_accuracy"] == pytest.approx(best["eval_accuracy"])
+    # a normal run says nothing about epochs being shorter than planned
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "step" in r.getMessage().lower()]

@@ -121,6 +121,26 @@ class AssistantWorker:
             "autoassist/assistant_seconds": round(self.seconds, 3),
         }
 
+    # ---- checkpoints ----------------------------------------------------------------------------------------------
+    _STATISTICS = ("running_loss", "_accuracy_ema", "_accuracy_updates", "seen", "trained", "dropped")
+
+    def state_dict(self) -> dict:
+        """The Assistant's weights, its optimizer and its statistics, as they are now (queued batches not included:
+        in the background mode the checkpoint holds what the Assistant had learned when it was written)."""
+        with self.lock:
+            return {
+                "assistant": {k: v.clone() for k, v in self.assistant.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                **{name: getattr(self, name) for name in self._STATISTICS},
+            }
+
+    def load_state_dict(self, state: dict) -> None:
+        with self.lock:
+            self.assistant.load_state_dict(state["assistant"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            for name in self._STATISTICS:
+                setattr(self, name, state[name])
+
     # ---- the background thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
         # one intra-op thread: the Assistant's tensors are tiny, and a second OpenMP team would compete with the

@@ -1,0 +1,39 @@
+"""Two processes under `accelerate launch` on CPU (gloo): the ranks must agree on every epoch's selection."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO
+
+pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
+
+
+def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path):
+    command = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+        str(REPO / "tests/scripts/train_two_ranks.py"), str(tmp_path),
+    ]  # fmt: skip
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
+    # a rank that yielded a different number of batches would make gloo abort or hang: the timeout catches a hang
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
+    assert result.returncode == 0, result.stderr[-4000:]
+
+    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+    assert all(r["world_size"] == 2 for r in ranks)
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == ranks[0]["max_steps"]
+    assert ranks[0]["kept"] == ranks[1]["kept"]  # one selection, shared
+
+    for epoch, kept in ranks[0]["kept"].items():
+        first, second = ranks[0]["trained"][epoch], ranks[1]["trained"][epoch]
+        assert len(first) == len(second)
+        assert not set(first) & set(second), f"epoch {epoch}: an instance went to both ranks"
+        assert sorted(first + second) == sorted(kept), f"epoch {epoch}: the ranks did not cover the selection"
+    # warmup keeps every instance but the last 600 % (16 * 2) of the pass, so both ranks get full batches
+    assert len(ranks[0]["kept"]["0"]) == 576
+    later_epochs = [len(kept) for epoch, kept in ranks[0]["kept"].items() if epoch != "0"]
+    assert later_epochs and all(n < 576 and n % 32 == 0 for n in later_epochs)

@@ -1,0 +1,89 @@
+"""Resuming AutoAssistTrainer mid-epoch or at an epoch end: same selections and the same final weights."""
+
+import logging
+import shutil
+
+import pytest
+import torch
+
+from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+from hf_autoassist.data import INDEX_KEY
+from hf_autoassist.mixin import STATE_NAME
+
+from conftest import tiny_resnet
+
+pytestmark = pytest.mark.slow
+
+
+class RecordingTrainer(AutoAssistTrainer):
+    def training_step(self, model, inputs, *args, **kwargs):
+        self.trained_batches.append(inputs[INDEX_KEY].tolist())
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+def make_trainer(output_dir, vision_example, fashion_mnist):
+    train = fashion_mnist["train"].select(range(640)).with_format("numpy")
+    args = AutoAssistConfig(
+        output_dir=str(output_dir),
+        report_to="none",
+        use_cpu=True,
+        per_device_train_batch_size=64,
+        gradient_accumulation_steps=2,
+        num_train_epochs=3,
+        learning_rate=3e-3,
+        save_strategy="steps",
+        save_steps=2,
+        disable_tqdm=True,
+        seed=0,
+        autoassist_synchronous=True,  # the Assistant learns inside the step: the run is reproducible to the bit
+    )
+    trainer = RecordingTrainer(
+        model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images
+    )
+    trainer.trained_batches = []
+    return trainer
+
+
+def saved_state(checkpoint):
+    return torch.load(checkpoint / STATE_NAME.format(process_index=0), weights_only=False)
+
+
+def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path, vision_example, fashion_mnist):
+    reference = make_trainer(tmp_path, vision_example, fashion_mnist)
+    reference.train()
+    final_weights = {k: v.clone() for k, v in reference.model.state_dict().items()}
+
+    checkpoints = sorted(tmp_path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    mid_epoch = [c for c in checkpoints if 0 < int(c.name.split("-")[1]) - saved_state(c)["epoch_start_step"] < saved_state(c)["epoch_update_steps"]]
+    boundary = [c for c in checkpoints if int(c.name.split("-")[1]) - saved_state(c)["epoch_start_step"] == saved_state(c)["epoch_update_steps"]]
+    # one checkpoint inside a shrunk epoch, one at the end of an epoch
+    chosen = [next(c for c in mid_epoch if saved_state(c)["sampler"]["epoch"] >= 1), boundary[0]]
+
+    for checkpoint in chosen:
+        resumed = make_trainer(tmp_path / f"resume-{checkpoint.name}", vision_example, fashion_mnist)
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+        steps_before = int(checkpoint.name.split("-")[1])
+        # the same batches, in the same order, from the checkpoint on
+        assert resumed.trained_batches == reference.trained_batches[steps_before * 2 :], checkpoint.name
+        assert resumed.state.global_step == reference.state.global_step == reference.state.max_steps
+        for name, weight in resumed.model.state_dict().items():
+            torch.testing.assert_close(weight, final_weights[name], msg=f"{name} after {checkpoint.name}")
+        assert resumed.assistant_worker.state_dict()["seen"] == reference.assistant_worker.state_dict()["seen"]
+        for name, weight in resumed.assistant.state_dict().items():
+            torch.testing.assert_close(weight, reference.assistant.state_dict()[name])
+
+
+def test_checkpoint_without_selection_state_warns_and_still_resumes(tmp_path, vision_example, fashion_mnist, caplog):
+    first = make_trainer(tmp_path / "first", vision_example, fashion_mnist)
+    first.args.max_steps = 4
+    first.train()
+    checkpoint = tmp_path / "first" / "checkpoint-4"
+    stripped = tmp_path / "stripped"
+    shutil.copytree(checkpoint, stripped)
+    (stripped / STATE_NAME.format(process_index=0)).unlink()
+
+    resumed = make_trainer(tmp_path / "second", vision_example, fashion_mnist)
+    with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
+        resumed.train(resume_from_checkpoint=str(stripped))
+    assert "has no AutoAssist state" in caplog.text
+    assert resumed.state.global_step == resumed.state.max_steps
