@@ -35,6 +35,9 @@ class AutoAssistArguments:
             Batches of Boss losses waiting for the Assistant; when full the oldest batch is dropped and counted.
         autoassist_loss_momentum (`float`, *optional*, defaults to `0.99`):
             Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
+        autoassist_assistant_dim (`int`, *optional*, defaults to `1`):
+            Size of each token's weight vector in the `"bag_of_tokens"` Assistant; 1 is the paper's model, larger
+            values add a linear layer over the two summed bags.
         autoassist_pool_size (`int`, *optional*, defaults to `7`):
             Side of the average-pooled image that the `"pixels"` Assistant reads (7 turns 28x28 into 7x7).
         autoassist_synchronous (`bool`, *optional*, defaults to `False`):
@@ -78,6 +81,10 @@ class AutoAssistArguments:
         default=0.99,
         metadata={"help": "Momentum of the running mean of Boss losses (the Assistant's label threshold), in [0, 1)."},
     )
+    autoassist_assistant_dim: int = field(
+        default=1,
+        metadata={"help": "Size of each token's weight vector in the 'bag_of_tokens' Assistant; 1 is the paper's."},
+    )
     autoassist_pool_size: int = field(
         default=7, metadata={"help": "Side of the average-pooled image read by the 'pixels' Assistant."}
     )
@@ -115,6 +122,8 @@ class AutoAssistArguments:
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
             )
+        if self.autoassist_assistant_dim < 1:
+            raise ValueError(f"`autoassist_assistant_dim` must be >= 1, got {self.autoassist_assistant_dim}.")
         if self.autoassist_pool_size < 1:
             raise ValueError(f"`autoassist_pool_size` must be >= 1, got {self.autoassist_pool_size}.")
 

@@ -100,6 +100,12 @@ class AutoAssistMixin:
 
         if self._autoassist_enabled and self.assistant_worker is None:
             self._start_assistant(dataset)
+        if self.args.train_sampling_strategy != "random":
+            logger.warning(
+                f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
+                "epoch from its own seeded shuffle of the instances it keeps. Use the plain `Trainer` for "
+                "length-grouped batches."
+            )
 
         num_processes = self.accelerator.num_processes
         split_batches = getattr(self.accelerator, "split_batches", False)
@@ -132,7 +138,12 @@ class AutoAssistMixin:
     def _start_assistant(self, dataset) -> None:
         assistant = self.assistant
         if assistant is None:
-            assistant = build_assistant(self.args.autoassist_assistant, dataset, pool_size=self.args.autoassist_pool_size)
+            assistant = build_assistant(
+                self.args.autoassist_assistant,
+                dataset,
+                pool_size=self.args.autoassist_pool_size,
+                token_dim=self.args.autoassist_assistant_dim,
+            )
         if assistant.num_instances != len(dataset):
             raise ValueError(
                 f"The Assistant was built for {assistant.num_instances} instances but the training set has "

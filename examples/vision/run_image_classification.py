@@ -10,7 +10,6 @@ also take `--dataset_name` (e.g. `zalando-datasets/fashion_mnist`) and `--model_
 """
 
 import gzip
-import json
 import logging
 import os
 import struct
@@ -33,6 +32,7 @@ from transformers import (
 )
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+from hf_autoassist.comparison import report_side_by_side
 
 logger = logging.getLogger(__name__)
 
@@ -250,16 +250,15 @@ def main():
 
     # ---- report ------------------------------------------------------------------------------------------------
     if training_args.should_log:
-        header = f"{'trainer':<11} {'test acc':>8} {'train s':>8} {'steps':>6} {'kept (last epoch)':>17} {'assistant s':>11}"
-        print("\n" + header)
-        for r in results:
-            print(
-                f"{r['trainer']:<11} {r['test_accuracy']:>8.4f} {r['train_seconds']:>8.1f} {r['optimizer_steps']:>6} "
-                f"{r['kept_fraction_last_epoch']:>17.3f} {r['assistant_seconds']:>11.2f}"
-            )
-        with open(os.path.join(base_output_dir, "comparison.json"), "w") as f:
-            json.dump(results, f, indent=2)
-
+        columns = {
+            "trainer": "trainer",
+            "test_accuracy": "test acc",
+            "train_seconds": "train s",
+            "optimizer_steps": "steps",
+            "kept_fraction_last_epoch": "kept (last epoch)",
+            "assistant_seconds": "assistant s",
+        }
+        print("\n" + report_side_by_side(results, columns, base_output_dir))
 
 if __name__ == "__main__":
     main()

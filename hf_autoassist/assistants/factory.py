@@ -52,7 +52,7 @@ def _labels(dataset: Dataset) -> torch.Tensor | None:
     return None
 
 
-def build_assistant(name: str, dataset: Dataset, pool_size: int = 7) -> Assistant:
+def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: int = 1) -> Assistant:
     """Reads the features that `name` needs for every instance of `dataset` and builds the Assistant."""
     name = resolve_assistant_name(name, dataset)
     if name == "pixels":
@@ -75,7 +75,7 @@ def build_assistant(name: str, dataset: Dataset, pool_size: int = 7) -> Assistan
         as_lists = lambda col: [list(map(int, row)) for row in _read_column(dataset, col)]  # noqa: E731
         sources = as_lists("input_ids")
         targets = as_lists("labels") if "labels" in columns and _is_sequence_column(dataset) else None
-        return BagOfTokensAssistant(sources, targets)
+        return BagOfTokensAssistant(sources, targets, dim=token_dim)
     raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens' or 'auto'.")
 
 

@@ -19,16 +19,28 @@ def _flatten(sequences: list[list[int]], ignore_index: int) -> tuple[torch.Tenso
 
 
 class BagOfTokensAssistant(Assistant):
-    """`logit = sum_{t in source} u[t] + sum_{t in target} v[t] + b`.
+    """`logit = sum_{t in source} u[t] + sum_{t in target} v[t] + b` with `dim=1`, the paper's NMT Assistant.
+
+    With `dim > 1` each token gets a `dim`-vector; the two sums are concatenated and read by a linear layer: a little
+    more cost for a model that can weigh combinations of tokens.
 
     Args:
         input_ids (`list[list[int]]`): tokenized sources of the whole training set.
         labels (`list[list[int]]`, *optional*): tokenized targets (`-100` is skipped); absent for classification.
         vocab_size (`int`, *optional*): defaults to the largest id seen plus one.
+        dim (`int`, *optional*, defaults to `1`): size of each token's weight vector.
     """
 
-    def __init__(self, input_ids: list[list[int]], labels: list[list[int]] | None = None, vocab_size: int | None = None):
+    def __init__(
+        self,
+        input_ids: list[list[int]],
+        labels: list[list[int]] | None = None,
+        vocab_size: int | None = None,
+        dim: int = 1,
+    ):
         super().__init__()
+        if dim < 1:
+            raise ValueError(f"BagOfTokensAssistant needs dim >= 1, got {dim}.")
         self.num_instances = len(input_ids)
         src, src_offsets = _flatten(input_ids, -100)
         tgt, tgt_offsets = _flatten(labels if labels is not None else [[] for _ in input_ids], -100)
@@ -36,11 +48,19 @@ class BagOfTokensAssistant(Assistant):
             vocab_size = int(max(src.max() if len(src) else 0, tgt.max() if len(tgt) else 0)) + 1
         for name, tensor in [("src", src), ("src_offsets", src_offsets), ("tgt", tgt), ("tgt_offsets", tgt_offsets)]:
             self.register_buffer(name, tensor, persistent=False)
-        self.source_weights = nn.EmbeddingBag(vocab_size, 1, mode="sum")
-        self.target_weights = nn.EmbeddingBag(vocab_size, 1, mode="sum")
+        self.source_weights = nn.EmbeddingBag(vocab_size, dim, mode="sum")
+        self.target_weights = nn.EmbeddingBag(vocab_size, dim, mode="sum")
         self.bias = nn.Parameter(torch.zeros(1))
-        nn.init.zeros_(self.source_weights.weight)
-        nn.init.zeros_(self.target_weights.weight)
+        if dim == 1:
+            self.readout = None
+            nn.init.zeros_(self.source_weights.weight)
+            nn.init.zeros_(self.target_weights.weight)
+        else:
+            # random token vectors (an all-zero start would never break the symmetry), a zero readout: starts at 0.5
+            nn.init.normal_(self.source_weights.weight, std=dim**-0.5)
+            nn.init.normal_(self.target_weights.weight, std=dim**-0.5)
+            self.readout = nn.Linear(2 * dim, 1, bias=False)
+            nn.init.zeros_(self.readout.weight)
 
     def _bag(self, bag: nn.EmbeddingBag, flat: torch.Tensor, offsets: torch.Tensor, indices: torch.Tensor):
         starts, ends = offsets[indices], offsets[indices + 1]
@@ -49,11 +69,11 @@ class BagOfTokensAssistant(Assistant):
         positions = torch.repeat_interleave(starts - torch.cumsum(lengths, 0) + lengths, lengths)
         positions = positions + torch.arange(int(lengths.sum()))
         new_offsets = torch.cumsum(lengths, 0) - lengths
-        return bag(flat[positions], new_offsets).squeeze(-1)
+        return bag(flat[positions], new_offsets)
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return (
-            self._bag(self.source_weights, self.src, self.src_offsets, indices)
-            + self._bag(self.target_weights, self.tgt, self.tgt_offsets, indices)
-            + self.bias
-        )
+        source = self._bag(self.source_weights, self.src, self.src_offsets, indices)
+        target = self._bag(self.target_weights, self.tgt, self.tgt_offsets, indices)
+        if self.readout is None:
+            return (source + target).squeeze(-1) + self.bias
+        return self.readout(torch.cat([source, target], dim=-1)).squeeze(-1) + self.bias

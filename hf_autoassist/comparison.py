@@ -1,0 +1,22 @@
+"""Printing several runs of one example side by side, the same way in every example."""
+
+import json
+import os
+
+
+def report_side_by_side(rows: list[dict], columns: dict[str, str], output_dir: str) -> str:
+    """A fixed-width table of `rows` (one dict per run) over `columns` (key -> header), also saved as
+    `comparison.json` in `output_dir`. Returns the table."""
+    widths = {key: max(len(header), *(len(_cell(row.get(key))) for row in rows)) for key, header in columns.items()}
+    lines = [" ".join(header.rjust(widths[key]) for key, header in columns.items())]
+    lines += [" ".join(_cell(row.get(key)).rjust(widths[key]) for key in columns) for row in rows]
+    os.makedirs(output_dir, exist_ok=True)
+    with open(os.path.join(output_dir, "comparison.json"), "w") as f:
+        json.dump(rows, f, indent=2)
+    return "\n".join(lines)
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return "-" if value is None else str(value)
