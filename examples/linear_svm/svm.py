@@ -13,14 +13,17 @@ Counted per method: gradient evaluations (an inner product with x_i, O(d), the u
 evaluations (O(cheap features)), and wall-clock.
 """
 
-import gzip
 import math
-import struct
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+# the vision example's IDX reader, rather than a second copy
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "vision"))
+from run_image_classification import read_idx  # noqa: E402
 
 # ---- data ---------------------------------------------------------------------------------------------------------
 
@@ -38,18 +41,6 @@ class Task:
     known_optimum: np.ndarray | None = None
 
 
-def read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    magic, count = struct.unpack(">II", data[:8])
-    if magic == 2051:
-        rows, cols = struct.unpack(">II", data[8:16])
-        return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
-    if magic == 2049:
-        return np.frombuffer(data, dtype=np.uint8, offset=8)
-    raise ValueError(f"{path} is not an IDX file (magic {magic}).")
-
-
 def pooled(images: np.ndarray, size: int = 7) -> np.ndarray:
     """(n, 28, 28) -> (n, size*size) block means: the Assistant's cheap view of an image."""
     n, h, w = images.shape
@@ -61,8 +52,8 @@ def image_task(data_dir: Path, positive: list[int], negative: list[int] | None, 
 
     Pixels are scaled to [0, 1] (the standard scaling for these sets), a constant 1 is appended as the bias, and
     everything is divided by the mean instance norm, so step sizes do not depend on the image size."""
-    images = read_idx(data_dir / "train-images-idx3-ubyte.gz")
-    labels = read_idx(data_dir / "train-labels-idx1-ubyte.gz").astype(np.int64)
+    images = read_idx(str(data_dir / "train-images-idx3-ubyte.gz"))
+    labels = read_idx(str(data_dir / "train-labels-idx1-ubyte.gz")).astype(np.int64)
     mask = np.isin(labels, positive) | (np.ones_like(labels, bool) if negative is None else np.isin(labels, negative))
     images, labels = images[mask], labels[mask]
     if limit is not None:

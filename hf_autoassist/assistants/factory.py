@@ -52,31 +52,33 @@ def _labels(dataset: Dataset) -> torch.Tensor | None:
     return None
 
 
+# what each Assistant reads, and what to do when the column is missing
+REQUIRED_COLUMNS = {
+    "pixels": ("pixel_values", "Rename the image column to `pixel_values`, or use `autoassist_assistant='bag_of_tokens'` for text."),
+    "bag_of_tokens": ("input_ids", "Tokenize the dataset first, or use `autoassist_assistant='pixels'` for images."),
+}
+
+
 def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: int = 1) -> Assistant:
     """Reads the features that `name` needs for every instance of `dataset` and builds the Assistant."""
     name = resolve_assistant_name(name, dataset)
+    if name not in REQUIRED_COLUMNS:
+        raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens' or 'auto'.")
+    column, fix = REQUIRED_COLUMNS[name]
+    columns = _column_names(dataset)
+    if column not in columns:
+        raise ValueError(f"The {name!r} Assistant reads a `{column}` column, but the training set has {columns}. {fix}")
     if name == "pixels":
-        columns = _column_names(dataset)
-        if "pixel_values" not in columns:
-            raise ValueError(
-                f"The 'pixels' Assistant reads a `pixel_values` column, but the training set has {columns}. "
-                "Rename the image column to `pixel_values`, or use `autoassist_assistant='bag_of_tokens'` for text."
-            )
         values = _read_column(dataset, "pixel_values")
         pixels = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
         return PixelAssistant(pixels, _labels(dataset), pool_size=pool_size)
-    if name == "bag_of_tokens":
-        columns = _column_names(dataset)
-        if "input_ids" not in columns:
-            raise ValueError(
-                f"The 'bag_of_tokens' Assistant reads an `input_ids` column, but the training set has {columns}. "
-                "Tokenize the dataset first, or use `autoassist_assistant='pixels'` for images."
-            )
-        as_lists = lambda col: [list(map(int, row)) for row in _read_column(dataset, col)]  # noqa: E731
-        sources = as_lists("input_ids")
-        targets = as_lists("labels") if "labels" in columns and _is_sequence_column(dataset) else None
-        return BagOfTokensAssistant(sources, targets, dim=token_dim)
-    raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens' or 'auto'.")
+    sources = _token_lists(dataset, "input_ids")
+    targets = _token_lists(dataset, "labels") if "labels" in columns and _is_sequence_column(dataset) else None
+    return BagOfTokensAssistant(sources, targets, dim=token_dim)
+
+
+def _token_lists(dataset: Dataset, column: str) -> list[list[int]]:
+    return [list(map(int, row)) for row in _read_column(dataset, column)]
 
 
 def _is_sequence_column(dataset: Dataset) -> bool:
