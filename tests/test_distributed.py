@@ -12,11 +12,17 @@ from conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
 
-def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path):
+@pytest.mark.parametrize(
+    "accelerator_config",
+    [{}, {"dispatch_batches": True}, {"split_batches": True}],
+    ids=["shard", "dispatch_batches", "split_batches"],
+)
+def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, accelerator_config):
+    batch_per_round = 16 if accelerator_config.get("split_batches") else 32  # instances per step, all ranks together
     command = [
         sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
         "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO / "tests/scripts/train_two_ranks.py"), str(tmp_path),
+        str(REPO / "tests/scripts/train_two_ranks.py"), str(tmp_path), json.dumps(accelerator_config),
     ]  # fmt: skip
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     # a rank that yielded a different number of batches would make gloo abort or hang: the timeout catches a hang
@@ -33,7 +39,8 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path):
         assert len(first) == len(second)
         assert not set(first) & set(second), f"epoch {epoch}: an instance went to both ranks"
         assert sorted(first + second) == sorted(kept), f"epoch {epoch}: the ranks did not cover the selection"
-    # warmup keeps every instance but the last 600 % (16 * 2) of the pass, so both ranks get full batches
-    assert len(ranks[0]["kept"]["0"]) == 576
+    # warmup keeps every instance but the last 600 % (instances per step) of the pass, so every rank's batches are full
+    full = 600 - 600 % batch_per_round
+    assert len(ranks[0]["kept"]["0"]) == full
     later_epochs = [len(kept) for epoch, kept in ranks[0]["kept"].items() if epoch != "0"]
-    assert later_epochs and all(n < 576 and n % 32 == 0 for n in later_epochs)
+    assert later_epochs and all(n < full and n % batch_per_round == 0 for n in later_epochs)

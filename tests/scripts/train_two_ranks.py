@@ -1,6 +1,6 @@
 """Run by tests/test_distributed.py under `accelerate launch` with 2 CPU processes (gloo).
 
-Each rank trains a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer and writes, per epoch, the indices
+Each rank trains (with the accelerator_config given as JSON in the second argument) a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer and writes, per epoch, the indices
 it back-propagated and the indices the shared sampler kept, to `<output_dir>/rank-<r>.json`.
 """
 
@@ -25,7 +25,7 @@ class RecordingTrainer(AutoAssistTrainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def main(output_dir: str) -> None:
+def main(output_dir: str, accelerator_config: dict) -> None:
     vision = load_example("examples/vision/run_image_classification.py")
     train = vision.load_idx_dataset(str(DATA_DIR / "fashion-mnist"))["train"].select(range(600)).with_format("numpy")
     args = AutoAssistConfig(
@@ -39,6 +39,7 @@ def main(output_dir: str) -> None:
         logging_steps=5,
         disable_tqdm=True,
         seed=0,
+        accelerator_config=accelerator_config,
     )
     trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision.collate_images)
     trainer.trained_indices, trainer.kept_indices = {}, {}
@@ -55,4 +56,4 @@ def main(output_dir: str) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
