@@ -23,7 +23,7 @@ import run_translation  # noqa: E402
 from transformers import DataCollatorForSeq2Seq  # noqa: E402
 
 from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer  # noqa: E402
-from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant  # noqa: E402
+from hf_autoassist.assistants import AssistantWorker, build_assistant  # noqa: E402
 
 
 def record_stream(data_dir: str, output_dir: str, max_train_samples: int | None, seed: int):
@@ -66,9 +66,8 @@ def record_stream(data_dir: str, output_dir: str, max_train_samples: int | None,
 
 
 def replay(tokenized, stream, dim: int, lr: float) -> dict:
-    sources = [list(map(int, ids)) for ids in tokenized["input_ids"]]
-    targets = [list(map(int, ids)) for ids in tokenized["labels"]]
-    worker = AssistantWorker(BagOfTokensAssistant(sources, targets, dim=dim), lr=lr, synchronous=True)
+    # the trainer's own path from tokenized columns to an Assistant (timed apart from the replay)
+    worker = AssistantWorker(build_assistant("bag_of_tokens", tokenized, token_dim=dim), lr=lr, synchronous=True)
     correct = total = positives = 0
     start = time.perf_counter()
     for step, (indices, losses) in enumerate(stream):
