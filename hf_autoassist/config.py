@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
-STRATEGIES = ("autoassist", "none")
+STRATEGIES = ("autoassist", "random", "infobatch", "none")
 ASSISTANTS = ("auto", "pixels", "bag_of_tokens")
 
 
@@ -18,12 +18,29 @@ class AutoAssistArguments:
 
     Parameters that control selection:
         autoassist_strategy (`str`, *optional*, defaults to `"autoassist"`):
-            `"autoassist"` lets the Assistant shrink each epoch; `"none"` keeps every instance while going through
-            the same data path, so that the overhead of the path itself can be measured.
+            `"autoassist"` lets the Assistant shrink each epoch. The baselines run on the same machinery, so that a
+            comparison measures the selection alone: `"random"` keeps each instance with `autoassist_keep_prob`;
+            `"infobatch"` (Qin et al., ICLR 2024) prunes `autoassist_prune_ratio` of the instances whose last loss is
+            below the mean and scales up the loss of the rest of them; `"none"` keeps every instance while going
+            through the same data path, so that the overhead of the path itself can be measured.
         autoassist_base_prob (`float`, *optional*, defaults to `0.3`):
             Floor on every instance's acceptance probability (the paper's value). `1.0` keeps everything.
         autoassist_warmup_epochs (`float`, *optional*, defaults to `1.0`):
-            Epochs `e` with `e < autoassist_warmup_epochs` keep every instance while the Assistant learns.
+            Epochs `e` with `e < autoassist_warmup_epochs` keep every instance while the Assistant learns (every
+            strategy waits for it, so that they all start selecting at the same epoch).
+        autoassist_full_data_finish (`float`, *optional*):
+            Fraction of the training (by epochs, or by steps with `max_steps`) at its end in which every instance is
+            kept again. Defaults to the strategy's own: 0.125 for `"infobatch"` (its paper's), 0 for the others.
+        autoassist_keep_prob (`list[float]`, *optional*, defaults to `[0.5]`):
+            `"random"` only: chance of keeping each instance after the warmup. Several values give one per epoch
+            after the warmup, the last one repeating (to replay another run's kept fraction epoch by epoch).
+        autoassist_prune_ratio (`float`, *optional*, defaults to `0.5`):
+            `"infobatch"` only: fraction `r` of the below-mean-loss instances left out of an epoch; the kept ones
+            have their loss scaled by `1 / (1 - r)`, so that the expected gradient is unchanged.
+        autoassist_reweight (`bool`, *optional*, defaults to `False`):
+            `"autoassist"` only: scale each kept instance's loss by `1 / p`, its acceptance probability, so that the
+            expected gradient is the full data's (the linear-SVM study shows the bias this removes). Off, the
+            Trainer's loss is left untouched.
 
     Parameters that control the Assistant:
         autoassist_assistant (`str`, *optional*, defaults to `"auto"`):
@@ -61,6 +78,29 @@ class AutoAssistArguments:
     autoassist_warmup_epochs: float = field(
         default=1.0,
         metadata={"help": "Epochs e < autoassist_warmup_epochs keep every instance while the Assistant learns."},
+    )
+
+    autoassist_full_data_finish: float | None = field(
+        default=None,
+        metadata={
+            "help": "Fraction of training at its end that keeps every instance again, in [0, 1); default: the "
+            "strategy's own (0.125 for infobatch, 0 otherwise)."
+        },
+    )
+    autoassist_keep_prob: list[float] = field(
+        default_factory=lambda: [0.5],
+        metadata={
+            "help": "'random' only: chance of keeping each instance after the warmup, in (0, 1]; several values give "
+            "one per epoch after the warmup (the last repeats)."
+        },
+    )
+    autoassist_prune_ratio: float = field(
+        default=0.5,
+        metadata={"help": "'infobatch' only: fraction of the below-mean-loss instances pruned per epoch, in [0, 1)."},
+    )
+    autoassist_reweight: bool = field(
+        default=False,
+        metadata={"help": "'autoassist' only: scale each kept instance's loss by 1/p (unbiased gradient)."},
     )
 
     # Parameters that control the Assistant
@@ -112,6 +152,24 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_warmup_epochs` must be >= 0, got {self.autoassist_warmup_epochs}. "
                 "Use 0 to let the Assistant select from the first epoch on."
+            )
+        if isinstance(self.autoassist_keep_prob, (int, float)):
+            self.autoassist_keep_prob = [float(self.autoassist_keep_prob)]
+        self.autoassist_keep_prob = [float(p) for p in self.autoassist_keep_prob]
+        if not self.autoassist_keep_prob or not all(0.0 < p <= 1.0 for p in self.autoassist_keep_prob):
+            raise ValueError(
+                f"`autoassist_keep_prob` must be one or more values in (0, 1], got {self.autoassist_keep_prob}. "
+                "Use 1.0 to keep every instance."
+            )
+        if not 0.0 <= self.autoassist_prune_ratio < 1.0:
+            raise ValueError(
+                f"`autoassist_prune_ratio` must be in [0, 1), got {self.autoassist_prune_ratio}: the kept "
+                "below-mean instances are scaled by 1 / (1 - ratio). Use 0 to prune nothing."
+            )
+        if self.autoassist_full_data_finish is not None and not 0.0 <= self.autoassist_full_data_finish < 1.0:
+            raise ValueError(
+                f"`autoassist_full_data_finish` must be in [0, 1), got {self.autoassist_full_data_finish}. "
+                "Use 0 to select until the end, or `autoassist_strategy='none'` to never select."
             )
         if self.autoassist_assistant_lr <= 0:
             raise ValueError(f"`autoassist_assistant_lr` must be > 0, got {self.autoassist_assistant_lr}.")

@@ -28,9 +28,24 @@ def per_instance_loss(
         >>> per_instance_loss(logits, labels)  # log(4) for the first row, nothing to learn in the second
         tensor([1.3863, 0.0000])
     """
-    logits = logits.detach().float()
+    sums, counts = per_instance_loss_terms(logits.detach(), labels, ignore_index, label_smoothing, shift_labels)
+    return sums / counts.clamp(min=1)
+
+
+def per_instance_loss_terms(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    ignore_index: int = -100,
+    label_smoothing: float = 0.0,
+    shift_labels: bool = False,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each instance's summed loss and its number of loss terms, both `(batch,)`: counted target tokens for
+    sequences, 1 for a class label. Differentiable through `logits`, so a weighted loss can be built from them.
+    Arguments as in [`per_instance_loss`]."""
+    logits = logits.float()
     if logits.dim() == 2:
-        return F.cross_entropy(logits, labels, reduction="none", label_smoothing=label_smoothing)
+        losses = F.cross_entropy(logits, labels, reduction="none", label_smoothing=label_smoothing)
+        return losses, torch.ones_like(losses)
     if logits.dim() != 3 or labels.dim() != 2:
         raise ValueError(
             f"per_instance_loss expects (B, C) logits with (B,) labels or (B, T, V) logits with (B, T) labels, "
@@ -42,4 +57,24 @@ def per_instance_loss(
         logits.transpose(1, 2), labels, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
     )
     mask = labels.ne(ignore_index)
-    return (token_loss * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+    return (token_loss * mask).sum(-1), mask.sum(-1).to(token_loss.dtype)
+
+
+def reweighted_loss(loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """The Trainer's `loss` with each instance's terms weighted by `weights`, shape `(batch,)`.
+
+    The weighted mean `sum(w * sums) / sum(counts)` equals the model's own mean loss when every weight is 1. The
+    Trainer may have scaled that mean by a constant (`num_items_in_batch`, gradient accumulation): the result keeps
+    that scale, `c`, by returning `loss + c * (weighted - unweighted)`, whose value is `c * weighted` and whose
+    gradient is the weighted one.
+
+    Example:
+        >>> sums, counts = torch.tensor([1.0, 3.0]), torch.ones(2)
+        >>> reweighted_loss(sums.mean(), sums, counts, torch.tensor([2.0, 0.0]))
+        tensor(1.)
+    """
+    total = counts.sum().clamp(min=1)
+    unweighted = sums.sum() / total
+    weighted = (weights.to(sums.dtype) * sums).sum() / total
+    scale = loss.detach() / unweighted.detach() if unweighted.detach() != 0 else torch.ones_like(loss)
+    return loss + scale * (weighted - unweighted)

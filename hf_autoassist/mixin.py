@@ -19,13 +19,14 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_N
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 from transformers.utils import is_datasets_available, logging
 
-from .assistants import Assistant, AssistantWorker, build_assistant
+from .assistants import Assistant, AssistantWorker
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
-from .losses import per_instance_loss
+from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler
 from .schedule import fast_forward, planned_total_steps, resize_progress_bars
-from .selection import acceptance_probability, sample_keep_mask
+from .selection import selects_in_epoch
+from .strategies import AutoAssistSelection, SelectionStrategy, build_strategy
 
 if is_datasets_available():
     import datasets
@@ -64,17 +65,28 @@ class AutoAssistMixin:
             )
         self.assistant = assistant
         self.per_instance_loss_fn = per_instance_loss_fn
-        self.assistant_worker: AssistantWorker | None = None
+        self.strategy: SelectionStrategy | None = None
         self.autoassist_sampler: AssistedBatchSampler | None = None
         self._autoassist_indices: torch.Tensor | None = None
+        # loss weight of every instance in the running epoch, or None to leave the Trainer's loss untouched
+        self._loss_weights: torch.Tensor | None = None
+        self.instances_backpropagated = 0  # by this process
+        self.kept_fractions: dict[int, float] = {}  # epoch -> fraction of the training set it kept
         # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
         self._epoch_start_step = 0
         self._epoch_update_steps = 0
         self._resumed_epoch: tuple[int, int] | None = None  # (epoch, its start step) of a resumed mid-epoch run
 
     @property
-    def _autoassist_enabled(self) -> bool:
-        return self.args.autoassist_strategy == "autoassist"
+    def assistant_worker(self) -> AssistantWorker | None:
+        """The background worker that trains the Assistant (strategy `"autoassist"` only)."""
+        return self.strategy.worker if isinstance(self.strategy, AutoAssistSelection) else None
+
+    @property
+    def full_data_finish(self) -> float:
+        if self.args.autoassist_full_data_finish is not None:
+            return self.args.autoassist_full_data_finish
+        return self.strategy.default_full_data_finish
 
     @staticmethod
     def _check_map_style(dataset) -> None:
@@ -98,8 +110,11 @@ class AutoAssistMixin:
         else:
             collator = self._get_collator_with_removed_columns(collator, description="training")
 
-        if self._autoassist_enabled and self.assistant_worker is None:
-            self._start_assistant(dataset)
+        if self.strategy is None:
+            self.strategy = build_strategy(self.args)
+            self.strategy.prepare(dataset, assistant=self.assistant)
+            if isinstance(self.strategy, AutoAssistSelection):
+                self.assistant = self.strategy.assistant
         if self.args.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
@@ -135,43 +150,37 @@ class AutoAssistMixin:
             params["multiprocessing_context"] = self.args.dataloader_multiprocessing_context
         return self.accelerator.prepare(DataLoader(IndexedDataset(dataset), **params))
 
-    def _start_assistant(self, dataset) -> None:
-        assistant = self.assistant
-        if assistant is None:
-            assistant = build_assistant(
-                self.args.autoassist_assistant,
-                dataset,
-                pool_size=self.args.autoassist_pool_size,
-                token_dim=self.args.autoassist_assistant_dim,
-            )
-        if assistant.num_instances != len(dataset):
-            raise ValueError(
-                f"The Assistant was built for {assistant.num_instances} instances but the training set has "
-                f"{len(dataset)}. Build it from the same `train_dataset` you pass to the trainer."
-            )
-        self.assistant = assistant
-        self.assistant_worker = AssistantWorker(
-            assistant,
-            lr=self.args.autoassist_assistant_lr,
-            queue_size=self.args.autoassist_queue_size,
-            loss_momentum=self.args.autoassist_loss_momentum,
-            synchronous=self.args.autoassist_synchronous,
-        )
-
     def _select_instances(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`; decided on the main process and shared with every rank."""
         keep = torch.ones(len(candidates), dtype=torch.bool)
-        selecting = self._autoassist_enabled and epoch >= self.args.autoassist_warmup_epochs
-        if selecting and self.accelerator.is_main_process:
-            worker = self.assistant_worker
-            probs = acceptance_probability(worker.score(candidates), worker.confidence, self.args.autoassist_base_prob)
+        self._loss_weights = None
+        if self.args.max_steps > 0:
+            progress = self.state.global_step / self.args.max_steps
+        else:
+            progress = epoch / self.args.num_train_epochs
+        selecting = self.args.autoassist_strategy != "none" and selects_in_epoch(
+            epoch, progress, self.args.autoassist_warmup_epochs, self.full_data_finish
+        )
+        if not selecting:
+            return keep
+        self.strategy.synchronize(self.accelerator)
+        weights = torch.ones(len(candidates))
+        if self.accelerator.is_main_process:
             generator = torch.Generator().manual_seed(self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1))
-            keep = sample_keep_mask(probs, generator)
+            selection = self.strategy.select(candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), generator)
+            keep = selection.keep.clone()
+            if selection.weights is not None:
+                weights = selection.weights.float()
             if not keep.any():  # an empty epoch would stop the Trainer
                 keep[0] = True
-        if selecting and self.accelerator.num_processes > 1:
-            # each rank's Assistant learned from its own shard: rank 0 decides for all, so batch counts agree
+        if self.accelerator.num_processes > 1:
+            # rank 0 decides for all (each rank's strategy saw its own shard), so that batch counts agree
             keep = broadcast(keep.to(torch.uint8).to(self.accelerator.device), from_process=0).cpu().bool()
+            if self.strategy.reweights:
+                weights = broadcast(weights.to(self.accelerator.device), from_process=0).cpu()
+        if self.strategy.reweights:
+            self._loss_weights = torch.ones(self.autoassist_sampler.num_samples)
+            self._loss_weights[candidates] = weights
         return keep
 
     # ---- steps and schedule -------------------------------------------------------------------------------------
@@ -193,6 +202,7 @@ class AutoAssistMixin:
         self._resumed_epoch = None
         self._epoch_update_steps = num_update_steps_per_epoch
         self._replan(epoch, num_update_steps_per_epoch)
+        self.kept_fractions[epoch] = self.autoassist_sampler.kept_fraction
         return super()._run_epoch(
             model=model,
             epoch=epoch,
@@ -227,7 +237,10 @@ class AutoAssistMixin:
         folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         state = {
             "sampler": self.autoassist_sampler.state_dict(),
-            "worker": self.assistant_worker.state_dict() if self.assistant_worker is not None else None,
+            "strategy": self.strategy.state_dict(),
+            "loss_weights": self._loss_weights,
+            "instances_backpropagated": self.instances_backpropagated,
+            "kept_fractions": self.kept_fractions,
             "epoch_start_step": self._epoch_start_step,
             "epoch_update_steps": self._epoch_update_steps,
         }
@@ -250,9 +263,11 @@ class AutoAssistMixin:
             )
             return epochs_trained, steps_trained
         state = torch.load(path, weights_only=False)
-        if self.assistant_worker is not None and state["worker"] is not None:
-            self.assistant_worker.load_state_dict(state["worker"])
+        self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
         self.autoassist_sampler.load_state_dict(state["sampler"])
+        self._loss_weights = state.get("loss_weights")
+        self.instances_backpropagated = state.get("instances_backpropagated", 0)
+        self.kept_fractions = dict(state.get("kept_fractions", {}))
         epoch = state["sampler"]["epoch"]
         steps_done = self.state.global_step - state["epoch_start_step"]
         if epoch is None or steps_done >= state["epoch_update_steps"]:
@@ -264,23 +279,35 @@ class AutoAssistMixin:
     # ---- per-instance losses ------------------------------------------------------------------------------------
     def training_step(self, model, inputs, *args, **kwargs):
         self._autoassist_indices = inputs.pop(INDEX_KEY, None)
+        if self._autoassist_indices is not None:
+            self.instances_backpropagated += len(self._autoassist_indices)
         return super().training_step(model, inputs, *args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         indices, self._autoassist_indices = self._autoassist_indices, None
-        if indices is None or self.assistant_worker is None or not model.training:
+        weights = self._loss_weights
+        needs_losses = self.strategy is not None and self.strategy.observes_losses
+        if indices is None or not model.training or (not needs_losses and weights is None):
             return super().compute_loss(
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
         loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        self.assistant_worker.submit(indices, self._per_instance_losses(model, outputs, labels))
+        # with weights the terms keep their graph, to rebuild the loss; without, they are only read
+        with torch.set_grad_enabled(weights is not None):
+            sums, counts = self._per_instance_loss_terms(model, outputs, labels)
+        if weights is not None:
+            loss = reweighted_loss(loss, sums, counts, weights[indices.cpu()].to(sums.device))
+        if needs_losses:
+            losses = sums.detach() / counts.clamp(min=1)
+            self.strategy.observe(indices, losses, self.state.global_step)
         return (loss, outputs) if return_outputs else loss
 
-    @torch.no_grad()
-    def _per_instance_losses(self, model, outputs, labels) -> torch.Tensor:
+    def _per_instance_loss_terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each instance's summed loss and its count of loss terms (target tokens; 1 for a class label)."""
         if self.per_instance_loss_fn is not None:
-            return self.per_instance_loss_fn(outputs, labels)
+            losses = self.per_instance_loss_fn(outputs, labels)
+            return losses, torch.ones_like(losses)
         logits = outputs.get("logits") if isinstance(outputs, dict) else None
         if logits is None or labels is None:
             keys = list(outputs.keys()) if isinstance(outputs, dict) else type(outputs).__name__
@@ -291,7 +318,7 @@ class AutoAssistMixin:
                 "(outputs, labels -> (batch,) losses) to the trainer, or set `autoassist_strategy='none'`."
             )
         name = self.accelerator.unwrap_model(model)._get_name()
-        return per_instance_loss(
+        return per_instance_loss_terms(
             logits,
             labels,
             label_smoothing=self.args.label_smoothing_factor,
@@ -303,8 +330,9 @@ class AutoAssistMixin:
         metrics = {}
         if self.autoassist_sampler is not None:
             metrics["autoassist/kept_fraction"] = round(self.autoassist_sampler.kept_fraction, 4)
-        if self.assistant_worker is not None:
-            metrics.update(self.assistant_worker.metrics())
+        if self.strategy is not None:
+            metrics.update(self.strategy.metrics())
+            metrics["autoassist/instances_seen"] = self.instances_backpropagated
         return metrics
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

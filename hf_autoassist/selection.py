@@ -21,3 +21,21 @@ def acceptance_probability(scores: torch.Tensor, confidence: float, base_prob: f
 def sample_keep_mask(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Bernoulli draw per instance; deterministic for a given generator state."""
     return torch.rand(probs.shape, generator=generator) < probs
+
+
+def selects_in_epoch(epoch: int, progress: float, warmup_epochs: float, full_data_finish: float) -> bool:
+    """Whether an epoch is shrunk: not during the warmup, and not in the full-data finish.
+
+    `progress` is the fraction of training done when the epoch starts (epochs, or steps with `max_steps`).
+
+    Example:
+        >>> [selects_in_epoch(e, e / 8, warmup_epochs=1, full_data_finish=0.125) for e in range(8)]
+        [False, True, True, True, True, True, True, False]
+    """
+    return epoch >= warmup_epochs and progress < 1.0 - full_data_finish
+
+
+def inverse_probability_weights(probs: torch.Tensor) -> torch.Tensor:
+    """Loss weights `1 / p` that make the expected gradient over the Bernoulli draws the full data's:
+    `E[keep_i / p_i * g_i] = g_i`."""
+    return 1.0 / probs.clamp(min=1e-6)

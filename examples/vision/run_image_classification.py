@@ -28,6 +28,8 @@ from transformers import (
     ResNetConfig,
     ResNetForImageClassification,
     Trainer,
+    ViTConfig,
+    ViTForImageClassification,
     set_seed,
 )
 
@@ -53,8 +55,16 @@ class ModelArguments:
         default=None,
         metadata={"help": "A Hub id or local folder to fine-tune. Without it a small ResNet is built from a config."},
     )
+    model_type: str = field(
+        default="resnet",
+        metadata={"help": "Model built from a config when no checkpoint is given.", "choices": ["resnet", "vit"]},
+    )
     hidden_sizes: str = field(default="16,32", metadata={"help": "ResNet stage widths when built from a config."})
     depths: str = field(default="1,1", metadata={"help": "ResNet blocks per stage when built from a config."})
+    vit_hidden_size: int = field(default=64, metadata={"help": "ViT width when built from a config."})
+    vit_layers: int = field(default=2, metadata={"help": "ViT encoder layers when built from a config."})
+    vit_heads: int = field(default=4, metadata={"help": "ViT attention heads when built from a config."})
+    vit_patch_size: int = field(default=7, metadata={"help": "ViT patch side (7 cuts 28x28 into 16 patches)."})
     trainer: str = field(
         default="autoassist",
         metadata={
@@ -148,7 +158,7 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
 
 
-def build_model(model_args: ModelArguments, labels: ClassLabel, num_channels: int):
+def build_model(model_args: ModelArguments, labels: ClassLabel, num_channels: int, image_size: int = 28):
     id2label = dict(enumerate(labels.names))
     label2id = {name: i for i, name in id2label.items()}
     if model_args.model_name_or_path:
@@ -158,6 +168,20 @@ def build_model(model_args: ModelArguments, labels: ClassLabel, num_channels: in
         return AutoModelForImageClassification.from_pretrained(
             model_args.model_name_or_path, config=config, ignore_mismatched_sizes=True
         )
+    if model_args.model_type == "vit":
+        config = ViTConfig(
+            image_size=image_size,
+            patch_size=model_args.vit_patch_size,
+            num_channels=num_channels,
+            hidden_size=model_args.vit_hidden_size,
+            num_hidden_layers=model_args.vit_layers,
+            num_attention_heads=model_args.vit_heads,
+            intermediate_size=2 * model_args.vit_hidden_size,
+            num_labels=len(id2label),
+            id2label=id2label,
+            label2id=label2id,
+        )
+        return ViTForImageClassification(config)
     hidden_sizes = [int(x) for x in model_args.hidden_sizes.split(",")]
     depths = [int(x) for x in model_args.depths.split(",")]
     config = ResNetConfig(
@@ -177,7 +201,8 @@ def build_model(model_args: ModelArguments, labels: ClassLabel, num_channels: in
 def train_and_test(name, trainer_cls, model_args, training_args, dataset) -> dict:
     """One full run: model from scratch (same seed), train, test. Returns the numbers to compare."""
     set_seed(training_args.seed)
-    model = build_model(model_args, dataset["train"].features["labels"], dataset["train"][0]["pixel_values"].shape[0])
+    channels, height, _ = dataset["train"][0]["pixel_values"].shape
+    model = build_model(model_args, dataset["train"].features["labels"], channels, image_size=height)
     trainer = trainer_cls(
         model=model,
         args=training_args,

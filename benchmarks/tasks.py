@@ -1,0 +1,200 @@
+"""The benchmark's tasks: data, model, collator and metric of each, taken from the example scripts.
+
+Each task is trained the same way by every strategy; only `autoassist_strategy` (and, for the budget-matched run,
+`num_train_epochs`) changes. The presets fix the data sizes and schedule: `full` is the suite whose results are
+committed, `quick` a smoke run of a few minutes.
+"""
+
+import importlib.util
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Trainer
+
+from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def load_example(relative_path: str):
+    """Imports an example script as a module, so the benchmark trains exactly what the examples train."""
+    path = REPO / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class Preset:
+    """Data sizes and schedule of one task; `training` holds the `TrainingArguments` every run shares."""
+
+    train_samples: int
+    validation_samples: int
+    test_samples: int | None
+    num_train_epochs: float
+    eval_every_instances: int
+    training: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+
+
+@dataclass
+class TaskData:
+    train: object
+    validation: object
+    test: object
+    make_collator: Callable[[object], Callable]  # model -> data collator
+    compute_metrics: Callable
+    build_model: Callable[[], object]
+    # what the Trainer calls the metric (`eval_<metric>`), and which way is better
+    metric: str = "accuracy"
+
+
+@dataclass
+class Task:
+    name: str
+    description: str
+    presets: dict[str, Preset]
+    load: Callable[[str, Preset, str], TaskData]  # (data_dir, preset, work_dir) -> TaskData
+    plain_trainer: type = Trainer
+    autoassist_trainer: type = AutoAssistTrainer
+    config_class: type = AutoAssistConfig
+
+
+# ---- vision ----------------------------------------------------------------------------------------------------------
+
+
+def _vision_loader(model_type: str):
+    def load(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
+        vision = load_example("examples/vision/run_image_classification.py")
+        dataset = vision.load_idx_dataset(os.path.join(data_dir, "fashion-mnist"))
+        # the validation split is held out of the training set, with a fixed seed: the same for every run and seed
+        shuffled = dataset["train"].shuffle(seed=1234)
+        validation = shuffled.select(range(preset.validation_samples))
+        train = shuffled.select(range(preset.validation_samples, preset.validation_samples + preset.train_samples))
+        test = dataset["test"]
+        if preset.test_samples is not None:
+            test = test.select(range(preset.test_samples))
+        model_args = vision.ModelArguments(model_type=model_type, **preset.model)
+        labels = train.features["labels"]
+
+        def build_model():
+            return vision.build_model(model_args, labels, num_channels=1, image_size=28)
+
+        return TaskData(
+            train=train.with_format("numpy"),
+            validation=validation.with_format("numpy"),
+            test=test.with_format("numpy"),
+            make_collator=lambda model: vision.collate_images,
+            compute_metrics=vision.compute_metrics,
+            build_model=build_model,
+        )
+
+    return load
+
+
+VISION_TRAINING = dict(per_device_train_batch_size=128, per_device_eval_batch_size=512, lr_scheduler_type="linear")
+
+VISION_RESNET = Task(
+    name="vision-resnet",
+    description="Fashion-MNIST, ResNet (basic blocks, widths 16/32, one block each) built from a ResNetConfig",
+    presets={
+        "full": Preset(30000, 5000, None, 12, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
+        "quick": Preset(2000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
+    },
+    load=_vision_loader("resnet"),
+)
+
+VISION_VIT = Task(
+    name="vision-vit",
+    description="Fashion-MNIST, ViT (patch 7, width 64, 2 layers, 4 heads) built from a ViTConfig",
+    presets={
+        "full": Preset(
+            30000, 5000, None, 12, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 100}
+        ),
+        "quick": Preset(2000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 10}),
+    },
+    load=_vision_loader("vit"),
+)
+
+
+# ---- translation -----------------------------------------------------------------------------------------------------
+
+
+def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
+    import numpy as np
+    import sacrebleu
+
+    translation = load_example("examples/translation/run_translation.py")
+    raw = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de")
+    raw["train"] = raw["train"].shuffle(seed=1234).select(range(preset.train_samples))
+    # Multi30k's official validation split: held out of the training data, and never the test set
+    raw["validation"] = raw["validation"].select(range(preset.validation_samples))
+    if preset.test_samples is not None:
+        raw["test"] = raw["test"].select(range(preset.test_samples))
+    model_args = translation.ModelArguments(**preset.model)
+    pairs = raw["train"]["translation"]
+    sentences = [p["en"] for p in pairs] + [p["de"] for p in pairs]
+    tokenizer = translation.train_joint_bpe(sentences, model_args.vocab_size, os.path.join(work_dir, "tokenizer"))
+
+    def preprocess(batch):
+        sources = [pair["en"] for pair in batch["translation"]]
+        targets = [pair["de"] for pair in batch["translation"]]
+        return tokenizer(sources, text_target=targets, max_length=64, truncation=True)
+
+    tokenized = raw.map(preprocess, batched=True, remove_columns=["translation"], desc="Tokenizing")
+
+    def compute_metrics(eval_preds):
+        predictions, labels = eval_preds
+        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
+        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
+        hypotheses = [s.strip() for s in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
+        references = [s.strip() for s in tokenizer.batch_decode(labels, skip_special_tokens=True)]
+        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
+
+    def build_model():
+        model = translation.build_marian(model_args, tokenizer, 64)
+        model.generation_config.max_length = 64
+        model.generation_config.num_beams = 1
+        return model
+
+    return TaskData(
+        train=tokenized["train"],
+        validation=tokenized["validation"],
+        test=tokenized["test"],
+        # with the model, the collator builds `decoder_input_ids` (the label smoother takes the labels away)
+        make_collator=lambda model: DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
+        compute_metrics=compute_metrics,
+        build_model=build_model,
+        metric="bleu",
+    )
+
+
+TRANSLATION_MODEL = dict(d_model=128, layers=2, attention_heads=4, ffn_dim=256, vocab_size=4000, dropout=0.1)
+TRANSLATION_TRAINING = dict(
+    per_device_train_batch_size=64,
+    per_device_eval_batch_size=128,
+    learning_rate=2e-3,
+    warmup_steps=100,
+    label_smoothing_factor=0.1,
+    lr_scheduler_type="linear",
+    predict_with_generate=True,
+)
+
+TRANSLATION = Task(
+    name="translation",
+    description="Multi30k en-de, Marian Transformer (d_model 128, 2+2 layers, 4 heads, FFN 256, joint BPE 4000) "
+    "built from a MarianConfig; validation BLEU on 500 pairs of the official val split, greedy decoding",
+    presets={
+        "full": Preset(10000, 500, None, 6, 5000, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+        "quick": Preset(1000, 100, 100, 2, 1000, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+    },
+    load=_load_translation,
+    plain_trainer=Seq2SeqTrainer,
+    autoassist_trainer=AutoAssistSeq2SeqTrainer,
+    config_class=AutoAssistSeq2SeqConfig,
+)
+
+TASKS = {task.name: task for task in (VISION_RESNET, VISION_VIT, TRANSLATION)}

@@ -1,0 +1,60 @@
+"""`autoassist`: the paper's shrinking rule, driven by a learned Assistant that trains in the background."""
+
+from ..assistants import Assistant, AssistantWorker, build_assistant
+from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask
+from .base import Selection, SelectionStrategy
+
+
+class AutoAssistSelection(SelectionStrategy):
+    """Keeps each candidate with `q + (1 - q) * s` ([`acceptance_probability`]), `s` the Assistant's score; with
+    `autoassist_reweight` the kept instances' losses are scaled by `1 / p`."""
+
+    name = "autoassist"
+    observes_losses = True
+
+    def __init__(self, args):
+        super().__init__(args)
+        self.reweights = args.autoassist_reweight
+        self.assistant: Assistant | None = None
+        self.worker: AssistantWorker | None = None
+
+    def prepare(self, dataset, assistant=None):
+        args = self.args
+        if assistant is None:
+            assistant = build_assistant(
+                args.autoassist_assistant, dataset, pool_size=args.autoassist_pool_size, token_dim=args.autoassist_assistant_dim
+            )
+        if assistant.num_instances != len(dataset):
+            raise ValueError(
+                f"The Assistant was built for {assistant.num_instances} instances but the training set has "
+                f"{len(dataset)}. Build it from the same `train_dataset` you pass to the trainer."
+            )
+        self.assistant = assistant
+        self.worker = AssistantWorker(
+            assistant,
+            lr=args.autoassist_assistant_lr,
+            queue_size=args.autoassist_queue_size,
+            loss_momentum=args.autoassist_loss_momentum,
+            synchronous=args.autoassist_synchronous,
+        )
+
+    def select(self, candidates, selecting_epoch, generator):
+        probs = acceptance_probability(self.worker.score(candidates), self.worker.confidence, self.args.autoassist_base_prob)
+        keep = sample_keep_mask(probs, generator)
+        return Selection(keep, inverse_probability_weights(probs) if self.reweights else None)
+
+    def observe(self, indices, losses, step):
+        self.worker.submit(indices, losses)
+
+    def state_dict(self):
+        return {"worker": self.worker.state_dict()}
+
+    def load_state_dict(self, state):
+        if state.get("worker") is not None:
+            self.worker.load_state_dict(state["worker"])
+
+    def metrics(self):
+        return self.worker.metrics()
+
+    def close(self):
+        self.worker.close()

@@ -1,0 +1,67 @@
+"""What every selection strategy is: a decision per epoch, and what it learns from the Boss's per-instance losses."""
+
+from typing import NamedTuple
+
+import torch
+
+
+class Selection(NamedTuple):
+    """An epoch's decision over its shuffled candidates.
+
+    keep (`torch.BoolTensor`): `(len(candidates),)`, the instances the Boss trains on.
+    weights (`torch.Tensor`, *optional*): `(len(candidates),)` loss weights of the kept instances; `None` leaves the
+        Trainer's loss untouched.
+    """
+
+    keep: torch.Tensor
+    weights: torch.Tensor | None = None
+
+
+class SelectionStrategy:
+    """Base class of the strategies behind `autoassist_strategy`. The trainer calls, in this order:
+
+    - `prepare(dataset)` once, when the training DataLoader is built;
+    - per epoch that is shrunk, `synchronize(accelerator)` on every rank, then `select(...)` on the main process only
+      (its decision is broadcast to the other ranks);
+    - `observe(indices, losses, step)` after each training forward pass, with one loss per instance (only if
+      `observes_losses`);
+    - `state_dict` / `load_state_dict` with each checkpoint, `metrics` with each log, `close` when training ends.
+
+    The decision itself is a plain function of scores or losses in each strategy's module, testable alone.
+    """
+
+    name: str = ""
+    # fraction of training at its end that keeps everything, when `autoassist_full_data_finish` is not set
+    default_full_data_finish: float = 0.0
+    # whether `observe` needs the per-instance losses of the training step
+    observes_losses: bool = False
+    # whether `select` may return loss weights (known on every rank, so that they all expect the broadcast)
+    reweights: bool = False
+
+    def __init__(self, args):
+        self.args = args
+
+    def prepare(self, dataset, assistant=None) -> None:
+        """Called once per training run with the (column-pruned) training set."""
+
+    def synchronize(self, accelerator) -> None:
+        """Called on every rank before the main process selects: a place for collective calls."""
+
+    def select(self, candidates: torch.Tensor, selecting_epoch: int, generator: torch.Generator) -> Selection:
+        """The decision for one shrunk epoch. `selecting_epoch` counts the shrunk epochs from 0."""
+        raise NotImplementedError
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor, step: int) -> None:
+        """One Boss loss per trained instance, `(B,)` each, from the step's own forward pass."""
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+    def metrics(self) -> dict[str, float]:
+        return {}
+
+    def close(self) -> None:
+        pass
