@@ -4,7 +4,7 @@ import time
 import pytest
 import torch
 
-from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, build_assistant
+from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, WithLossMemory, build_assistant
 from hf_autoassist.assistants.base import Assistant
 
 
@@ -113,3 +113,42 @@ def test_auto_picks_the_assistant_from_the_columns():
     assert isinstance(build_assistant("auto", text), BagOfTokensAssistant)
     with pytest.raises(ValueError, match="neither `pixel_values`"):
         build_assistant("auto", datasets.Dataset.from_dict({"text": ["a"]}))
+
+
+def test_skill_is_zero_for_an_assistant_that_only_knows_the_majority_label():
+    # 80% of the losses are low, and nothing in the pixels tells which: accuracy settles at the majority rate
+    pixels, labels, _ = planted_pixels()
+    g = torch.Generator().manual_seed(1)
+    losses = torch.where(torch.rand(len(labels), generator=g) < 0.2, 5.0, 0.1)
+    worker = AssistantWorker(PixelAssistant(pixels, labels), lr=0.05, synchronous=True, confidence="skill")
+    feed(worker, losses, epochs=2)
+    assert worker.accuracy > 0.6  # the paper's confidence: q = max(0.3, 1 - accuracy) would shrink epochs to ~40%
+    assert worker.positive_rate == pytest.approx(0.2, abs=0.06)
+    assert worker.skill < 0.15 and worker.confidence == worker.skill
+
+
+def test_batch_median_labels_are_balanced():
+    pixels, labels, losses = planted_pixels()
+    worker = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="batch_median")
+    feed(worker, torch.rand(len(labels)) ** 4, epochs=1)  # right-skewed: most losses are below the mean
+    assert worker.positive_rate == pytest.approx(0.5, abs=0.03)
+    running = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True)
+    feed(running, torch.rand(len(labels)) ** 4, epochs=1)
+    assert running.positive_rate < 0.4
+
+
+def test_loss_memory_lets_the_assistant_learn_what_the_inputs_do_not_show():
+    # each instance has its own persistent difficulty, unrelated to its pixels
+    pixels, labels, _ = planted_pixels()
+    g = torch.Generator().manual_seed(2)
+    losses = torch.rand(len(labels), generator=g) ** 2 * 4
+    plain = AssistantWorker(PixelAssistant(pixels, labels), lr=0.2, synchronous=True, label="batch_median")
+    remembering = AssistantWorker(
+        WithLossMemory(PixelAssistant(pixels, labels)), lr=0.2, synchronous=True, label="batch_median"
+    )
+    for worker in (plain, remembering):
+        feed(worker, losses, epochs=4)
+    assert plain.accuracy < 0.65
+    assert remembering.accuracy > 0.8
+    state = remembering.state_dict()["assistant"]  # the memory is saved with the Assistant
+    assert "last_log_loss" in state and state["clock"] == 4 * len(labels)

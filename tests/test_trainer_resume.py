@@ -21,7 +21,7 @@ class RecordingTrainer(AutoAssistTrainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def make_trainer(output_dir, vision_example, fashion_mnist):
+def make_trainer(output_dir, vision_example, fashion_mnist, strategy="autoassist"):
     train = fashion_mnist["train"].select(range(640)).with_format("numpy")
     args = AutoAssistConfig(
         output_dir=str(output_dir),
@@ -36,6 +36,7 @@ def make_trainer(output_dir, vision_example, fashion_mnist):
         disable_tqdm=True,
         seed=0,
         autoassist_synchronous=True,  # the Assistant learns inside the step: the run is reproducible to the bit
+        autoassist_strategy=strategy,
     )
     trainer = RecordingTrainer(
         model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images
@@ -48,8 +49,9 @@ def saved_state(checkpoint):
     return torch.load(checkpoint / STATE_NAME.format(process_index=0), weights_only=False)
 
 
-def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path, vision_example, fashion_mnist):
-    reference = make_trainer(tmp_path, vision_example, fashion_mnist)
+@pytest.mark.parametrize("strategy", ["autoassist", "random", "infobatch"])
+def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path, vision_example, fashion_mnist, strategy):
+    reference = make_trainer(tmp_path, vision_example, fashion_mnist, strategy)
     reference.train()
     final_weights = {k: v.clone() for k, v in reference.model.state_dict().items()}
 
@@ -60,7 +62,7 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
     chosen = [next(c for c in mid_epoch if saved_state(c)["sampler"]["epoch"] >= 1), boundary[0]]
 
     for checkpoint in chosen:
-        resumed = make_trainer(tmp_path / f"resume-{checkpoint.name}", vision_example, fashion_mnist)
+        resumed = make_trainer(tmp_path / f"resume-{checkpoint.name}", vision_example, fashion_mnist, strategy)
         resumed.train(resume_from_checkpoint=str(checkpoint))
         steps_before = int(checkpoint.name.split("-")[1])
         # the same batches, in the same order, from the checkpoint on
@@ -68,9 +70,14 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
         assert resumed.state.global_step == reference.state.global_step == reference.state.max_steps
         for name, weight in resumed.model.state_dict().items():
             torch.testing.assert_close(weight, final_weights[name], msg=f"{name} after {checkpoint.name}")
-        assert resumed.assistant_worker.state_dict()["seen"] == reference.assistant_worker.state_dict()["seen"]
-        for name, weight in resumed.assistant.state_dict().items():
-            torch.testing.assert_close(weight, reference.assistant.state_dict()[name])
+        assert resumed.kept_fractions == reference.kept_fractions
+        assert resumed.instances_backpropagated == reference.instances_backpropagated
+        if strategy == "autoassist":
+            assert resumed.assistant_worker.state_dict()["seen"] == reference.assistant_worker.state_dict()["seen"]
+            for name, weight in resumed.assistant.state_dict().items():
+                torch.testing.assert_close(weight, reference.assistant.state_dict()[name])
+        if strategy == "infobatch":
+            torch.testing.assert_close(resumed.strategy.memory.loss, reference.strategy.memory.loss, equal_nan=True)
 
 
 def test_checkpoint_without_selection_state_warns_and_still_resumes(tmp_path, vision_example, fashion_mnist, caplog):

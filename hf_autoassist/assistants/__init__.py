@@ -2,6 +2,7 @@
 
 from .base import Assistant
 from .factory import build_assistant, resolve_assistant_name
+from .memory import WithLossMemory
 from .pixels import PixelAssistant
 from .tokens import BagOfTokensAssistant
 from .worker import AssistantWorker
@@ -11,6 +12,7 @@ __all__ = [
     "AssistantWorker",
     "BagOfTokensAssistant",
     "PixelAssistant",
+    "WithLossMemory",
     "build_assistant",
     "resolve_assistant_name",
 ]

@@ -16,8 +16,12 @@ class AssistantWorker:
     - `submit` is all the Boss calls per step: an O(1) append. When the queue is full the oldest batch is dropped
       and counted in `dropped`, so the Boss never waits.
     - Each batch is labelled "loss above the running mean loss" (an exponential moving average with
-      `loss_momentum`), predicted before the update to keep a running accuracy, the Assistant's `confidence`,
-      then used for one SGD step.
+      `loss_momentum`; the paper's label) or, with `label="batch_median"`, "loss above its batch's median" (balanced
+      by construction, and never lagging a falling loss). It is predicted before the update to keep a running
+      accuracy, then used for one SGD step.
+    - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
+      answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
+      with unbalanced labels an Assistant that learned nothing already scores the majority rate.
     - An exception in the thread is kept and re-raised in the training process by `raise_if_failed`.
     - `synchronous=True` trains inside `submit` instead: bit-reproducible, for debugging and tests.
     """
@@ -30,7 +34,14 @@ class AssistantWorker:
         loss_momentum: float = 0.99,
         accuracy_momentum: float = 0.99,
         synchronous: bool = False,
+        label: str = "running_mean",
+        confidence: str = "accuracy",
     ):
+        if label not in ("running_mean", "batch_median"):
+            raise ValueError(f"`label` must be 'running_mean' or 'batch_median', got {label!r}.")
+        if confidence not in ("accuracy", "skill"):
+            raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
+        self.label, self.confidence_kind = label, confidence
         self.assistant = assistant
         self.optimizer = torch.optim.SGD(assistant.parameters(), lr=lr)
         self.loss_momentum = loss_momentum
@@ -41,6 +52,7 @@ class AssistantWorker:
         self.wakeup = threading.Condition()
         self.running_loss: float | None = None
         self._accuracy_ema = 0.0
+        self._positive_ema = 0.0  # share of "still informative" labels
         self._accuracy_updates = 0
         self.seen = 0  # instances submitted by the Boss
         self.trained = 0  # instances the Assistant learned from
@@ -80,12 +92,31 @@ class AssistantWorker:
         self.score_seconds += time.perf_counter() - start
         return scores
 
+    def _debiased(self, ema: float) -> float:
+        return ema / (1.0 - self.accuracy_momentum**self._accuracy_updates)
+
+    @property
+    def accuracy(self) -> float:
+        """Running accuracy of the Assistant's predictions made before it learned from them (bias-corrected EMA)."""
+        return 0.0 if self._accuracy_updates == 0 else self._debiased(self._accuracy_ema)
+
+    @property
+    def positive_rate(self) -> float:
+        """Running share of instances labelled "still informative"."""
+        return 0.0 if self._accuracy_updates == 0 else self._debiased(self._positive_ema)
+
+    @property
+    def skill(self) -> float:
+        """Accuracy beyond always answering the majority label, as a fraction of what is left to gain; 0 or more."""
+        majority = max(self.positive_rate, 1.0 - self.positive_rate)
+        if self._accuracy_updates == 0 or majority >= 1.0:
+            return 0.0
+        return max(0.0, (self.accuracy - majority) / (1.0 - majority))
+
     @property
     def confidence(self) -> float:
-        """Running accuracy of the Assistant's predictions made before it learned from them (bias-corrected EMA)."""
-        if self._accuracy_updates == 0:
-            return 0.0
-        return self._accuracy_ema / (1.0 - self.accuracy_momentum**self._accuracy_updates)
+        """What the shrinking rule trusts the Assistant with: its `accuracy` or its `skill`."""
+        return self.skill if self.confidence_kind == "skill" else self.accuracy
 
     def raise_if_failed(self) -> None:
         if self.error is not None:
@@ -114,7 +145,9 @@ class AssistantWorker:
 
     def metrics(self) -> dict[str, float]:
         return {
-            "autoassist/assistant_accuracy": round(self.confidence, 4),
+            "autoassist/assistant_accuracy": round(self.accuracy, 4),
+            "autoassist/assistant_skill": round(self.skill, 4),
+            "autoassist/positive_rate": round(self.positive_rate, 4),
             "autoassist/instances_seen": self.seen,
             "autoassist/instances_trained": self.trained,
             "autoassist/queue_dropped": self.dropped,
@@ -122,7 +155,7 @@ class AssistantWorker:
         }
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
-    _STATISTICS = ("running_loss", "_accuracy_ema", "_accuracy_updates", "seen", "trained", "dropped")
+    _STATISTICS = ("running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped")
 
     def state_dict(self) -> dict:
         """The Assistant's weights, its optimizer and its statistics, as they are now (queued batches not included:
@@ -139,7 +172,7 @@ class AssistantWorker:
             self.assistant.load_state_dict(state["assistant"])
             self.optimizer.load_state_dict(state["optimizer"])
             for name in self._STATISTICS:
-                setattr(self, name, state[name])
+                setattr(self, name, state.get(name, 0.0))
 
     # ---- the background thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -171,7 +204,8 @@ class AssistantWorker:
             self.running_loss = batch_mean
         else:
             self.running_loss = self.loss_momentum * self.running_loss + (1 - self.loss_momentum) * batch_mean
-        targets = (losses > self.running_loss).float()
+        threshold = float(losses.median()) if self.label == "batch_median" else self.running_loss
+        targets = (losses > threshold).float()
         with self.lock:
             logits = self.assistant(indices)
             accuracy = float(((logits > 0).float() == targets).float().mean())
@@ -179,7 +213,12 @@ class AssistantWorker:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
+            remember = getattr(self.assistant, "remember", None)
+            if remember is not None:  # an Assistant with a loss memory: after the prediction it learned from
+                remember(indices, losses)
             self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
+            positive = float(targets.mean())
+            self._positive_ema = self.accuracy_momentum * self._positive_ema + (1 - self.accuracy_momentum) * positive
             self._accuracy_updates += 1
             self.trained += len(indices)
         self.train_seconds += time.perf_counter() - start

@@ -1,6 +1,6 @@
 """`autoassist`: the paper's shrinking rule, driven by a learned Assistant that trains in the background."""
 
-from ..assistants import Assistant, AssistantWorker, build_assistant
+from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant
 from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask
 from .base import Selection, SelectionStrategy
 
@@ -24,6 +24,8 @@ class AutoAssistSelection(SelectionStrategy):
             assistant = build_assistant(
                 args.autoassist_assistant, dataset, pool_size=args.autoassist_pool_size, token_dim=args.autoassist_assistant_dim
             )
+            if args.autoassist_assistant_memory:
+                assistant = WithLossMemory(assistant)
         if assistant.num_instances != len(dataset):
             raise ValueError(
                 f"The Assistant was built for {assistant.num_instances} instances but the training set has "
@@ -36,6 +38,8 @@ class AutoAssistSelection(SelectionStrategy):
             queue_size=args.autoassist_queue_size,
             loss_momentum=args.autoassist_loss_momentum,
             synchronous=args.autoassist_synchronous,
+            label=args.autoassist_label,
+            confidence=args.autoassist_confidence,
         )
 
     def select(self, candidates, selecting_epoch, generator):

@@ -1,6 +1,7 @@
 """Run by tests/test_distributed.py under `accelerate launch` with 2 CPU processes (gloo).
 
-Each rank trains (with the accelerator_config given as JSON in the second argument) a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer and writes, per epoch, the indices
+Each rank trains (with the accelerator_config given as JSON in the second argument, and the `autoassist_strategy` in
+the third) a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer and writes, per epoch, the indices
 it back-propagated and the indices the shared sampler kept, to `<output_dir>/rank-<r>.json`.
 """
 
@@ -22,10 +23,12 @@ class RecordingTrainer(AutoAssistTrainer):
         epoch = self.autoassist_sampler.epoch
         self.trained_indices.setdefault(epoch, []).extend(inputs[INDEX_KEY].tolist())
         self.kept_indices[epoch] = self.autoassist_sampler.kept.tolist()
+        weights = self._loss_weights
+        self.weight_sums[epoch] = None if weights is None else round(float(weights.sum()), 4)
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def main(output_dir: str, accelerator_config: dict) -> None:
+def main(output_dir: str, accelerator_config: dict, strategy: str) -> None:
     vision = load_example("examples/vision/run_image_classification.py")
     train = vision.load_idx_dataset(str(DATA_DIR / "fashion-mnist"))["train"].select(range(600)).with_format("numpy")
     args = AutoAssistConfig(
@@ -40,9 +43,10 @@ def main(output_dir: str, accelerator_config: dict) -> None:
         disable_tqdm=True,
         seed=0,
         accelerator_config=accelerator_config,
+        autoassist_strategy=strategy,
     )
     trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision.collate_images)
-    trainer.trained_indices, trainer.kept_indices = {}, {}
+    trainer.trained_indices, trainer.kept_indices, trainer.weight_sums = {}, {}, {}
     trainer.train()
     record = {
         "rank": args.process_index,
@@ -51,9 +55,10 @@ def main(output_dir: str, accelerator_config: dict) -> None:
         "max_steps": trainer.state.max_steps,
         "trained": trainer.trained_indices,
         "kept": trainer.kept_indices,
+        "weight_sums": trainer.weight_sums,
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
+    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, sys.argv[3] if len(sys.argv) > 3 else "autoassist")

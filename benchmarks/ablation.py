@@ -1,0 +1,120 @@
+#!/usr/bin/env python
+"""One change at a time against the current AutoAssist, each judged against random skipping at its own kept fractions.
+
+For every variant (a set of `autoassist_*` options) and seed: an `autoassist` run with those options, then a `random`
+run that keeps, epoch by epoch, the fraction the variant kept. The difference of their final validation metrics,
+paired by seed, says whether the variant's choice of instances is worth more than chance at the same budget.
+
+    python benchmarks/ablation.py --task vision-resnet --seeds 0 1 2
+
+writes `benchmarks/results/ablation-<task>.json` after every run.
+"""
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import transformers
+from transformers import HfArgumentParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.analysis import spread  # noqa: E402
+from benchmarks.run_benchmark import Progress, environment, run_one  # noqa: E402
+from benchmarks.tasks import TASKS  # noqa: E402
+
+# each variant changes one thing from the current defaults (the first row), except the last, which combines
+VARIANTS = {
+    "current": {},
+    "skill confidence": {"autoassist_confidence": "skill"},
+    "batch-median label": {"autoassist_label": "batch_median"},
+    "reweight 1/p": {"autoassist_reweight": True},
+    "full-data finish 0.125": {"autoassist_full_data_finish": 0.125},
+    "loss memory": {"autoassist_assistant_memory": True},
+}
+
+
+@dataclass
+class AblationArguments:
+    task: str = field(default="vision-resnet", metadata={"choices": list(TASKS)})
+    preset: str = field(default="full", metadata={"choices": ["full", "quick"]})
+    data_dir: str = field(default="../shared/data")
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    variants: list[str] = field(default_factory=lambda: list(VARIANTS), metadata={"help": f"Among {list(VARIANTS)}."})
+    combined: str | None = field(default=None, metadata={"help": "JSON options of one more variant, 'combined'."})
+    output_dir: str = field(default="benchmarks/results")
+    work_dir: str = field(default="outputs/ablation")
+
+
+def main(argv=None):
+    (args,) = HfArgumentParser(AblationArguments).parse_args_into_dataclasses(args=argv)
+    transformers.utils.logging.set_verbosity_error()
+    variants = {name: VARIANTS[name] for name in args.variants}
+    if args.combined:
+        variants["combined"] = json.loads(args.combined)
+    task = TASKS[args.task]
+    preset = task.presets[args.preset]
+    work_dir = os.path.join(args.work_dir, args.preset, task.name)
+    data = task.load(args.data_dir, preset, work_dir)
+    warmup = math.ceil(task.config_class.__dataclass_fields__["autoassist_warmup_epochs"].default)
+    result = {
+        "task": task.name,
+        "preset": args.preset,
+        "command": "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "environment": environment(),
+        "metric": data.metric,
+        "variants": variants,
+        "runs": [],
+    }
+    progress = Progress(2 * len(variants) * len(args.seeds))
+    for seed in args.seeds:
+        for name, options in variants.items():
+            progress.announce(f"{task.name} seed {seed} {name}")
+            selected = run_one(task, data, preset, "autoassist", seed, work_dir, preset.num_train_epochs, options)
+            progress.finish_one()
+            progress.announce(f"{task.name} seed {seed} random at the kept fractions of {name}")
+            # the kept fractions include any full-data epochs (1.0), so random replays those too
+            keep = {"autoassist_keep_prob": selected["kept_fraction_per_epoch"][warmup:] or [1.0]}
+            random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep)
+            progress.finish_one()
+            for record in (selected, random):
+                record["variant"] = name
+                record.pop("curve")  # the final numbers are what this study compares
+                result["runs"].append(record)
+            print(
+                f"    {name}: {selected['final_validation']:.4f} vs random {random['final_validation']:.4f} "
+                f"({selected['boss_instances']} instances, kept {selected['kept_fraction_per_epoch'][-1]:.3f} last)",
+                flush=True,
+            )
+            result["summary"] = summarize(result["runs"], variants)
+            os.makedirs(args.output_dir, exist_ok=True)
+            with open(os.path.join(args.output_dir, f"ablation-{task.name}.json"), "w") as f:
+                json.dump(result, f, indent=1)
+    return result
+
+
+def summarize(runs: list[dict], variants: dict) -> dict:
+    """Per variant: its final validation metric, its Boss instances, and its paired difference to random."""
+    summary = {}
+    for name in variants:
+        pairs = {}
+        for run in runs:
+            if run["variant"] == name:
+                pairs.setdefault(run["seed"], {})[run["strategy"]] = run
+        complete = [pair for pair in pairs.values() if len(pair) == 2]
+        summary[name] = {
+            "final_validation": spread([p["autoassist"]["final_validation"] for p in complete]),
+            "random_final_validation": spread([p["random"]["final_validation"] for p in complete]),
+            "minus_random": spread([p["autoassist"]["final_validation"] - p["random"]["final_validation"] for p in complete]),
+            "boss_instances": spread([p["autoassist"]["boss_instances"] for p in complete]),
+            "kept_after_warmup": spread(
+                [sum(p["autoassist"]["kept_fraction_per_epoch"][1:]) / max(1, len(p["autoassist"]["kept_fraction_per_epoch"]) - 1) for p in complete]
+            ),
+        }
+    return summary
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""An Assistant that also reads what the training step already knows about each instance: its last Boss loss and how
+long ago that was. InfoBatch lives on the first; AutoAssist's input features see neither."""
+
+import torch
+from torch import nn
+
+from .base import Assistant
+
+
+class WithLossMemory(Assistant):
+    """`logit = base(indices) + w . [relative last loss, never seen, age]`.
+
+    - relative last loss: `log(last loss) - running mean of log losses` (0 if never seen);
+    - never seen: 1 until the Boss's loss on the instance has been learned from;
+    - age: instances learned from since the instance was last seen, in epochs of the training set.
+
+    The worker calls `remember` after it has learned from a batch, so each prediction it learns from uses the
+    memory from before: the Assistant learns how far the last loss predicts the next label.
+
+    Args:
+        base (`Assistant`): the input-feature Assistant (pixels, bag of tokens) to extend.
+        momentum (`float`, *optional*, defaults to `0.99`): of the running mean of log losses.
+    """
+
+    def __init__(self, base: Assistant, momentum: float = 0.99):
+        super().__init__()
+        self.base = base
+        self.num_instances = base.num_instances
+        self.momentum = momentum
+        # persistent: saved with the Assistant in every checkpoint
+        self.register_buffer("last_log_loss", torch.zeros(self.num_instances))
+        self.register_buffer("last_clock", torch.full((self.num_instances,), -1.0))
+        self.register_buffer("clock", torch.zeros(()))
+        self.register_buffer("mean_log_loss", torch.zeros(()))
+        self.memory_weights = nn.Linear(3, 1, bias=False)
+        nn.init.zeros_(self.memory_weights.weight)
+
+    def memory_features(self, indices: torch.Tensor) -> torch.Tensor:
+        """`(B, 3)` features of `indices` from the memory."""
+        seen = self.last_clock[indices] >= 0
+        relative = torch.where(seen, self.last_log_loss[indices] - self.mean_log_loss, torch.zeros(()))
+        age = torch.where(seen, (self.clock - self.last_clock[indices]) / self.num_instances, torch.zeros(()))
+        return torch.stack([relative, (~seen).float(), age], dim=1)
+
+    def forward(self, indices: torch.Tensor) -> torch.Tensor:
+        return self.base(indices) + self.memory_weights(self.memory_features(indices)).squeeze(-1)
+
+    @torch.no_grad()
+    def remember(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+        log_losses = losses.clamp(min=1e-8).log()
+        if self.clock == 0:
+            self.mean_log_loss.fill_(float(log_losses.mean()))
+        else:
+            self.mean_log_loss.mul_(self.momentum).add_((1 - self.momentum) * log_losses.mean())
+        self.last_log_loss[indices] = log_losses
+        self.last_clock[indices] = self.clock
+        self.clock += len(indices)

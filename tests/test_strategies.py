@@ -1,0 +1,145 @@
+"""The acceptance rules of every strategy as plain functions: statistics, weights, schedules, unbiasedness."""
+
+import math
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from hf_autoassist import AutoAssistConfig
+from hf_autoassist.losses import per_instance_loss_terms, reweighted_loss
+from hf_autoassist.memory import LossMemory
+from hf_autoassist.selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, selects_in_epoch
+from hf_autoassist.strategies import (
+    STRATEGY_CLASSES,
+    build_strategy,
+    infobatch_selection,
+    keep_probability_for_epoch,
+)
+
+
+def generator(seed=0):
+    return torch.Generator().manual_seed(seed)
+
+
+@pytest.mark.parametrize("prob", [0.1, 0.55, 0.9])
+def test_random_keeps_its_probability_within_sampling_error(tmp_path, prob):
+    args = AutoAssistConfig(output_dir=str(tmp_path), autoassist_strategy="random", autoassist_keep_prob=prob)
+    strategy = build_strategy(args)
+    n = 20000
+    selection = strategy.select(torch.randperm(n), selecting_epoch=0, generator=generator())
+    kept = selection.keep.float().mean().item()
+    assert abs(kept - prob) < 4 * math.sqrt(prob * (1 - prob) / n)  # four standard errors
+    assert selection.weights is None  # random skipping leaves the Trainer's loss untouched
+
+
+def test_random_replays_a_kept_fraction_per_epoch_and_repeats_the_last():
+    assert [keep_probability_for_epoch([0.8, 0.6], e) for e in range(4)] == [0.8, 0.6, 0.6, 0.6]
+
+
+def test_keep_prob_is_validated_and_parsed_from_one_or_several_values(tmp_path):
+    from transformers import HfArgumentParser
+
+    (args,) = HfArgumentParser(AutoAssistConfig).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--autoassist_strategy", "random", "--autoassist_keep_prob", "0.9", "0.5"]
+    )
+    assert args.autoassist_keep_prob == [0.9, 0.5]
+    assert AutoAssistConfig(output_dir=str(tmp_path), autoassist_keep_prob=0.3).autoassist_keep_prob == [0.3]
+    for bad in (0.0, 1.5, [0.5, -1.0]):
+        with pytest.raises(ValueError, match="autoassist_keep_prob.*Use 1.0"):
+            AutoAssistConfig(output_dir=str(tmp_path), autoassist_keep_prob=bad)
+    with pytest.raises(ValueError, match="autoassist_prune_ratio.*1 / \\(1 - ratio\\)"):
+        AutoAssistConfig(output_dir=str(tmp_path), autoassist_prune_ratio=1.0)
+    with pytest.raises(ValueError, match="autoassist_full_data_finish"):
+        AutoAssistConfig(output_dir=str(tmp_path), autoassist_full_data_finish=1.0)
+
+
+def test_infobatch_prunes_its_ratio_of_the_below_mean_and_rescales_the_rest():
+    torch.manual_seed(0)
+    losses = torch.rand(10000) ** 2  # right-skewed, like real losses: most are below the mean
+    seen = torch.ones(10000, dtype=torch.bool)
+    selection = infobatch_selection(losses, seen, prune_ratio=0.5, generator=generator())
+    below = losses < losses.mean()
+    # exactly half of the below-mean instances are pruned; every above-mean instance is kept, unweighted
+    assert (~selection.keep).sum() == round(0.5 * below.sum().item())
+    assert selection.keep[~below].all()
+    assert torch.all(selection.weights[~below] == 1.0)
+    assert torch.all(selection.weights[below & selection.keep] == 2.0)  # 1 / (1 - 0.5)
+    # the expected loss of the below-mean group is unchanged: sum over kept of w * loss ~ sum over all
+    kept_sum = (selection.weights * losses * selection.keep)[below].sum()
+    assert kept_sum.item() == pytest.approx(losses[below].sum().item(), rel=0.05)
+
+
+def test_infobatch_always_keeps_instances_never_seen():
+    losses = torch.tensor([0.1, 0.2, float("nan"), 5.0])
+    seen = torch.tensor([True, True, False, True])
+    selection = infobatch_selection(losses, seen, prune_ratio=0.99, generator=generator())
+    assert selection.keep[2] and selection.keep[3]
+    assert (~selection.keep).sum() == 2  # both below-mean seen instances
+
+
+def test_full_data_finish_keeps_everything_in_the_last_epochs():
+    # InfoBatch's default: the last 12.5% of 16 epochs are epochs 14 and 15; warmup epoch 0 keeps everything too
+    selecting = [selects_in_epoch(e, e / 16, warmup_epochs=1, full_data_finish=0.125) for e in range(16)]
+    assert selecting == [False] + [True] * 13 + [False, False]
+    assert STRATEGY_CLASSES["infobatch"].default_full_data_finish == 0.125
+    assert STRATEGY_CLASSES["autoassist"].default_full_data_finish == 0.0
+
+
+def test_inverse_probability_weights_make_the_kept_loss_unbiased():
+    torch.manual_seed(0)
+    losses = torch.rand(50)
+    probs = acceptance_probability(torch.rand(50), confidence=0.9, base_prob=0.3)
+    weights = inverse_probability_weights(probs)
+    draws = torch.stack([sample_keep_mask(probs, generator(s)) for s in range(4000)]).float()
+    estimate = (draws * weights * losses).sum(1).mean()
+    assert estimate.item() == pytest.approx(losses.sum().item(), rel=0.02)
+    biased = (draws * losses).sum(1).mean()  # without the weights the high-score instances count too much
+    assert abs(biased.item() - losses.sum().item()) > 0.1 * losses.sum().item()
+
+
+@pytest.mark.parametrize("sequence", [False, True])
+def test_reweighted_loss_is_the_trainer_loss_at_unit_weights_and_weights_each_gradient(sequence):
+    torch.manual_seed(0)
+    if sequence:
+        logits = torch.randn(3, 5, 7, requires_grad=True)
+        labels = torch.tensor([[1, 2, 3, -100, -100], [4, 5, 6, 1, 2], [3, -100, -100, -100, -100]])
+        model_loss = torch.nn.functional.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100)
+    else:
+        logits = torch.randn(3, 7, requires_grad=True)
+        labels = torch.tensor([1, 2, 3])
+        model_loss = torch.nn.functional.cross_entropy(logits, labels)
+    sums, counts = per_instance_loss_terms(logits, labels)
+    same = reweighted_loss(model_loss, sums, counts, torch.ones(3))
+    torch.testing.assert_close(same, model_loss)
+
+    # weight 0 on the first instance: its logits get no gradient; a Trainer-side scale (x4) is kept
+    weights = torch.tensor([0.0, 1.0, 2.0])
+    loss = reweighted_loss(4 * model_loss, sums, counts, weights)
+    (grad,) = torch.autograd.grad(loss, logits)
+    torch.testing.assert_close(grad[0], torch.zeros_like(grad[0]), atol=1e-6, rtol=0)  # up to rounding
+    expected = 4 * (weights * sums).sum() / counts.sum()
+    torch.testing.assert_close(loss, expected)
+
+
+def test_loss_memory_merge_takes_each_instance_from_the_rank_that_saw_it_last():
+    class TwoRanks:
+        num_processes, device = 2, "cpu"
+
+        def __init__(self, other):
+            self.other = other
+
+        def gather(self, tensor):
+            return torch.cat([tensor, getattr(self.other, "loss" if tensor.is_floating_point() else "step")[None]])
+
+    mine, theirs = LossMemory(3), LossMemory(3)
+    mine.update(torch.tensor([0, 1]), torch.tensor([1.0, 2.0]), step=5)
+    theirs.update(torch.tensor([1, 2]), torch.tensor([7.0, 8.0]), step=6)
+    mine.merge(TwoRanks(theirs))
+    torch.testing.assert_close(mine.loss, torch.tensor([1.0, 7.0, 8.0]))
+    assert mine.step.tolist() == [5, 6, 6]
+
+
+def test_unknown_strategy_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of"):
+        build_strategy(SimpleNamespace(autoassist_strategy="bogus"))
