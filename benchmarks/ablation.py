@@ -25,7 +25,7 @@ from benchmarks.analysis import spread  # noqa: E402
 from benchmarks.run_benchmark import Progress, environment, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
-# each variant changes one thing from the current defaults (the first row), except the last, which combines
+# each variant changes one thing from the current defaults (the first row); `--combined` adds one more
 VARIANTS = {
     "current": {},
     "skill confidence": {"autoassist_confidence": "skill"},
@@ -72,12 +72,12 @@ def main(argv=None):
     for seed in args.seeds:
         for name, options in variants.items():
             progress.announce(f"{task.name} seed {seed} {name}")
-            selected = run_one(task, data, preset, "autoassist", seed, work_dir, preset.num_train_epochs, options)
+            selected = run_one(task, data, preset, "autoassist", seed, work_dir, preset.num_train_epochs, options, curve=False)
             progress.finish_one()
             progress.announce(f"{task.name} seed {seed} random at the kept fractions of {name}")
             # the kept fractions include any full-data epochs (1.0), so random replays those too
             keep = {"autoassist_keep_prob": selected["kept_fraction_per_epoch"][warmup:] or [1.0]}
-            random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep)
+            random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep, curve=False)
             progress.finish_one()
             for record in (selected, random):
                 record["variant"] = name

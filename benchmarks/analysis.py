@@ -132,6 +132,16 @@ COMPARISONS = (
 )
 
 
+def last_quarter_gain(curve: list[dict]) -> float:
+    """How much the metric still rose over the last quarter of a run's evaluations: near 0 on a plateau.
+
+    Example:
+        >>> round(last_quarter_gain([{"metric": m} for m in (0.5, 0.8, 0.88, 0.89, 0.9)]), 4)
+        0.01
+    """
+    return curve[-1]["metric"] - curve[(3 * (len(curve) - 1)) // 4]["metric"]
+
+
 def analyse(runs: list[dict]) -> dict:
     """Everything the JSON reports beside the runs themselves."""
     add_time_to_target(runs)
@@ -142,4 +152,10 @@ def analyse(runs: list[dict]) -> dict:
             result = paired_differences(runs, strategy, baseline, key)
             if result["seeds"]:
                 comparisons[f"{strategy} - {baseline}: {key}"] = result
-    return {"summary": summarize(runs), "paired_differences": comparisons, "none_over_plain_throughput": throughput}
+    plateau = spread([last_quarter_gain(run["curve"]) for run in runs if run["strategy"] == PLAIN])
+    return {
+        "summary": summarize(runs),
+        "paired_differences": comparisons,
+        "none_over_plain_throughput": throughput,
+        "plain_last_quarter_gain": plateau,
+    }

@@ -1,5 +1,7 @@
 """One figure per task: validation metric against training seconds and against Boss instances."""
 
+import textwrap
+
 import matplotlib
 
 matplotlib.use("Agg")
@@ -48,7 +50,8 @@ def plot_task(result: dict, path: str) -> None:
         high = max(p["metric"] for run in result["runs"] for p in run["curve"])
         axes[0].set_ylim(low, high + 0.1 * (high - low) + 1e-9)
     axes[1].legend(loc="lower right", fontsize=8)
-    figure.suptitle(f"{result['task']} ({result['preset']}): {result['description']}", fontsize=9)
+    title = textwrap.fill(f"{result['task']} ({result['preset']}): {result['description']}", width=160)
+    figure.suptitle(title, fontsize=9)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -25,6 +25,10 @@ def _signed(values: list, digits: int = 4) -> str:
     return ", ".join("n/a" if v is None else f"{v:+.{digits}f}" for v in values)
 
 
+def _digits(result: dict) -> int:
+    return 2 if result["metric"] == "bleu" else 4
+
+
 def load_results(folder: Path = RESULTS) -> list[dict]:
     results = {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
     return [results[name] for name in TASK_ORDER if name in results and results[name].get("runs")]
@@ -40,7 +44,7 @@ def render(results: list[dict]) -> str:
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        summary = result["summary"]
+        summary, digits = result["summary"], _digits(result)
         plain_instances = summary["plain"]["boss_instances"]["median"]
         for strategy in STRATEGY_ORDER:
             if strategy not in summary:
@@ -48,8 +52,8 @@ def render(results: list[dict]) -> str:
             row = summary[strategy]
             reached = sum(v is not None for v in row["time_to_target_ratio"]["values"])
             lines.append(
-                f"| {result['task']} ({result['metric']}) | {strategy} | {_number(row['final_validation']['median'])} "
-                f"| {_number(row['test_metric']['median'])} | {row['boss_instances']['median'] / plain_instances:.2f} "
+                f"| {result['task']} ({result['metric']}) | {strategy} | {_number(row['final_validation']['median'], digits)} "
+                f"| {_number(row['test_metric']['median'], digits)} | {row['boss_instances']['median'] / plain_instances:.2f} "
                 f"| {_number(row['train_seconds']['median'], 1)} | {_number(row['time_to_target_ratio']['median'], 2)} "
                 f"| {reached}/{len(row['time_to_target_ratio']['values'])} |"
             )
@@ -63,11 +67,13 @@ def render(results: list[dict]) -> str:
         "|---|---|---|---|---|---|",
     ]
     for result in results:
-        paired = result["paired_differences"]
+        paired, digits = result["paired_differences"], _digits(result)
 
         def cell(name):
             entry = paired.get(f"{name}: final_validation")
-            return "-" if entry is None else f"{_signed([entry['median']])} ({_signed(entry['values'])})"
+            if entry is None:
+                return "-"
+            return f"{_signed([entry['median']], digits)} ({_signed(entry['values'], digits)})"
 
         throughput = result["none_over_plain_throughput"]
         lines.append(

@@ -55,6 +55,11 @@ class BenchmarkArguments:
     max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size."})
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the preset's schedule."})
     work_dir: str = field(default="outputs/benchmarks", metadata={"help": "Scratch space for trainer outputs."})
+    reanalyse: bool = field(
+        default=False,
+        metadata={"help": "Train nothing: recompute the analysis and the plot of the existing JSON (after a change "
+                  "to analysis.py or plots.py)."},
+    )
 
     def __post_init__(self):
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
@@ -102,8 +107,11 @@ class CurveRecorder(TrainerCallback):
         )
 
 
-def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, extra: dict):
-    """One training run; returns its record."""
+def run_one(
+    task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, extra: dict,
+    curve: bool = True,
+):  # fmt: skip
+    """One training run; returns its record. Without `curve`, the validation split is evaluated only at the end."""
     plain = strategy in (PLAIN, BUDGET_MATCHED)
     base = task.plain_trainer if plain else task.autoassist_trainer
     trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
@@ -112,7 +120,7 @@ def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_d
     args = task.config_class(
         output_dir=os.path.join(work_dir, f"{strategy}-seed{seed}"),
         num_train_epochs=epochs,
-        eval_strategy="steps",
+        eval_strategy="steps" if curve else "no",
         eval_steps=max(1, preset.eval_every_instances // batch_size),
         save_strategy="no",
         logging_strategy="epoch",
@@ -164,8 +172,6 @@ def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_d
         "test_metric": test[f"test_{data.metric}"],
         "curve": recorder.curve,
     }
-    if getattr(trainer, "strategy", None) is not None:
-        trainer.strategy.close()
     return record
 
 
@@ -252,7 +258,7 @@ def run_task(task: Task, bench: BenchmarkArguments, output_dir: str, progress: P
 def save(result: dict, output_dir: str) -> None:
     """Writes the JSON (runs plus their analysis) and the plot; called after every run."""
     runs = [dict(run) for run in result["runs"]]
-    full = {**result, **analyse(runs), "runs": runs}
+    full = {**result, **analyse(runs), "runs": runs}  # analyse() adds its per-run numbers to the copies
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, f"{result['task']}.json"), "w") as f:
         json.dump(full, f, indent=1)
@@ -264,6 +270,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
     transformers.utils.logging.set_verbosity_error()
     output_dir = bench.output_dir or os.path.join("benchmarks", "results", *(["quick"] if bench.preset == "quick" else []))
     tasks = list(TASKS.values()) if bench.task == "all" else [TASKS[bench.task]]
+    if bench.reanalyse:
+        results = []
+        for task in tasks:
+            path = os.path.join(output_dir, f"{task.name}.json")
+            if os.path.isfile(path):
+                with open(path) as f:
+                    results.append(json.load(f))
+                save(results[-1], output_dir)
+        return results
     command = "python benchmarks/run_benchmark.py " + shlex.join(argv if argv is not None else sys.argv[1:])
     progress = Progress(len(tasks) * len(bench.seeds) * len(bench.strategies))
     return [run_task(task, bench, output_dir, progress, command) for task in tasks]

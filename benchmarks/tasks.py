@@ -124,9 +124,6 @@ VISION_VIT = Task(
 
 
 def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
-    import numpy as np
-    import sacrebleu
-
     translation = load_example("examples/translation/run_translation.py")
     raw = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de")
     raw["train"] = raw["train"].shuffle(seed=1234).select(range(preset.train_samples))
@@ -146,14 +143,6 @@ def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
 
     tokenized = raw.map(preprocess, batched=True, remove_columns=["translation"], desc="Tokenizing")
 
-    def compute_metrics(eval_preds):
-        predictions, labels = eval_preds
-        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
-        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
-        hypotheses = [s.strip() for s in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
-        references = [s.strip() for s in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-        return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score}
-
     def build_model():
         model = translation.build_marian(model_args, tokenizer, MAX_LENGTH)
         model.generation_config.max_length = MAX_LENGTH
@@ -166,7 +155,7 @@ def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
         test=tokenized["test"],
         # with the model, the collator builds `decoder_input_ids` (the label smoother takes the labels away)
         make_collator=lambda model: DataCollatorForSeq2Seq(tokenizer, model=model, label_pad_token_id=-100),
-        compute_metrics=compute_metrics,
+        compute_metrics=translation.bleu_metric(tokenizer),
         build_model=build_model,
         metric="bleu",
     )

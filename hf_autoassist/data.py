@@ -1,6 +1,6 @@
 """Carrying each instance's dataset index through the collator to the training step."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
@@ -29,7 +29,8 @@ class IndexedDataset(Dataset):
 
     @staticmethod
     def _with_index(item: Any, index: int) -> dict[str, Any]:
-        if not isinstance(item, dict):
+        # any mapping: a dict, or a tokenizer's `BatchEncoding` returned from `__getitem__`
+        if not isinstance(item, Mapping):
             raise TypeError(
                 f"AutoAssist needs dataset items that are dicts of model inputs, got {type(item).__name__} at index "
                 f"{index}. Return e.g. {{'pixel_values': ..., 'labels': ...}} from `__getitem__`."

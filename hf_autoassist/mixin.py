@@ -22,6 +22,7 @@ from transformers.utils import is_datasets_available, logging
 from .assistants import Assistant, AssistantWorker
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
+from .diagnostics import instance_groups, kept_by_group, write_diagnostics
 from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler
 from .schedule import fast_forward, planned_total_steps, resize_progress_bars
@@ -64,6 +65,7 @@ class AutoAssistMixin:
                 "`TrainingArguments` option plus the `autoassist_*` ones)."
             )
         self.assistant = assistant
+        self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self.per_instance_loss_fn = per_instance_loss_fn
         self.strategy: SelectionStrategy | None = None
         self.autoassist_sampler: AssistedBatchSampler | None = None
@@ -72,6 +74,8 @@ class AutoAssistMixin:
         self._loss_weights: torch.Tensor | None = None
         self.instances_backpropagated = 0  # by this process
         self.kept_fractions: dict[int, float] = {}  # epoch -> fraction of the training set it kept
+        self.autoassist_history: list[dict] = []  # per epoch: what it kept, per group, and the Assistant then
+        self._groups: tuple[torch.Tensor, list[str]] | None = None
         # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
         self._epoch_start_step = 0
         self._epoch_update_steps = 0
@@ -87,6 +91,20 @@ class AutoAssistMixin:
         if self.args.autoassist_full_data_finish is not None:
             return self.args.autoassist_full_data_finish
         return self.strategy.default_full_data_finish
+
+    def _close_strategy(self) -> None:
+        """Stops the Assistant's thread (it finishes its queue first); its numbers stay readable."""
+        if self.strategy is not None:
+            self.strategy.close()
+
+    def train(self, *args, **kwargs):
+        try:
+            result = super().train(*args, **kwargs)
+        finally:
+            self._close_strategy()  # also when training fails: no thread outlives its run
+        if self.autoassist_history and self.is_world_process_zero():
+            write_diagnostics(self.autoassist_history, self.args.output_dir)
+        return result
 
     @staticmethod
     def _check_map_style(dataset) -> None:
@@ -104,17 +122,25 @@ class AutoAssistMixin:
         if self.train_dataset is None:
             raise ValueError("Trainer: training requires a train_dataset.")
         self._check_map_style(self.train_dataset)
+        if len(self.train_dataset) == 0:
+            raise ValueError(
+                "The training set is empty: AutoAssist needs at least one instance to select from. Check the split "
+                "and any filtering (`max_train_samples`, `.filter`, `.select`) applied before the trainer."
+            )
         dataset, collator = self.train_dataset, self.data_collator or default_data_collator
         if is_datasets_available() and isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="training")
         else:
             collator = self._get_collator_with_removed_columns(collator, description="training")
 
-        if self.strategy is None:
-            self.strategy = build_strategy(self.args)
-            self.strategy.prepare(dataset, assistant=self.assistant)
-            if isinstance(self.strategy, AutoAssistSelection):
-                self.assistant = self.strategy.assistant
+        # each training run (a second `train()`, each `hyperparameter_search` trial) starts from a fresh strategy
+        self._close_strategy()
+        self.strategy = build_strategy(self.args)
+        self.strategy.prepare(dataset, assistant=self._user_assistant)
+        if isinstance(self.strategy, AutoAssistSelection):
+            self.assistant = self.strategy.assistant
+        self.instances_backpropagated, self.kept_fractions, self._loss_weights = 0, {}, None
+        self.autoassist_history, self._groups = [], instance_groups(dataset)
         if self.args.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
@@ -186,6 +212,7 @@ class AutoAssistMixin:
     # ---- steps and schedule -------------------------------------------------------------------------------------
     def set_initial_training_values(self, args, dataloader):
         values = list(super().set_initial_training_values(args, dataloader))
+        self._epochs_estimate = values[0]  # what the plain Trainer would run: the figure saved in the state
         if args.max_steps > 0:
             # shrunk epochs are shorter: keep going until `max_steps` optimizer steps, however many epochs it takes
             values[0] = sys.maxsize
@@ -203,6 +230,9 @@ class AutoAssistMixin:
         self._epoch_update_steps = num_update_steps_per_epoch
         self._replan(epoch, num_update_steps_per_epoch)
         self.kept_fractions[epoch] = self.autoassist_sampler.kept_fraction
+        self._record_epoch(epoch)
+        if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
+            self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(
             model=model,
             epoch=epoch,
@@ -211,6 +241,19 @@ class AutoAssistMixin:
             num_update_steps_per_epoch=num_update_steps_per_epoch,
             **kwargs,
         )
+
+    def _record_epoch(self, epoch: int) -> None:
+        record = {"epoch": epoch, "kept_fraction": round(self.kept_fractions[epoch], 4)}
+        if self._groups is not None:
+            record["kept_by_group"] = kept_by_group(self.autoassist_sampler.kept, *self._groups)
+        worker = self.assistant_worker
+        if worker is not None:
+            record.update(
+                assistant_accuracy=round(worker.accuracy, 4),
+                assistant_skill=round(worker.skill, 4),
+                positive_rate=round(worker.positive_rate, 4),
+            )
+        self.autoassist_history = [r for r in self.autoassist_history if r["epoch"] != epoch] + [record]
 
     def _replan(self, epoch: int, update_steps_this_epoch: int) -> None:
         """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length."""
@@ -241,6 +284,7 @@ class AutoAssistMixin:
             "loss_weights": self._loss_weights,
             "instances_backpropagated": self.instances_backpropagated,
             "kept_fractions": self.kept_fractions,
+            "history": self.autoassist_history,
             "epoch_start_step": self._epoch_start_step,
             "epoch_update_steps": self._epoch_update_steps,
         }
@@ -252,6 +296,7 @@ class AutoAssistMixin:
         epochs_trained, steps_trained = super()._init_training_state(
             max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
         )
+        self.state.num_train_epochs = self._epochs_estimate  # not sys.maxsize: trainer_state.json shows it
         if resume_from_checkpoint is None or self.autoassist_sampler is None:
             return epochs_trained, steps_trained
         path = os.path.join(resume_from_checkpoint, STATE_NAME.format(process_index=self.args.process_index))
@@ -263,11 +308,28 @@ class AutoAssistMixin:
             )
             return epochs_trained, steps_trained
         state = torch.load(path, weights_only=False)
+        saved_size = len(state["sampler"]["candidates"])
+        if saved_size != self.autoassist_sampler.num_samples:
+            lost = (
+                "nothing of the selection is lost (every instance is kept)"
+                if self.args.autoassist_strategy == "none"
+                else f"its {self.args.autoassist_strategy!r} state (the epoch's selection, the learned scores or "
+                "losses per instance) cannot be mapped onto the new instances and is dropped: selection starts "
+                "afresh, as after a warmup"
+            )
+            logger.warning(
+                f"{resume_from_checkpoint} was saved with a training set of {saved_size} instances, but this one has "
+                f"{self.autoassist_sampler.num_samples}. Training resumes as the plain Trainer would (the epoch to "
+                f"resume from is counted as if every epoch kept every instance), and {lost}. Resume with the original "
+                "training set to continue exactly."
+            )
+            return epochs_trained, steps_trained
         self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
         self.autoassist_sampler.load_state_dict(state["sampler"])
         self._loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)
         self.kept_fractions = dict(state.get("kept_fractions", {}))
+        self.autoassist_history = list(state.get("history", []))
         epoch = state["sampler"]["epoch"]
         steps_done = self.state.global_step - state["epoch_start_step"]
         if epoch is None or steps_done >= state["epoch_update_steps"]:
@@ -333,6 +395,9 @@ class AutoAssistMixin:
         if self.strategy is not None:
             metrics.update(self.strategy.metrics())
             metrics["autoassist/instances_seen"] = self.instances_backpropagated
+        if self.autoassist_history:
+            for group, fraction in self.autoassist_history[-1].get("kept_by_group", {}).items():
+                metrics[f"autoassist/kept_fraction/{group.replace(' ', '_')}"] = fraction
         return metrics
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

@@ -1,5 +1,5 @@
-import importlib.util
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,14 +10,8 @@ REPO = Path(__file__).resolve().parents[1]
 # the project's offline data lives beside the repository (../shared/data); HF_AUTOASSIST_DATA overrides
 DATA_DIR = Path(os.environ.get("HF_AUTOASSIST_DATA", REPO.parent / "shared" / "data"))
 
-
-def load_example(relative_path: str):
-    """Imports an example script as a module, so tests use its data loading instead of a copy."""
-    path = REPO / relative_path
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+sys.path.insert(0, str(REPO))
+from benchmarks.tasks import load_example  # noqa: E402  (tests use the examples' own data loading, not a copy)
 
 
 @pytest.fixture(scope="session")

@@ -2,14 +2,11 @@
 
 import json
 import math
-import sys
 
 import pytest
 
-from conftest import DATA_DIR, REPO
-
-sys.path.insert(0, str(REPO))
-from benchmarks import analysis  # noqa: E402
+from benchmarks import analysis
+from conftest import DATA_DIR
 
 
 def run(seed, strategy, final, seconds, instances, metrics):
@@ -96,3 +93,9 @@ def test_quick_preset_writes_the_documented_json_and_plot(tmp_path):
         assert by[seed, "plain"]["time_to_target_ratio"] <= 1.0
     assert "autoassist - random: final_validation" in result["paired_differences"]
     assert math.isfinite(result["none_over_plain_throughput"]["median"])
+
+
+def test_readme_tables_are_the_ones_the_committed_json_gives():
+    from benchmarks import report
+
+    assert report.main(["--check"]) == 0, "run `python benchmarks/report.py` after the suite"

@@ -40,3 +40,12 @@ def test_vision_example_names_the_missing_file(tmp_path):
     result = run_vision(tmp_path, "--data_dir", str(tmp_path), "--trainer", "plain")
     assert result.returncode != 0
     assert "has no train-images-idx3-ubyte.gz" in result.stderr
+
+
+def test_vision_example_builds_a_vit_from_a_config(tmp_path):
+    result = run_vision(tmp_path, "--trainer", "autoassist", "--model_type", "vit", "--vit_layers", "1")
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["model_type"] == "vit" and config["patch_size"] == 7 and config["num_hidden_layers"] == 1
+    (row,) = json.loads((tmp_path / "comparison.json").read_text())
+    assert row["test_accuracy"] > 0.3  # chance is 0.1

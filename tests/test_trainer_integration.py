@@ -77,8 +77,12 @@ def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fa
     assert accuracy > 0.5, accuracy  # chance is 0.1
 
 
-def test_schedule_and_progress_end_together_when_epochs_shrink(tmp_path, vision_example, fashion_mnist):
-    trainer = make_trainer(tmp_path, vision_example, fashion_mnist, gradient_accumulation_steps=2)
+@pytest.mark.parametrize("strategy", ["autoassist", "random", "infobatch"])
+def test_schedule_and_progress_end_together_when_epochs_shrink(tmp_path, vision_example, fashion_mnist, strategy):
+    # infobatch keeps everything in its last 12.5% of epochs: 3 epochs leave it one shrunk epoch, epoch 1 of 0..2
+    trainer = make_trainer(
+        tmp_path, vision_example, fashion_mnist, gradient_accumulation_steps=2, autoassist_strategy=strategy
+    )
     result = trainer.train()
     # the plan was re-made from the shrunk epochs: every planned step ran and the linear schedule reached 0
     assert trainer.state.global_step == trainer.state.max_steps == result.global_step
@@ -125,3 +129,64 @@ def test_eval_save_and_best_model_strategies_keep_working(tmp_path, vision_examp
     assert trainer.evaluate()["eval_accuracy"] == pytest.approx(best["eval_accuracy"])
     # a normal run says nothing about epochs being shorter than planned
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING and "step" in r.getMessage().lower()]
+
+
+def test_infobatch_rescales_the_kept_below_mean_losses_and_finishes_on_full_data(tmp_path, vision_example, fashion_mnist):
+    trainer = make_trainer(
+        tmp_path, vision_example, fashion_mnist, train_size=640, num_train_epochs=8, autoassist_strategy="infobatch"
+    )
+    weights_per_epoch = {}
+    original_run_epoch = trainer._run_epoch
+
+    def recording_run_epoch(**kwargs):
+        result = original_run_epoch(**kwargs)
+        weights = trainer._loss_weights
+        weights_per_epoch[kwargs["epoch"]] = None if weights is None else sorted(set(weights.tolist()))
+        return result
+
+    trainer._run_epoch = recording_run_epoch
+    trainer.train()
+    fractions = [trainer.kept_fractions[e] for e in range(8)]
+    # warmup epoch 0 and the last 12.5% (epoch 7) keep everything, unweighted; the others prune and rescale by 2
+    assert fractions[0] == fractions[7] == 1.0 and weights_per_epoch[0] is None and weights_per_epoch[7] is None
+    for epoch in range(1, 7):
+        assert 0.5 < fractions[epoch] < 1.0, fractions
+        assert weights_per_epoch[epoch] == [1.0, 2.0]
+    assert trainer.state.global_step == trainer.state.max_steps
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+
+
+def test_reweighted_autoassist_changes_the_loss_only_when_asked(tmp_path, vision_example, fashion_mnist):
+    plain = make_trainer(tmp_path / "plain", vision_example, fashion_mnist, train_size=640, autoassist_synchronous=True)
+    plain.train()
+    weighted = make_trainer(
+        tmp_path / "weighted", vision_example, fashion_mnist, train_size=640, autoassist_synchronous=True,
+        autoassist_reweight=True,
+    )  # fmt: skip
+    weighted.train()
+    assert plain._loss_weights is None  # reweighting off: the Trainer's loss is untouched
+    weights = weighted._loss_weights
+    assert weights is not None and weights.min() >= 1.0 and weights.max() > 1.0  # 1/p, with p <= 1
+    # the same selections (the Assistant saw the same losses in warmup), different losses after it
+    assert plain.kept_fractions[1] == weighted.kept_fractions[1]
+    losses = [[log["loss"] for log in t.state.log_history if "loss" in log] for t in (plain, weighted)]
+    assert losses[0][:2] == losses[1][:2] and losses[0][-1] != losses[1][-1]
+
+
+def test_diagnostics_per_label_are_logged_and_written_at_the_end(tmp_path, vision_example, fashion_mnist):
+    import json
+
+    trainer = make_trainer(tmp_path, vision_example, fashion_mnist, train_size=640, autoassist_confidence="skill")
+    trainer.train()
+    history = json.loads((tmp_path / "autoassist_diagnostics.json").read_text())
+    assert (tmp_path / "autoassist_diagnostics.png").stat().st_size > 5_000
+    assert [record["epoch"] for record in history] == [0, 1, 2]
+    assert history[0]["kept_by_group"] == {f"label {i}": 1.0 for i in range(10)}  # warmup keeps every label
+    for record in history[1:]:
+        assert {"assistant_accuracy", "assistant_skill", "positive_rate"} <= set(record)
+        # the overall kept fraction is the label-weighted mean of the per-label ones
+        counts = np.bincount(trainer.train_dataset["labels"], minlength=10)
+        weighted = sum(record["kept_by_group"][f"label {i}"] * counts[i] for i in range(10)) / counts.sum()
+        assert weighted == pytest.approx(record["kept_fraction"], abs=1e-3)
+    last_log = [log for log in trainer.state.log_history if "loss" in log][-1]
+    assert "autoassist/kept_fraction/label_0" in last_log and "autoassist/assistant_skill" in last_log

@@ -189,6 +189,21 @@ def build_marian(model_args: ModelArguments, tokenizer, max_length: int) -> Mari
     return MarianMTModel(config)
 
 
+def bleu_metric(tokenizer):
+    """`compute_metrics` for `predict_with_generate`: sacreBLEU of the decoded predictions against the decoded labels."""
+
+    def compute_metrics(eval_preds):
+        predictions, labels = eval_preds
+        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
+        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
+        hypotheses = [s.strip() for s in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
+        references = [s.strip() for s in tokenizer.batch_decode(labels, skip_special_tokens=True)]
+        bleu = sacrebleu.corpus_bleu(hypotheses, [references])
+        return {"bleu": bleu.score, "gen_len": float(np.mean([np.count_nonzero(p != tokenizer.pad_token_id) for p in predictions]))}
+
+    return compute_metrics
+
+
 # ---- train and test -----------------------------------------------------------------------------------------------
 
 
@@ -242,14 +257,7 @@ def main():
         tokenized = raw.map(preprocess, batched=True, remove_columns=raw["train"].column_names, desc="Tokenizing")
 
     # ---- metric ------------------------------------------------------------------------------------------------
-    def compute_metrics(eval_preds):
-        predictions, labels = eval_preds
-        predictions = np.where(predictions != -100, predictions, tokenizer.pad_token_id)
-        labels = np.where(labels != -100, labels, tokenizer.pad_token_id)
-        hypotheses = [s.strip() for s in tokenizer.batch_decode(predictions, skip_special_tokens=True)]
-        references = [s.strip() for s in tokenizer.batch_decode(labels, skip_special_tokens=True)]
-        bleu = sacrebleu.corpus_bleu(hypotheses, [references])
-        return {"bleu": bleu.score, "gen_len": float(np.mean([np.count_nonzero(p != tokenizer.pad_token_id) for p in predictions]))}
+    compute_metrics = bleu_metric(tokenizer)
 
     # ---- train, evaluate, test -----------------------------------------------------------------------------------
     runs = {"autoassist": AutoAssistSeq2SeqTrainer, "plain": Seq2SeqTrainer}

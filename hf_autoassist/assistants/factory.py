@@ -84,4 +84,6 @@ def _token_lists(dataset: Dataset, column: str) -> list[list[int]]:
 def _is_sequence_column(dataset: Dataset) -> bool:
     """Seq2seq labels are token lists; classification labels are one int."""
     first = dataset[0]["labels"]
+    if getattr(first, "ndim", None) == 0:  # a 0-d tensor or numpy scalar (a "torch" or "numpy" format) has __len__
+        return False
     return hasattr(first, "__len__") and not isinstance(first, str)

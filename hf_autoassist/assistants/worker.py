@@ -132,6 +132,7 @@ class AssistantWorker:
         self.raise_if_failed()
 
     def close(self) -> None:
+        """Stops the thread once it has learned from what is queued; `metrics` and `score` still work after."""
         with self.wakeup:
             self._stop = True
             self.wakeup.notify_all()
@@ -155,7 +156,10 @@ class AssistantWorker:
         }
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
-    _STATISTICS = ("running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped")
+    _STATISTICS = (
+        "running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped",
+        "train_seconds", "score_seconds",
+    )  # fmt: skip
 
     def state_dict(self) -> dict:
         """The Assistant's weights, its optimizer and its statistics, as they are now (queued batches not included:
@@ -185,7 +189,9 @@ class AssistantWorker:
                     self._idle = True
                     self.wakeup.notify_all()
                     self.wakeup.wait()
-                if self._stop:
+                if not self.queue:  # stopped, and everything queued has been learned from
+                    self._idle = True
+                    self.wakeup.notify_all()
                     return
                 indices, losses = self.queue.popleft()
             try:

@@ -61,4 +61,5 @@ class AutoAssistSelection(SelectionStrategy):
         return self.worker.metrics()
 
     def close(self):
-        self.worker.close()
+        if self.worker is not None:  # None when `prepare` failed
+            self.worker.close()
