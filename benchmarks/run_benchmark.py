@@ -47,7 +47,9 @@ class BenchmarkArguments:
     output_dir: str | None = field(
         default=None, metadata={"help": "Where the JSON and plots go; default benchmarks/results[/quick]."}
     )
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One run of each strategy per seed."})
+    seeds: list[int] | None = field(
+        default=None, metadata={"help": "One run of each strategy per seed; default 0 1 2 (full) or 0 1 (quick)."}
+    )
     strategies: list[str] = field(
         default_factory=lambda: list(STRATEGIES),
         metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random and budget_matched need autoassist)."},
@@ -267,6 +269,8 @@ def save(result: dict, output_dir: str) -> None:
 
 def main(argv: list[str] | None = None) -> list[dict]:
     (bench,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=argv)
+    if bench.seeds is None:
+        bench.seeds = [0, 1] if bench.preset == "quick" else [0, 1, 2]
     transformers.utils.logging.set_verbosity_error()
     output_dir = bench.output_dir or os.path.join("benchmarks", "results", *(["quick"] if bench.preset == "quick" else []))
     tasks = list(TASKS.values()) if bench.task == "all" else [TASKS[bench.task]]

@@ -102,7 +102,7 @@ VISION_RESNET = Task(
     description="Fashion-MNIST, ResNet (basic blocks, widths 16/32, one block each) built from a ResNetConfig",
     presets={
         "full": Preset(15000, 5000, None, 30, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
-        "quick": Preset(2000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
+        "quick": Preset(1000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
     },
     load=_vision_loader("resnet"),
 )
@@ -114,7 +114,7 @@ VISION_VIT = Task(
         "full": Preset(
             15000, 5000, None, 30, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 100}
         ),
-        "quick": Preset(2000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 10}),
+        "quick": Preset(1000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 10}),
     },
     load=_vision_loader("vit"),
 )
@@ -180,7 +180,7 @@ TRANSLATION = Task(
     "built from a MarianConfig; validation BLEU on 300 pairs of the official val split, greedy decoding",
     presets={
         "full": Preset(4000, 300, None, 10, 2000, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
-        "quick": Preset(1000, 100, 100, 2, 1000, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+        "quick": Preset(500, 50, 100, 2, 500, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
     },
     load=_load_translation,
     plain_trainer=Seq2SeqTrainer,
