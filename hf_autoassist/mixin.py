@@ -73,7 +73,6 @@ class AutoAssistMixin:
         # loss weight of every instance in the running epoch, or None to leave the Trainer's loss untouched
         self._loss_weights: torch.Tensor | None = None
         self.instances_backpropagated = 0  # by this process
-        self.kept_fractions: dict[int, float] = {}  # epoch -> fraction of the training set it kept
         self.autoassist_history: list[dict] = []  # per epoch: what it kept, per group, and the Assistant then
         self._groups: tuple[torch.Tensor, list[str]] | None = None
         # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
@@ -85,6 +84,11 @@ class AutoAssistMixin:
     def assistant_worker(self) -> AssistantWorker | None:
         """The background worker that trains the Assistant (strategy `"autoassist"` only)."""
         return self.strategy.worker if isinstance(self.strategy, AutoAssistSelection) else None
+
+    @property
+    def kept_fractions(self) -> dict[int, float]:
+        """Epoch -> fraction of the training set it kept (read from `autoassist_history`)."""
+        return {record["epoch"]: record["kept_fraction"] for record in self.autoassist_history}
 
     @property
     def full_data_finish(self) -> float:
@@ -139,7 +143,7 @@ class AutoAssistMixin:
         self.strategy.prepare(dataset, assistant=self._user_assistant)
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant
-        self.instances_backpropagated, self.kept_fractions, self._loss_weights = 0, {}, None
+        self.instances_backpropagated, self._loss_weights = 0, None
         self.autoassist_history, self._groups = [], instance_groups(dataset)
         if self.args.train_sampling_strategy != "random":
             logger.warning(
@@ -229,7 +233,6 @@ class AutoAssistMixin:
         self._resumed_epoch = None
         self._epoch_update_steps = num_update_steps_per_epoch
         self._replan(epoch, num_update_steps_per_epoch)
-        self.kept_fractions[epoch] = self.autoassist_sampler.kept_fraction
         self._record_epoch(epoch)
         if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
             self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
@@ -243,7 +246,7 @@ class AutoAssistMixin:
         )
 
     def _record_epoch(self, epoch: int) -> None:
-        record = {"epoch": epoch, "kept_fraction": round(self.kept_fractions[epoch], 4)}
+        record = {"epoch": epoch, "kept_fraction": self.autoassist_sampler.kept_fraction}
         if self._groups is not None:
             record["kept_by_group"] = kept_by_group(self.autoassist_sampler.kept, *self._groups)
         worker = self.assistant_worker
@@ -283,7 +286,6 @@ class AutoAssistMixin:
             "strategy": self.strategy.state_dict(),
             "loss_weights": self._loss_weights,
             "instances_backpropagated": self.instances_backpropagated,
-            "kept_fractions": self.kept_fractions,
             "history": self.autoassist_history,
             "epoch_start_step": self._epoch_start_step,
             "epoch_update_steps": self._epoch_update_steps,
@@ -328,7 +330,6 @@ class AutoAssistMixin:
         self.autoassist_sampler.load_state_dict(state["sampler"])
         self._loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)
-        self.kept_fractions = dict(state.get("kept_fractions", {}))
         self.autoassist_history = list(state.get("history", []))
         epoch = state["sampler"]["epoch"]
         steps_done = self.state.global_step - state["epoch_start_step"]
