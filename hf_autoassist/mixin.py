@@ -355,7 +355,7 @@ class AutoAssistMixin:
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        loss, outputs = self._loss_and_outputs(model, inputs, num_items_in_batch)
         # with weights the terms keep their graph, to rebuild the loss; without, they are only read
         with torch.set_grad_enabled(weights is not None):
             sums, counts = self._per_instance_loss_terms(model, outputs, labels)
@@ -365,6 +365,10 @@ class AutoAssistMixin:
             losses = sums.detach() / counts.clamp(min=1)
             self.strategy.observe(indices, losses, self.state.global_step)
         return (loss, outputs) if return_outputs else loss
+
+    def _loss_and_outputs(self, model, inputs, num_items_in_batch):
+        """The Trainer's loss and the outputs of the same forward pass, read for the per-instance losses."""
+        return super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
 
     def _per_instance_loss_terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Each instance's summed loss and its count of loss terms (target tokens; 1 for a class label)."""
@@ -380,13 +384,16 @@ class AutoAssistMixin:
                 f"{'has' if labels is not None else 'has no'} `labels`. Pass `per_instance_loss_fn=` "
                 "(outputs, labels -> (batch,) losses) to the trainer, or set `autoassist_strategy='none'`."
             )
-        name = self.accelerator.unwrap_model(model)._get_name()
         return per_instance_loss_terms(
-            logits,
-            labels,
-            label_smoothing=self.args.label_smoothing_factor,
-            shift_labels=name in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values(),
+            logits, labels, label_smoothing=self.args.label_smoothing_factor, shift_labels=self._is_causal_lm(model)
         )
+
+    def _is_causal_lm(self, model) -> bool:
+        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM."""
+        model = self.accelerator.unwrap_model(model)
+        if hasattr(model, "get_base_model"):  # a `peft.PeftModel`
+            model = model.get_base_model()
+        return model._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
 
     # ---- logging ------------------------------------------------------------------------------------------------
     def autoassist_metrics(self) -> dict[str, float]:

@@ -1,10 +1,12 @@
+import gzip
 import os
 import sys
 from pathlib import Path
 
 import pytest
 import torch
-from transformers import ResNetConfig, ResNetForImageClassification
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+from transformers import PreTrainedTokenizerFast, ResNetConfig, ResNetForImageClassification
 
 REPO = Path(__file__).resolve().parents[1]
 # the project's offline data lives beside the repository (../shared/data); HF_AUTOASSIST_DATA overrides
@@ -40,3 +42,24 @@ def tiny_resnet(num_labels: int = 10, seed: int = 0) -> ResNetForImageClassifica
         num_labels=num_labels,
     )
     return ResNetForImageClassification(config)
+
+
+@pytest.fixture(scope="session")
+def sentences():
+    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as en, gzip.open(
+        DATA_DIR / "multi30k" / "raw" / "train.de.gz", "rt"
+    ) as de:
+        return [(next(en).strip(), next(de).strip()) for _ in range(256)]
+
+
+@pytest.fixture(scope="session")
+def tokenizer_dir(tmp_path_factory, sentences):
+    """A word-piece-free BPE trained on 256 Multi30k pairs, saved as a `transformers` tokenizer folder."""
+    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+    specials = ["<pad>", "</s>", "<unk>", "<s>"]
+    tokenizer.train_from_iterator([s for pair in sentences for s in pair], trainers.BpeTrainer(vocab_size=500, special_tokens=specials))
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>")
+    folder = tmp_path_factory.mktemp("tokenizer")
+    fast.save_pretrained(folder)
+    return folder

@@ -2,13 +2,10 @@
 tokenizer or image processor, then `Auto*.from_pretrained(local_path)` and `AutoAssistTrainer` (the Hub is offline
 here; a local folder takes the same code path)."""
 
-import gzip
-
 import datasets
 import numpy as np
 import pytest
 import torch
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import (
     AutoImageProcessor,
     AutoModelForCausalLM,
@@ -23,7 +20,6 @@ from transformers import (
     DataCollatorWithPadding,
     GPT2Config,
     GPT2LMHeadModel,
-    PreTrainedTokenizerFast,
     T5Config,
     T5ForConditionalGeneration,
     ViTConfig,
@@ -36,27 +32,6 @@ from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistS
 from conftest import DATA_DIR, tiny_resnet
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="module")
-def sentences():
-    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as en, gzip.open(
-        DATA_DIR / "multi30k" / "raw" / "train.de.gz", "rt"
-    ) as de:
-        return [(next(en).strip(), next(de).strip()) for _ in range(256)]
-
-
-@pytest.fixture(scope="module")
-def tokenizer_dir(tmp_path_factory, sentences):
-    """A word-piece-free BPE trained on 256 Multi30k pairs, saved as a `transformers` tokenizer folder."""
-    tokenizer = Tokenizer(models.BPE(unk_token="<unk>"))
-    tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-    specials = ["<pad>", "</s>", "<unk>", "<s>"]
-    tokenizer.train_from_iterator([s for pair in sentences for s in pair], trainers.BpeTrainer(vocab_size=500, special_tokens=specials))
-    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, pad_token="<pad>", eos_token="</s>", unk_token="<unk>", bos_token="<s>")
-    folder = tmp_path_factory.mktemp("tokenizer")
-    fast.save_pretrained(folder)
-    return folder
 
 
 def config(tmp_path, cls=AutoAssistConfig, **kwargs):
