@@ -8,6 +8,7 @@ import threading
 
 import datasets
 import numpy as np
+import PIL.Image
 import pytest
 import torch
 from transformers import BatchEncoding, BertConfig, BertForSequenceClassification, DataCollatorWithPadding
@@ -69,6 +70,63 @@ def test_text_classifier_trains_with_padding_collator_on_a_torch_formatted_set(t
     trainer.train()
     assert trainer.state.global_step == trainer.state.max_steps
     assert trainer.kept_fractions[0] == 1.0 and trainer.instances_backpropagated >= 64
+
+
+def image_set_with_transform(fashion_mnist, n=256):
+    """As in `run_image_classification.py`: stored `datasets.Image` column, `set_transform` makes `pixel_values`."""
+    train = fashion_mnist["train"].select(range(n)).with_format("numpy")
+    images = [PIL.Image.fromarray(np.asarray(x, dtype=np.uint8).reshape(28, 28)) for x in train["pixel_values"]]
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)})
+    ds = datasets.Dataset.from_dict({"image": images, "label": train["labels"][:].tolist()}, features=features)
+    transformed = []
+
+    def transform(batch):
+        transformed.append(len(batch["image"]))
+        pixels = [torch.from_numpy(np.asarray(image, dtype=np.float32)).unsqueeze(0) / 127.5 - 1 for image in batch["image"]]
+        return {"pixel_values": pixels, "labels": batch["label"]}
+
+    ds.set_transform(transform)
+    return ds, transformed, train
+
+
+def test_set_transform_image_set_builds_the_assistant_without_running_the_transform(fashion_mnist):
+    ds, transformed, stored = image_set_with_transform(fashion_mnist)
+    assistant = build_assistant("auto", ds)
+    # the raw images were read and pooled; the transform only ran on single items, to learn which columns it makes
+    assert set(transformed) == {1} and len(transformed) <= 3
+    assert torch.equal(assistant.labels, torch.as_tensor(stored["labels"][:]))
+    # the same pooled features as from the stored pixels (box filter vs average pooling of 4x4 blocks)
+    reference = build_assistant("pixels", stored)
+    correlation = torch.corrcoef(torch.stack([assistant.features.flatten(), reference.features.flatten()]))[0, 1]
+    assert correlation > 0.99
+
+
+def test_set_transform_image_set_trains_and_transforms_only_what_it_trains_on(tmp_path, fashion_mnist):
+    ds, transformed, _ = image_set_with_transform(fashion_mnist)
+    trainer = AutoAssistTrainer(
+        model=tiny_resnet(), args=args(tmp_path, num_train_epochs=3, remove_unused_columns=False), train_dataset=ds,
+    )  # fmt: skip
+    trainer.train()
+    assert min(trainer.kept_fractions.values()) < 1.0
+    # skipped images are never transformed (beyond a few single-item probes of the columns at the start)
+    assert 0 <= sum(transformed) - trainer.instances_backpropagated <= 8
+
+
+def test_set_transform_text_set_reads_the_tokens_it_needs(tmp_path):
+    """A transform that tokenizes on the fly: the tokens exist only through it, so it runs once per item at start."""
+    stored = text_classification_set()
+    ds = datasets.Dataset.from_dict({"text": [" ".join(map(str, ids)) for ids in stored["input_ids"]], "label": stored["labels"]})
+    ds.set_transform(lambda batch: {"input_ids": [list(map(int, t.split())) for t in batch["text"]], "labels": batch["label"]})
+    assistant = build_assistant("auto", ds)
+    assert isinstance(assistant, BagOfTokensAssistant)
+    reference = build_assistant("auto", stored)
+    assert torch.equal(assistant.src, reference.src)
+    trainer = AutoAssistTrainer(
+        model=tiny_bert(), args=args(tmp_path, num_train_epochs=3, remove_unused_columns=False), train_dataset=ds,
+        data_collator=DataCollatorWithPadding(PadTokenizer()),
+    )  # fmt: skip
+    trainer.train()
+    assert trainer.state.global_step == trainer.state.max_steps
 
 
 def fashion_trainer(tmp_path, vision_example, fashion_mnist, n=256, **kwargs):

@@ -1,7 +1,9 @@
 """Builds the Assistant named in the config from the training set's columns, read once in bulk."""
 
+import datasets
 import numpy as np
 import torch
+from PIL import Image
 from torch.utils.data import Dataset
 
 from .base import Assistant
@@ -12,10 +14,14 @@ LABEL_COLUMNS = ("labels", "label", "label_ids")
 
 
 def _column_names(dataset: Dataset) -> list[str]:
+    """The stored columns, plus those a `set_transform` makes (read from one transformed item)."""
     names = getattr(dataset, "column_names", None)
-    if names is not None:
-        return list(names)
-    return list(dataset[0].keys()) if len(dataset) else []
+    if names is None:
+        return list(dataset[0].keys()) if len(dataset) else []
+    names = list(names)
+    if getattr(dataset, "format", {}).get("type") == "custom" and len(dataset):
+        names += [name for name in dataset[0] if name not in names]
+    return names
 
 
 def resolve_assistant_name(name: str, dataset: Dataset) -> str:
@@ -23,7 +29,7 @@ def resolve_assistant_name(name: str, dataset: Dataset) -> str:
     if name != "auto":
         return name
     columns = _column_names(dataset)
-    if "pixel_values" in columns:
+    if "pixel_values" in columns or _image_column(dataset) is not None:
         return "pixels"
     if "input_ids" in columns:
         return "bag_of_tokens"
@@ -35,17 +41,40 @@ def resolve_assistant_name(name: str, dataset: Dataset) -> str:
 
 
 def _read_column(dataset: Dataset, column: str) -> list:
-    """A whole column: straight from Arrow for a `datasets.Dataset` without a transform, else item by item (once)."""
-    if getattr(dataset, "column_names", None) is not None and column in dataset.column_names:
-        if getattr(dataset, "format", {}).get("type") != "custom":
-            # reads this column only, as one numpy array (an object array of arrays when ragged)
-            return dataset.with_format("numpy")[column][:]
+    """A whole column: straight from Arrow when it is stored there (also under `set_transform`, whose transform is
+    not run), else item by item (once)."""
+    if isinstance(dataset, datasets.Dataset) and column in dataset.column_names:
+        # reads this column only, as one numpy array (an object array of arrays when ragged); `with_format` drops
+        # any transform, so augmentations and decoding do not run for it
+        return dataset.with_format("numpy")[column][:]
     return [dataset[i][column] for i in range(len(dataset))]
 
 
+def _image_column(dataset: Dataset) -> str | None:
+    """The stored column of `datasets.Image` type, if any: what a `set_transform` turns into `pixel_values`."""
+    if not isinstance(dataset, datasets.Dataset) or "pixel_values" in dataset.column_names:
+        return None
+    return next((name for name, feature in dataset.features.items() if isinstance(feature, datasets.Image)), None)
+
+
+def _pooled_images(dataset: datasets.Dataset, column: str, pool_size: int) -> torch.Tensor:
+    """`(N, C, pool_size, pool_size)`: the stored images decoded and box-filtered straight to the pooled size,
+    without the dataset's transform (its augmentations are for the Boss) and without holding full-size pixels."""
+    raw = dataset.with_format(None).select_columns([column])
+    mode = None
+    pooled = []
+    for batch in raw.iter(batch_size=256):
+        for image in batch[column]:
+            mode = mode or ("L" if image.mode in ("L", "1", "I;16") else "RGB")
+            pooled.append(np.asarray(image.convert(mode).resize((pool_size, pool_size), Image.BOX)))
+    pixels = torch.as_tensor(np.stack(pooled))
+    return pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2)
+
+
 def _labels(dataset: Dataset) -> torch.Tensor | None:
-    columns = _column_names(dataset)
-    for name in LABEL_COLUMNS:
+    columns, stored = _column_names(dataset), getattr(dataset, "column_names", None) or []
+    # a stored label column first: it is read without running a transform
+    for name in [n for n in LABEL_COLUMNS if n in stored] + [n for n in LABEL_COLUMNS if n not in stored]:
         if name in columns:
             values = _read_column(dataset, name)
             return torch.as_tensor([int(v) for v in values], dtype=torch.long)
@@ -54,7 +83,11 @@ def _labels(dataset: Dataset) -> torch.Tensor | None:
 
 # what each Assistant reads, and what to do when the column is missing
 REQUIRED_COLUMNS = {
-    "pixels": ("pixel_values", "Rename the image column to `pixel_values`, or use `autoassist_assistant='bag_of_tokens'` for text."),
+    "pixels": (
+        "pixel_values",
+        "Store the images as a `pixel_values` or a `datasets.Image` column, or use `autoassist_assistant='bag_of_tokens'` "
+        "for text.",
+    ),
     "bag_of_tokens": ("input_ids", "Tokenize the dataset first, or use `autoassist_assistant='pixels'` for images."),
 }
 
@@ -66,6 +99,9 @@ def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: 
         raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens' or 'auto'.")
     column, fix = REQUIRED_COLUMNS[name]
     columns = _column_names(dataset)
+    if name == "pixels" and _image_column(dataset) is not None:
+        pixels = _pooled_images(dataset, _image_column(dataset), pool_size)
+        return PixelAssistant(pixels, _labels(dataset), pool_size=pool_size)
     if column not in columns:
         raise ValueError(f"The {name!r} Assistant reads a `{column}` column, but the training set has {columns}. {fix}")
     if name == "pixels":
