@@ -83,3 +83,8 @@ def test_sgd_converges_at_rate_one_over_k(pullover_vs_coat):
     trace = svm.run(task, "sgd", lam=1e-3, iterations=60_000, seed=0)
     slope = svm.fitted_slope(trace.iterations, np.array(trace.objective) - optimum)
     assert -1.4 < slope < -0.8, slope
+
+
+def test_missing_idx_files_name_the_data_dir_layout(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"train-images-idx3-ubyte.gz is missing. --data_dir must hold mnist/"):
+        svm.image_task(tmp_path / "fashion-mnist", [2], [4], "pullover vs coat")

@@ -5,6 +5,7 @@ import shutil
 
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.data import INDEX_KEY
@@ -94,3 +95,30 @@ def test_checkpoint_without_selection_state_warns_and_still_resumes(tmp_path, vi
         resumed.train(resume_from_checkpoint=str(stripped))
     assert "has no AutoAssist state" in caplog.text
     assert resumed.state.global_step == resumed.state.max_steps
+
+
+class FailAtStep(TrainerCallback):
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise RuntimeError(f"the machine went away at step {self.step}")
+
+
+def test_a_run_that_fails_mid_training_resumes_from_its_last_checkpoint_exactly(tmp_path, vision_example, fashion_mnist):
+    reference = make_trainer(tmp_path / "reference", vision_example, fashion_mnist)
+    reference.train()
+
+    failing = make_trainer(tmp_path / "failing", vision_example, fashion_mnist)
+    failing.add_callback(FailAtStep(reference.state.global_step - 3))  # inside a shrunk epoch, after a save
+    with pytest.raises(RuntimeError, match="the machine went away"):
+        failing.train()
+    last = max(int(p.name.split("-")[1]) for p in (tmp_path / "failing").glob("checkpoint-*"))
+
+    resumed = make_trainer(tmp_path / "failing", vision_example, fashion_mnist)
+    resumed.train(resume_from_checkpoint=True)  # the last checkpoint in output_dir, as a user restarts the script
+    assert resumed.trained_batches == reference.trained_batches[last * 2 :]
+    assert resumed.state.global_step == reference.state.global_step
+    for name, weight in resumed.model.state_dict().items():
+        torch.testing.assert_close(weight, reference.model.state_dict()[name], msg=name)

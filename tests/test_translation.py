@@ -132,6 +132,11 @@ def test_data_guards_name_the_problem(tmp_path, translation_example):
     uneven = fake_multi30k(tmp_path / "uneven", counts={("val", "de"): 2})
     with pytest.raises(ValueError, match="val.en.gz has 3 lines but .*val.de.gz has 2"):
         translation_example.load_multi30k(str(uneven), "en", "de")
+    with pytest.raises(FileNotFoundError, match=r"is not a folder. Point it at Multi30k's raw files"):
+        translation_example.load_multi30k(str(tmp_path / "nowhere"), "en", "de")
+    (folder / "test_2016_flickr.de.gz").unlink()
+    with pytest.raises(FileNotFoundError, match=r"test_2016_flickr.de.gz is missing: the test split needs both"):
+        translation_example.load_multi30k(str(folder), "en", "de")
     with pytest.raises(ValueError, match="pick two languages"):
         translation_example.DataTrainingArguments(data_dir=str(folder), source_lang="en", target_lang="en")
 

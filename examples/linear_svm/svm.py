@@ -52,8 +52,15 @@ def image_task(data_dir: Path, positive: list[int], negative: list[int] | None, 
 
     Pixels are scaled to [0, 1] (the standard scaling for these sets), a constant 1 is appended as the bias, and
     everything is divided by the mean instance norm, so step sizes do not depend on the image size."""
-    images = read_idx(str(data_dir / "train-images-idx3-ubyte.gz"))
-    labels = read_idx(str(data_dir / "train-labels-idx1-ubyte.gz")).astype(np.int64)
+    files = [data_dir / "train-images-idx3-ubyte.gz", data_dir / "train-labels-idx1-ubyte.gz"]
+    for path in files:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"{path} is missing. --data_dir must hold mnist/ and fashion-mnist/ folders with the IDX training "
+                f"files {[p.name for p in files]} (e.g. ../shared/data)."
+            )
+    images = read_idx(str(files[0]))
+    labels = read_idx(str(files[1])).astype(np.int64)
     mask = np.isin(labels, positive) | (np.ones_like(labels, bool) if negative is None else np.isin(labels, negative))
     images, labels = images[mask], labels[mask]
     if limit is not None:

@@ -111,7 +111,10 @@ def read_lines(path: str) -> list[str]:
 def load_multi30k(data_dir: str, source_lang: str, target_lang: str) -> DatasetDict:
     """Multi30k's official train / val / test_2016_flickr splits as `{"translation": {src: .., tgt: ..}}`."""
     if not os.path.isdir(data_dir):
-        raise FileNotFoundError(f"--data_dir {data_dir} is not a folder.")
+        raise FileNotFoundError(
+            f"--data_dir {data_dir} is not a folder. Point it at Multi30k's raw files (train.en.gz, val.en.gz, "
+            "test_2016_flickr.en.gz, ... e.g. ../shared/data/multi30k/raw), or pass --train_file or --dataset_name."
+        )
     available = sorted({name.split(".")[1] for name in os.listdir(data_dir) if name.startswith("train.")})
     for lang, flag in ((source_lang, "--source_lang"), (target_lang, "--target_lang")):
         if lang not in available:
@@ -123,7 +126,11 @@ def load_multi30k(data_dir: str, source_lang: str, target_lang: str) -> DatasetD
         paths = [os.path.join(data_dir, f"{prefix}.{lang}.gz") for lang in (source_lang, target_lang)]
         for path in paths:
             if not os.path.isfile(path):
-                raise FileNotFoundError(f"{path} is missing: the {split} split needs both languages.")
+                raise FileNotFoundError(
+                    f"{path} is missing: the {split} split needs both languages. --data_dir must hold "
+                    f"{', '.join(p + '.<lang>.gz' for p in MULTI30K_SPLITS.values())} for both --source_lang and "
+                    "--target_lang."
+                )
         sources, targets = read_lines(paths[0]), read_lines(paths[1])
         if len(sources) != len(targets):
             raise ValueError(
