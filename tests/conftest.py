@@ -3,6 +3,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from tokenizers import Tokenizer, models, pre_tokenizers, trainers
@@ -28,6 +29,15 @@ def fashion_mnist(vision_example):
     if not folder.is_dir():
         pytest.fail(f"Fashion-MNIST not found at {folder}; set HF_AUTOASSIST_DATA to the shared data folder.")
     return vision_example.load_idx_dataset(str(folder))
+
+
+def assert_shrank_and_learned(trainer):
+    """Trains, then: the warmup kept everything, a later epoch shrank, the loss fell and the run ended on plan."""
+    trainer.train()
+    assert trainer.kept_fractions[0] == 1.0 and min(trainer.kept_fractions.values()) < 1.0
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert np.mean(losses[-2:]) < np.mean(losses[:2])
+    assert trainer.state.global_step == trainer.state.max_steps
 
 
 def tiny_resnet(num_labels: int = 10, seed: int = 0) -> ResNetForImageClassification:

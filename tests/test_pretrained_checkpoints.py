@@ -3,7 +3,6 @@ tokenizer or image processor, then `Auto*.from_pretrained(local_path)` and `Auto
 here; a local folder takes the same code path)."""
 
 import datasets
-import numpy as np
 import pytest
 import torch
 from transformers import (
@@ -29,7 +28,7 @@ from transformers import (
 
 from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
 
-from conftest import DATA_DIR, tiny_resnet
+from conftest import assert_shrank_and_learned, tiny_resnet
 
 pytestmark = pytest.mark.slow
 
@@ -39,14 +38,6 @@ def config(tmp_path, cls=AutoAssistConfig, **kwargs):
                     num_train_epochs=3, learning_rate=3e-3, save_strategy="no", disable_tqdm=True, seed=0,
                     logging_steps=4)  # fmt: skip
     return cls(**{**defaults, **kwargs})
-
-
-def assert_shrank_and_learned(trainer):
-    trainer.train()
-    assert trainer.kept_fractions[0] == 1.0 and min(trainer.kept_fractions.values()) < 1.0
-    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
-    assert np.mean(losses[-2:]) < np.mean(losses[:2])
-    assert trainer.state.global_step == trainer.state.max_steps
 
 
 def test_seq2seq_checkpoint(tmp_path, tokenizer_dir, sentences):
