@@ -25,15 +25,33 @@ from benchmarks.analysis import spread  # noqa: E402
 from benchmarks.run_benchmark import Progress, environment, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
-# each variant changes one thing from the current defaults (the first row); `--combined` adds one more
-VARIANTS = {
-    "current": {},
+# the paper's rule, which the first ablations started from: every variant states its options against it, so that
+# the study reads the same whatever the library's defaults are
+PAPER_RULE = {
+    "autoassist_label": "running_mean",
+    "autoassist_confidence": "accuracy",
+    "autoassist_assistant_memory": False,
+    "autoassist_reweight": False,
+    "autoassist_full_data_finish": 0.0,
+}
+# each variant changes one thing from the paper's rule (the first row), then combinations of those that did not lose
+CHANGES = {
+    "paper's rule": {},
     "skill confidence": {"autoassist_confidence": "skill"},
     "batch-median label": {"autoassist_label": "batch_median"},
     "reweight 1/p": {"autoassist_reweight": True},
     "full-data finish 0.125": {"autoassist_full_data_finish": 0.125},
     "loss memory": {"autoassist_assistant_memory": True},
-}
+    "skill + batch-median": {"autoassist_confidence": "skill", "autoassist_label": "batch_median"},
+    "skill + batch-median + memory": {
+        "autoassist_confidence": "skill", "autoassist_label": "batch_median", "autoassist_assistant_memory": True,
+    },
+    "skill + batch-median + memory + reweight": {
+        "autoassist_confidence": "skill", "autoassist_label": "batch_median", "autoassist_assistant_memory": True,
+        "autoassist_reweight": True,
+    },
+}  # fmt: skip
+VARIANTS = {name: {**PAPER_RULE, **change} for name, change in CHANGES.items()}
 
 
 @dataclass
@@ -43,7 +61,7 @@ class AblationArguments:
     data_dir: str = field(default="../shared/data")
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     variants: list[str] = field(default_factory=lambda: list(VARIANTS), metadata={"help": f"Among {list(VARIANTS)}."})
-    combined: str | None = field(default=None, metadata={"help": "JSON options of one more variant, 'combined'."})
+    combined: str | None = field(default=None, metadata={"help": "JSON options of one more variant, 'combined', changed from the paper's rule."})
     output_dir: str = field(default="benchmarks/results")
     work_dir: str = field(default="outputs/ablation")
 
@@ -53,21 +71,28 @@ def main(argv=None):
     transformers.utils.logging.set_verbosity_error()
     variants = {name: VARIANTS[name] for name in args.variants}
     if args.combined:
-        variants["combined"] = json.loads(args.combined)
+        variants["combined"] = {**PAPER_RULE, **json.loads(args.combined)}
     task = TASKS[args.task]
+    os.makedirs(args.output_dir, exist_ok=True)
+    result_path = os.path.join(args.output_dir, f"ablation-{task.name}.json")
     preset = task.presets[args.preset]
     work_dir = os.path.join(args.work_dir, args.preset, task.name)
     data = task.load(args.data_dir, preset, work_dir)
     warmup = math.ceil(task.config_class.__dataclass_fields__["autoassist_warmup_epochs"].default)
-    result = {
-        "task": task.name,
-        "preset": args.preset,
-        "command": "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "environment": environment(),
-        "metric": data.metric,
-        "variants": variants,
-        "runs": [],
-    }
+    command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    result = {"task": task.name, "preset": args.preset, "commands": [], "variants": {}, "runs": []}
+    if os.path.exists(result_path):  # earlier invocations' runs are kept, except those re-run now
+        with open(result_path) as f:
+            result = json.load(f)
+        if result.get("preset") != args.preset:
+            raise ValueError(f"{result_path} holds the {result.get('preset')!r} preset; pass another --output_dir.")
+        result.setdefault("commands", [result.pop("command")] if "command" in result else [])
+        result["runs"] = [r for r in result["runs"] if not (r["variant"] in variants and r["seed"] in args.seeds)]
+    result["commands"].append(command)
+    result["environment"] = environment()
+    result["metric"] = data.metric
+    result["paper_rule"] = PAPER_RULE
+    result["variants"].update(variants)
     progress = Progress(2 * len(variants) * len(args.seeds))
     for seed in args.seeds:
         for name, options in variants.items():
@@ -88,9 +113,8 @@ def main(argv=None):
                 f"({selected['boss_instances']} instances, kept {selected['kept_fraction_per_epoch'][-1]:.3f} last)",
                 flush=True,
             )
-            result["summary"] = summarize(result["runs"], variants)
-            os.makedirs(args.output_dir, exist_ok=True)
-            with open(os.path.join(args.output_dir, f"ablation-{task.name}.json"), "w") as f:
+            result["summary"] = summarize(result["runs"], result["variants"])
+            with open(result_path, "w") as f:
                 json.dump(result, f, indent=1)
     return result
 

@@ -1,8 +1,9 @@
 #!/usr/bin/env python
-"""README's benchmark tables, generated from `benchmarks/results/<task>.json` (never typed by hand).
+"""README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the ablation table of
+benchmarks/README.md, from `benchmarks/results/ablation-<task>.json` (never typed by hand).
 
-    python benchmarks/report.py            # rewrites the part of README.md between the benchmark-results markers
-    python benchmarks/report.py --check    # exits 1 if README.md is not what the JSON gives
+    python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
+    python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
 """
 
 import argparse
@@ -13,6 +14,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
+ABLATION_BEGIN, ABLATION_END = "<!-- ablation-results -->", "<!-- /ablation-results -->"
 TASK_ORDER = ("vision-resnet", "vision-vit", "translation")
 STRATEGY_ORDER = ("plain", "none", "autoassist", "random", "infobatch", "budget_matched")
 
@@ -84,27 +86,80 @@ def render(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def replace_section(text: str, table: str) -> str:
-    if BEGIN not in text or END not in text:
-        raise ValueError(f"README.md has no {BEGIN} ... {END} section to fill.")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{table}\n{END}{tail}"
+def render_ablation(folder: Path = RESULTS) -> str:
+    """One row per task and variant: its options, kept fraction, final validation per seed and the paired
+    difference to random skipping at the variant's own kept fractions."""
+    lines = [
+        "| task | variant | options | seeds | kept after warmup | Assistant accuracy | final validation | random at the same kept fractions | variant − random (median; per seed) |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task in TASK_ORDER:
+        path = folder / f"ablation-{task}.json"
+        if not path.exists():
+            continue
+        result = json.loads(path.read_text())
+        digits = 2 if result["metric"] == "bleu" else 4
+        paper = result.get("paper_rule", {})  # options are shown as changes from it
+        for name, options in result["variants"].items():
+            pairs = {}
+            for run in result["runs"]:
+                if run["variant"] == name:
+                    pairs.setdefault(run["seed"], {})[run["strategy"]] = run
+            seeds = sorted(seed for seed, pair in pairs.items() if len(pair) == 2)
+            if not seeds:
+                continue
+            ours = [pairs[s]["autoassist"] for s in seeds]
+            theirs = [pairs[s]["random"] for s in seeds]
+            kept = [sum(r["kept_fraction_per_epoch"][1:]) / max(1, len(r["kept_fraction_per_epoch"]) - 1) for r in ours]
+            accuracy = [r["assistant_accuracy"] for r in ours if r.get("assistant_accuracy") is not None]
+            diffs = [a["final_validation"] - b["final_validation"] for a, b in zip(ours, theirs)]
+            changed = {k: v for k, v in options.items() if paper.get(k, v) != v or k not in paper}
+            shown = ", ".join(f"`{k.removeprefix('autoassist_')}={v}`" for k, v in changed.items()) or "(the paper's)"
+            lines.append(
+                f"| {task} ({result['metric']}) | {name} | {shown} | {', '.join(map(str, seeds))} "
+                f"| {_median(kept):.2f} | {_number(_median(accuracy) if accuracy else None, 2)} "
+                f"| {', '.join(_number(r['final_validation'], digits) for r in ours)} "
+                f"| {', '.join(_number(r['final_validation'], digits) for r in theirs)} "
+                f"| {_signed([_median(diffs)], digits)} ({_signed(diffs, digits)}) |"
+            )
+    return "\n".join(lines)
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def replace_section(text: str, table: str, begin: str = BEGIN, end: str = END) -> str:
+    if begin not in text or end not in text:
+        raise ValueError(f"The README has no {begin} ... {end} section to fill.")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{table}\n{end}{tail}"
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
     parser.add_argument("--readme", default=str(REPO / "README.md"))
+    parser.add_argument("--benchmarks_readme", default=str(REPO / "benchmarks" / "README.md"))
     args = parser.parse_args(argv)
-    readme = Path(args.readme)
-    updated = replace_section(readme.read_text(), render(load_results()))
+    readme, benchmarks_readme = Path(args.readme), Path(args.benchmarks_readme)
+    updates = {
+        readme: replace_section(readme.read_text(), render(load_results())),
+        benchmarks_readme: replace_section(
+            benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END
+        ),
+    }
     if args.check:
-        if updated != readme.read_text():
-            print("README.md's benchmark tables are not those of benchmarks/results/*.json: run benchmarks/report.py")
+        stale = [path.name for path, text in updates.items() if text != path.read_text()]
+        if stale:
+            print(f"{', '.join(stale)}: tables differ from benchmarks/results/*.json; run benchmarks/report.py")
             return 1
         return 0
-    readme.write_text(updated)
+    for path, text in updates.items():
+        path.write_text(text)
     return 0
 
 

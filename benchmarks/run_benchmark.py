@@ -160,6 +160,9 @@ def run_one(
         "strategy": strategy,
         "num_train_epochs": epochs,
         "autoassist_options": options,
+        # every AutoAssist setting in effect, defaults included, so a result says which method made it
+        "autoassist_config": {k: v for k, v in vars(trainer.args).items() if k.startswith("autoassist_")} if not plain else None,
+        "assistant_skill": metrics.get("autoassist/assistant_skill"),
         "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()]
         or [1.0] * math.ceil(epochs),
         "boss_instances": trainer.boss_instances,  # forwarded and back-propagated alike: no extra forward pass

@@ -52,16 +52,18 @@ class AutoAssistArguments:
             Batches of Boss losses waiting for the Assistant; when full the oldest batch is dropped and counted.
         autoassist_loss_momentum (`float`, *optional*, defaults to `0.99`):
             Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
-        autoassist_label (`str`, *optional*, defaults to `"running_mean"`):
-            What the Assistant learns to predict: `"running_mean"`, the Boss loss above its running mean (the paper's),
-            or `"batch_median"`, above its own batch's median (balanced by construction, no lag while the loss falls).
-        autoassist_confidence (`str`, *optional*, defaults to `"accuracy"`):
-            How far the shrinking rule trusts the Assistant: its running `"accuracy"` (the paper's), or its
-            `"skill"` over always answering the majority label, so that an Assistant that learned nothing keeps
-            everything.
-        autoassist_assistant_memory (`bool`, *optional*, defaults to `False`):
+        autoassist_label (`str`, *optional*, defaults to `"batch_median"`):
+            What the Assistant learns to predict: `"batch_median"`, the Boss loss above its own batch's median
+            (balanced by construction, no lag while the loss falls), or `"running_mean"`, above its running mean (the
+            paper's; mostly 0 for right-skewed losses).
+        autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
+            How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
+            so that an Assistant that learned nothing keeps everything, or its running `"accuracy"` (the paper's,
+            which reads label imbalance as knowledge).
+        autoassist_assistant_memory (`bool`, *optional*, defaults to `True`):
             Let the Assistant also read each instance's last Boss loss, whether it was ever seen and how long ago
-            ([`~assistants.WithLossMemory`]). With several processes the deciding process remembers its own shard.
+            ([`~assistants.WithLossMemory`]); `False` is the paper's input-only Assistant. With several processes the
+            memories of all ranks are merged before each decision.
         autoassist_assistant_dim (`int`, *optional*, defaults to `1`):
             Size of each token's weight vector in the `"bag_of_tokens"` Assistant; 1 is the paper's model, larger
             values add a linear layer over the two summed bags.
@@ -132,23 +134,23 @@ class AutoAssistArguments:
         metadata={"help": "Momentum of the running mean of Boss losses (the Assistant's label threshold), in [0, 1)."},
     )
     autoassist_label: str = field(
-        default="running_mean",
+        default="batch_median",
         metadata={
-            "help": "Assistant's label: Boss loss above its 'running_mean' (the paper's) or above its 'batch_median'.",
+            "help": "Assistant's label: Boss loss above its 'batch_median' or above its 'running_mean' (the paper's).",
             "choices": ["running_mean", "batch_median"],
         },
     )
     autoassist_confidence: str = field(
-        default="accuracy",
+        default="skill",
         metadata={
-            "help": "Trust in the Assistant: its running 'accuracy' (the paper's) or its 'skill' over the majority "
-            "answer.",
+            "help": "Trust in the Assistant: its 'skill' over the majority answer or its running 'accuracy' (the "
+            "paper's).",
             "choices": ["accuracy", "skill"],
         },
     )
     autoassist_assistant_memory: bool = field(
-        default=False,
-        metadata={"help": "Let the Assistant also read each instance's last Boss loss and its age."},
+        default=True,
+        metadata={"help": "Let the Assistant also read each instance's last Boss loss and its age (False: the paper's)."},
     )
     autoassist_assistant_dim: int = field(
         default=1,

@@ -59,7 +59,8 @@ RUN_KEYS = {
     "seed", "strategy", "num_train_epochs", "autoassist_options", "kept_fraction_per_epoch", "boss_instances",
     "boss_instances_forwarded", "boss_instances_backpropagated", "optimizer_steps", "assistant_seconds",
     "train_seconds", "eval_seconds", "final_validation", "test_metric", "curve", "target", "seconds_to_target",
-    "instances_to_target", "time_to_target_ratio", "instances_to_target_ratio", "throughput",
+    "instances_to_target", "time_to_target_ratio", "instances_to_target_ratio", "throughput", "autoassist_config",
+    "assistant_skill",
 }  # fmt: skip
 
 

@@ -35,6 +35,8 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, acceler
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == ranks[0]["max_steps"]
     assert ranks[0]["kept"] == ranks[1]["kept"]  # one selection, shared
     assert ranks[0]["weight_sums"] == ranks[1]["weight_sums"]  # and the same loss weights (InfoBatch's rescaling)
+    if strategy == "autoassist":  # rank 0 decides from a memory that holds both ranks' losses
+        assert ranks[0]["memory_seen"] >= 600 - 600 % batch_per_round
     if strategy == "infobatch":
         assert any(total is not None and total > 0 for total in ranks[0]["weight_sums"].values())
 

@@ -123,7 +123,9 @@ def test_eval_save_and_best_model_strategies_keep_working(tmp_path, vision_examp
     finally:
         transformers.utils.logging.disable_propagation()
     evals = [log for log in trainer.state.log_history if "eval_accuracy" in log]
-    assert [log["step"] for log in evals] == list(range(5, trainer.state.global_step + 1, 5))
+    # every 5 steps, and at the last step (the Trainer evaluates and saves at the end of training too)
+    last = trainer.state.global_step
+    assert [log["step"] for log in evals] == sorted(set(range(5, last + 1, 5)) | {last})
     best = max(evals, key=lambda log: log["eval_accuracy"])
     assert trainer.state.best_model_checkpoint.endswith(f"checkpoint-{best['step']}")
     assert trainer.evaluate()["eval_accuracy"] == pytest.approx(best["eval_accuracy"])

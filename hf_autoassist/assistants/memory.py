@@ -15,7 +15,8 @@ class WithLossMemory(Assistant):
     - age: instances learned from since the instance was last seen, in epochs of the training set.
 
     The worker calls `remember` after it has learned from a batch, so each prediction it learns from uses the
-    memory from before: the Assistant learns how far the last loss predicts the next label.
+    memory from before: the Assistant learns how far the last loss predicts the next label. With several processes
+    each rank remembers its own shard; `merge` gives the deciding rank every rank's latest entries.
 
     Args:
         base (`Assistant`): the input-feature Assistant (pixels, bag of tokens) to extend.
@@ -55,3 +56,16 @@ class WithLossMemory(Assistant):
         self.last_log_loss[indices] = log_losses
         self.last_clock[indices] = self.clock
         self.clock += len(indices)
+
+    @torch.no_grad()
+    def merge(self, accelerator) -> None:
+        """Per instance, the entry of the rank that saw it last (a collective call: every rank must make it). Each
+        rank's clock counts the instances it learned from; with equal shards they advance alike."""
+        if accelerator.num_processes <= 1:
+            return
+        device = accelerator.device
+        log_losses = accelerator.gather(self.last_log_loss.to(device)[None]).cpu()  # (num_processes, N)
+        clocks = accelerator.gather(self.last_clock.to(device)[None]).cpu()
+        latest = clocks.argmax(dim=0, keepdim=True)
+        self.last_log_loss.copy_(log_losses.gather(0, latest).squeeze(0))
+        self.last_clock.copy_(clocks.gather(0, latest).squeeze(0))

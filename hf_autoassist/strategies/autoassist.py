@@ -42,6 +42,12 @@ class AutoAssistSelection(SelectionStrategy):
             confidence=args.autoassist_confidence,
         )
 
+    def synchronize(self, accelerator):
+        merge = getattr(self.assistant, "merge", None)
+        if merge is not None and accelerator.num_processes > 1:
+            with self.worker.lock:  # not while the thread updates the memory
+                merge(accelerator)
+
     def select(self, candidates, selecting_epoch, generator):
         probs = acceptance_probability(self.worker.score(candidates), self.worker.confidence, self.args.autoassist_base_prob)
         keep = sample_keep_mask(probs, generator)

@@ -56,6 +56,8 @@ def main(output_dir: str, accelerator_config: dict, strategy: str) -> None:
         "trained": trainer.trained_indices,
         "kept": trainer.kept_indices,
         "weight_sums": trainer.weight_sums,
+        # instances the deciding rank's loss memory knows (merged from both ranks before each decision)
+        "memory_seen": int((trainer.assistant.last_clock >= 0).sum()) if hasattr(trainer.assistant, "last_clock") else None,
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))
 
