@@ -49,3 +49,19 @@ def test_vision_example_builds_a_vit_from_a_config(tmp_path):
     assert config["model_type"] == "vit" and config["patch_size"] == 7 and config["num_hidden_layers"] == 1
     (row,) = json.loads((tmp_path / "comparison.json").read_text())
     assert row["test_accuracy"] > 0.3  # chance is 0.1
+
+
+def test_vision_example_fine_tunes_a_saved_checkpoint_through_its_image_processor(tmp_path):
+    """As with a Hub id: a 3-channel 32x32 ViT and its processor; the grey 28x28 images are resized and repeated."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    checkpoint = tmp_path / "checkpoint"
+    ViTForImageClassification(ViTConfig(image_size=32, patch_size=8, num_channels=3, hidden_size=32, num_hidden_layers=1,
+                                        num_attention_heads=2, intermediate_size=64, num_labels=2)).save_pretrained(checkpoint)  # fmt: skip
+    ViTImageProcessor(size={"height": 32, "width": 32}, image_mean=[0.5] * 3, image_std=[0.5] * 3).save_pretrained(checkpoint)
+    result = run_vision(tmp_path / "run", "--trainer", "autoassist", "--model_name_or_path", str(checkpoint))
+    assert result.returncode == 0, result.stderr[-3000:]
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["num_labels"] == 10 and config["image_size"] == 32  # a new head for the 10 classes
+    (row,) = json.loads((tmp_path / "run" / "comparison.json").read_text())
+    assert row["test_accuracy"] > 0.3  # chance is 0.1

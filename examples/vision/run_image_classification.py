@@ -23,6 +23,7 @@ import transformers
 from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
 from transformers import (
     AutoConfig,
+    AutoImageProcessor,
     AutoModelForImageClassification,
     HfArgumentParser,
     ResNetConfig,
@@ -153,6 +154,40 @@ def collate_images(examples: list[dict]) -> dict[str, torch.Tensor]:
     }
 
 
+class ProcessorCollator:
+    """Batches through the image processor a pretrained checkpoint ships (resize, rescale, normalise), so that a
+    Hub model sees images as it was trained on them; grey images are repeated to the model's channels."""
+
+    def __init__(self, image_processor, num_channels: int):
+        self.image_processor = image_processor
+        self.num_channels = num_channels
+
+    def __call__(self, examples: list[dict]) -> dict[str, torch.Tensor]:
+        images = []
+        for example in examples:
+            image = np.asarray(example["pixel_values"], dtype=np.uint8).transpose(1, 2, 0)  # (H, W, C)
+            if image.shape[-1] == 1 and self.num_channels == 3:
+                image = np.repeat(image, 3, axis=-1)
+            images.append(image)
+        pixels = self.image_processor(images, return_tensors="pt", input_data_format="channels_last")["pixel_values"]
+        return {
+            "pixel_values": pixels,
+            "labels": torch.tensor([int(example["labels"]) for example in examples], dtype=torch.long),
+        }
+
+
+def build_collator(model_args: ModelArguments, model):
+    """The checkpoint's own image processor when it has one, else `collate_images`."""
+    if model_args.model_name_or_path:
+        try:
+            processor = AutoImageProcessor.from_pretrained(model_args.model_name_or_path)
+        except OSError:
+            logger.warning(f"{model_args.model_name_or_path} has no image processor: images are scaled to [-1, 1].")
+        else:
+            return ProcessorCollator(processor, num_channels=model.config.num_channels)
+    return collate_images
+
+
 def compute_metrics(eval_pred) -> dict[str, float]:
     # `evaluate.load("accuracy")` needs the Hub; accuracy is one line
     return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
@@ -208,7 +243,7 @@ def train_and_test(name, trainer_cls, model_args, training_args, dataset) -> dic
         args=training_args,
         train_dataset=dataset["train"],
         eval_dataset=dataset["test"],
-        data_collator=collate_images,
+        data_collator=build_collator(model_args, model),
         compute_metrics=compute_metrics,
     )
     start = time.perf_counter()
