@@ -62,6 +62,6 @@ def test_vision_example_fine_tunes_a_saved_checkpoint_through_its_image_processo
     result = run_vision(tmp_path / "run", "--trainer", "autoassist", "--model_name_or_path", str(checkpoint))
     assert result.returncode == 0, result.stderr[-3000:]
     config = json.loads((tmp_path / "run" / "config.json").read_text())
-    assert config["num_labels"] == 10 and config["image_size"] == 32  # a new head for the 10 classes
+    assert len(config["id2label"]) == 10 and config["image_size"] == 32  # a new head for the 10 classes
     (row,) = json.loads((tmp_path / "run" / "comparison.json").read_text())
     assert row["test_accuracy"] > 0.3  # chance is 0.1
