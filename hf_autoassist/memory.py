@@ -3,6 +3,15 @@
 import torch
 
 
+def latest_across_ranks(accelerator, values: torch.Tensor, clocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per instance, `values` and `clocks` of the rank whose clock for it is the largest (a collective call)."""
+    device = accelerator.device
+    all_values = accelerator.gather(values.to(device)[None]).cpu()  # (num_processes, N)
+    all_clocks = accelerator.gather(clocks.to(device)[None]).cpu()
+    latest = all_clocks.argmax(dim=0, keepdim=True)
+    return all_values.gather(0, latest).squeeze(0), all_clocks.gather(0, latest).squeeze(0)
+
+
 class LossMemory:
     """Per-instance memory over a training set of `num_instances`: `loss` (NaN until seen) and `step` (-1 until seen).
 
@@ -25,14 +34,8 @@ class LossMemory:
 
     def merge(self, accelerator) -> None:
         """Takes, per instance, the entry of the rank that saw it last (a collective call: every rank must make it)."""
-        if accelerator.num_processes <= 1:
-            return
-        device = accelerator.device
-        losses = accelerator.gather(self.loss.to(device)[None]).cpu()  # (num_processes, N)
-        steps = accelerator.gather(self.step.to(device)[None]).cpu()
-        latest = steps.argmax(dim=0, keepdim=True)
-        self.loss = losses.gather(0, latest).squeeze(0)
-        self.step = steps.gather(0, latest).squeeze(0)
+        if accelerator.num_processes > 1:
+            self.loss, self.step = latest_across_ranks(accelerator, self.loss, self.step)
 
     def state_dict(self) -> dict:
         return {"loss": self.loss.clone(), "step": self.step.clone()}

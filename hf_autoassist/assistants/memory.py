@@ -4,6 +4,7 @@ long ago that was. InfoBatch lives on the first; AutoAssist's input features see
 import torch
 from torch import nn
 
+from ..memory import latest_across_ranks
 from .base import Assistant
 
 
@@ -61,11 +62,7 @@ class WithLossMemory(Assistant):
     def merge(self, accelerator) -> None:
         """Per instance, the entry of the rank that saw it last (a collective call: every rank must make it). Each
         rank's clock counts the instances it learned from; with equal shards they advance alike."""
-        if accelerator.num_processes <= 1:
-            return
-        device = accelerator.device
-        log_losses = accelerator.gather(self.last_log_loss.to(device)[None]).cpu()  # (num_processes, N)
-        clocks = accelerator.gather(self.last_clock.to(device)[None]).cpu()
-        latest = clocks.argmax(dim=0, keepdim=True)
-        self.last_log_loss.copy_(log_losses.gather(0, latest).squeeze(0))
-        self.last_clock.copy_(clocks.gather(0, latest).squeeze(0))
+        if accelerator.num_processes > 1:
+            log_losses, clocks = latest_across_ranks(accelerator, self.last_log_loss, self.last_clock)
+            self.last_log_loss.copy_(log_losses)
+            self.last_clock.copy_(clocks)
