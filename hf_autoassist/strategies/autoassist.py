@@ -43,8 +43,8 @@ class AutoAssistSelection(SelectionStrategy):
         )
 
     def synchronize(self, accelerator):
-        merge = getattr(self.assistant, "merge", None)
-        if merge is not None and accelerator.num_processes > 1:
+        merge = getattr(self.assistant, "merge", None)  # a memory Assistant; it does nothing with one process
+        if merge is not None:
             with self.worker.lock:  # not while the thread updates the memory
                 merge(accelerator)
 
