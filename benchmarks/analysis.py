@@ -1,48 +1,21 @@
-"""Plain functions over the benchmark's run records: time-to-target, medians and paired differences.
+"""Plain functions over the benchmark's run records: the plain front, iso-quality speedups, medians, paired differences.
 
-A run record is a dict with at least `seed`, `strategy`, `final_validation`, `train_seconds`, `boss_instances`
-and `curve`, a list of evaluations `{"instances", "train_seconds", "metric"}` in training order.
+A run record is a dict with at least `seed`, `strategy`, `final_validation`, `train_seconds` and `boss_instances`;
+plain runs also carry `budget` (their fraction of the recipe's instances), strategy runs `point` (the value of their
+operating knob). The **plain front** of a seed is its plain runs, each a complete run with its own LR schedule, as
+points (Boss instances, seconds, final validation). The **iso-quality speedup** of a run is what the front needs to
+reach the run's final validation metric, piecewise-linear between the front's budgets, divided by what the run used.
 """
 
 import math
 import statistics
 
-# the runs of one seed that every other run is compared with
-PLAIN, BUDGET_MATCHED, RANDOM, AUTOASSIST = "plain", "budget_matched", "random", "autoassist"
-
-
-def first_reaching(curve: list[dict], target: float) -> dict | None:
-    """The first evaluation of `curve` whose metric reaches `target` (higher is better), or None.
-
-    Example:
-        >>> curve = [{"metric": 0.5, "train_seconds": 1}, {"metric": 0.8, "train_seconds": 2}, {"metric": 0.9, "train_seconds": 3}]
-        >>> first_reaching(curve, 0.8)["train_seconds"], first_reaching(curve, 0.95)
-        (2, None)
-    """
-    return next((point for point in curve if point["metric"] >= target), None)
-
-
-def add_time_to_target(runs: list[dict]) -> None:
-    """Sets, on every run, the target (its seed's plain final validation metric), the training seconds and Boss
-    instances of its first evaluation that reaches it (None: never), and both as ratios to plain's full run."""
-    plain = {run["seed"]: run for run in runs if run["strategy"] == PLAIN}
-    for run in runs:
-        reference = plain.get(run["seed"])
-        if reference is None:
-            continue
-        run["target"] = reference["final_validation"]
-        point = first_reaching(run["curve"], run["target"])
-        run["seconds_to_target"] = None if point is None else point["train_seconds"]
-        run["instances_to_target"] = None if point is None else point["instances"]
-        run["time_to_target_ratio"] = None if point is None else point["train_seconds"] / reference["train_seconds"]
-        run["instances_to_target_ratio"] = (
-            None if point is None else point["instances"] / reference["boss_instances"]
-        )
+PLAIN, RANDOM, AUTOASSIST, INFOBATCH = "plain", "random", "autoassist", "infobatch"
 
 
 def spread(values: list[float | None]) -> dict:
-    """Median, minimum and maximum of per-seed values; a None (never reached) counts as +infinity in the median and
-    is reported as None.
+    """Median, minimum and maximum of per-seed values; a None counts as +infinity in the median and is reported as
+    None.
 
     Example:
         >>> spread([0.2, None, 0.1])
@@ -63,99 +36,154 @@ def spread(values: list[float | None]) -> dict:
     }
 
 
-SUMMARY_KEYS = (
-    "final_validation",
-    "test_metric",
-    "boss_instances",
-    "optimizer_steps",
-    "train_seconds",
-    "eval_seconds",
-    "assistant_seconds",
-    "time_to_target_ratio",
-    "instances_to_target_ratio",
-    "throughput",
-)
+def front_of(runs: list[dict], seed: int) -> list[dict]:
+    """The seed's plain runs as `{budget, instances, seconds, metric}`, by increasing instances."""
+    points = [
+        {"budget": r["budget"], "instances": r["boss_instances"], "seconds": r["train_seconds"], "metric": r["final_validation"]}
+        for r in runs
+        if r["strategy"] == PLAIN and r["seed"] == seed
+    ]
+    return sorted(points, key=lambda p: p["instances"])
 
 
-def summarize(runs: list[dict]) -> dict:
-    """Per strategy, the spread over seeds of each number in `SUMMARY_KEYS`."""
-    strategies = list(dict.fromkeys(run["strategy"] for run in runs))
+def front_needs(front: list[dict], target: float) -> dict:
+    """Instances and seconds the plain front needs to reach `target` (higher is better).
+
+    The front is followed from its smallest budget, piecewise-linearly, to the first place where it reaches
+    `target`; a front that dips and recovers (overtraining, noise) is read the same way, so a later, higher budget
+    never hides an earlier one that already reached the target. `status` says how far to trust the numbers:
+    `"interpolated"` between two budgets; `"below"` when the smallest budget already reaches it (the front needs
+    at most that budget); `"beyond"` when no budget reaches it (the numbers are the largest budget's, which the front
+    needs at least; nothing is extrapolated).
+
+    Example:
+        >>> front = [{"instances": 100, "seconds": 10, "metric": 0.5}, {"instances": 200, "seconds": 20, "metric": 0.7}]
+        >>> front_needs(front, 0.6)
+        {'instances': 150.0, 'seconds': 15.0, 'status': 'interpolated'}
+    """
+    if not front:
+        raise ValueError("The plain front is empty: run the plain budgets of this seed first.")
+    first = front[0]
+    if first["metric"] >= target:
+        return {"instances": float(first["instances"]), "seconds": float(first["seconds"]), "status": "below"}
+    for low, high in zip(front, front[1:]):
+        if high["metric"] >= target:
+            t = (target - low["metric"]) / (high["metric"] - low["metric"])  # low < target <= high
+            return {
+                "instances": low["instances"] + t * (high["instances"] - low["instances"]),
+                "seconds": low["seconds"] + t * (high["seconds"] - low["seconds"]),
+                "status": "interpolated",
+            }
+    last = front[-1]
+    return {"instances": float(last["instances"]), "seconds": float(last["seconds"]), "status": "beyond"}
+
+
+# what a speedup computed from each status is: exact, an upper bound, or a lower bound
+BOUND = {"interpolated": "exact", "below": "at_most", "beyond": "at_least"}
+
+
+def iso_quality(run: dict, front: list[dict]) -> dict:
+    """The run's iso-quality speedup in instances and in seconds (above 1: no shorter plain schedule matches it), with
+    its bound, and its gain over the full plain run (the front's largest budget)."""
+    needs = front_needs(front, run["final_validation"])
     return {
-        strategy: {
-            key: spread([run.get(key) for run in runs if run["strategy"] == strategy])
-            for key in SUMMARY_KEYS
-        }
-        for strategy in strategies
+        "instances": needs["instances"] / run["boss_instances"],
+        "seconds": needs["seconds"] / run["train_seconds"] if run["train_seconds"] else None,
+        "bound": BOUND[needs["status"]],
+        "gain_over_full_plain": run["final_validation"] - front[-1]["metric"],
     }
 
 
-def paired_differences(runs: list[dict], strategy: str, baseline: str, key: str = "final_validation") -> dict:
-    """`strategy - baseline` of `key`, seed by seed (only seeds with both runs), with its spread.
+def _median(values: list[float]) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _points(runs: list[dict], strategy: str) -> list[float]:
+    return sorted({r["point"] for r in runs if r["strategy"] == strategy})
+
+
+def summarize_front(runs: list[dict], seeds: list[int]) -> list[dict]:
+    """`front.plain` of the JSON: per budget, the values of each seed in seed order (None where not run yet)."""
+    budgets = sorted({r["budget"] for r in runs if r["strategy"] == PLAIN})
+    rows = []
+    for budget in budgets:
+        by_seed = {r["seed"]: r for r in runs if r["strategy"] == PLAIN and r["budget"] == budget}
+        row = {"budget": budget}
+        for key, field in (("instances", "boss_instances"), ("final_validation", "final_validation"),
+                           ("train_seconds", "train_seconds"), ("test_metric", "test_metric")):  # fmt: skip
+            values = [by_seed[s][field] if s in by_seed else None for s in seeds]
+            row[key] = {"median": _median(values), "values": values}
+        rows.append(row)
+    return rows
+
+
+def curve_point(runs: list[dict], strategy: str, point: float, seeds: list[int], full_front: dict) -> dict:
+    """One operating point of a strategy: per seed (seed order, None where missing) its speedups, final metric, kept
+    share of the full plain run's instances and, on noisy tasks, the kept fractions of noisy and clean instances."""
+    by_seed = {r["seed"]: r for r in runs if r["strategy"] == strategy and r["point"] == point}
+    entry = {"point": point}
+    iso = {s: iso_quality(by_seed[s], full_front[s]) for s in seeds if s in by_seed and full_front.get(s)}
+    for key in ("instances", "seconds"):
+        values = [iso[s][key] if s in iso else None for s in seeds]
+        entry[key] = {"median": _median(values), "values": values, "bounds": [iso[s]["bound"] if s in iso else None for s in seeds]}
+    entry["gain_over_full_plain"] = _values(seeds, {s: v["gain_over_full_plain"] for s, v in iso.items()})
+    for key in ("final_validation", "test_metric", "train_seconds", "kept_noisy_fraction", "kept_clean_fraction"):
+        entry[key] = _values(seeds, {s: r.get(key) for s, r in by_seed.items()})
+    entry["instances_over_full_plain"] = _values(
+        seeds, {s: r["boss_instances"] / full_front[s][-1]["instances"] for s, r in by_seed.items() if full_front.get(s)}
+    )
+    return entry
+
+
+def _values(seeds: list[int], by_seed: dict) -> dict:
+    values = [by_seed.get(s) for s in seeds]
+    return {"median": _median(values), "values": values}
+
+
+def paired_differences(runs: list[dict], strategy: str, baseline: str, point: float) -> dict:
+    """`strategy - baseline` final validation at the same operating `point`, seed by seed (seeds with both runs).
 
     Example:
-        >>> runs = [{"seed": 0, "strategy": "a", "x": 0.9}, {"seed": 0, "strategy": "b", "x": 0.8},
-        ...         {"seed": 1, "strategy": "a", "x": 0.7}, {"seed": 1, "strategy": "b", "x": 0.75}]
-        >>> [round(v, 2) for v in paired_differences(runs, "a", "b", "x")["values"]]
-        [0.1, -0.05]
+        >>> runs = [{"seed": 0, "strategy": "a", "point": 1, "final_validation": 0.9},
+        ...         {"seed": 0, "strategy": "b", "point": 1, "final_validation": 0.8},
+        ...         {"seed": 1, "strategy": "a", "point": 1, "final_validation": 0.7}]
+        >>> paired_differences(runs, "a", "b", 1)["seeds"]
+        [0]
     """
     by_seed = {}
     for run in runs:
-        by_seed.setdefault(run["seed"], {})[run["strategy"]] = run
-    seeds = sorted(seed for seed, group in by_seed.items() if strategy in group and baseline in group)
-    differences = [by_seed[s][strategy][key] - by_seed[s][baseline][key] for s in seeds]
+        if run.get("point") == point:
+            by_seed.setdefault(run["seed"], {})[run["strategy"]] = run
+    seeds = sorted(s for s, group in by_seed.items() if strategy in group and baseline in group)
+    differences = [by_seed[s][strategy]["final_validation"] - by_seed[s][baseline]["final_validation"] for s in seeds]
     return {"seeds": seeds, **spread(differences)}
 
 
-def throughput_ratio(runs: list[dict], strategy: str = "none", baseline: str = PLAIN) -> dict:
-    """Training throughput (Boss instances per training second) of `strategy` over `baseline`, seed by seed."""
-    for run in runs:
-        run["throughput"] = run["boss_instances"] / run["train_seconds"] if run["train_seconds"] else None
-    by_seed = {}
-    for run in runs:
-        by_seed.setdefault(run["seed"], {})[run["strategy"]] = run
-    ratios = [
-        group[strategy]["throughput"] / group[baseline]["throughput"]
-        for group in by_seed.values()
-        if strategy in group and baseline in group
-    ]
-    return spread(ratios)
-
-
-# the pairs whose difference means something: `random` and `budget_matched` are matched to `autoassist`'s budget
-COMPARISONS = (
-    (AUTOASSIST, RANDOM),
-    (AUTOASSIST, BUDGET_MATCHED),
-    (AUTOASSIST, PLAIN),
-    (RANDOM, BUDGET_MATCHED),
-    ("infobatch", PLAIN),
-    ("none", PLAIN),
-)
-
-
-def last_quarter_gain(curve: list[dict]) -> float:
-    """How much the metric still rose over the last quarter of a run's evaluations: near 0 on a plateau.
-
-    Example:
-        >>> round(last_quarter_gain([{"metric": m} for m in (0.5, 0.8, 0.88, 0.89, 0.9)]), 4)
-        0.01
-    """
-    return curve[-1]["metric"] - curve[(3 * (len(curve) - 1)) // 4]["metric"]
-
-
-def analyse(runs: list[dict]) -> dict:
-    """Everything the JSON reports beside the runs themselves."""
-    add_time_to_target(runs)
-    throughput = throughput_ratio(runs)
-    comparisons = {}
-    for strategy, baseline in COMPARISONS:
-        for key in ("final_validation", "test_metric"):
-            result = paired_differences(runs, strategy, baseline, key)
-            if result["seeds"]:
-                comparisons[f"{strategy} - {baseline}: {key}"] = result
-    plateau = spread([last_quarter_gain(run["curve"]) for run in runs if run["strategy"] == PLAIN])
-    return {
-        "summary": summarize(runs),
-        "paired_differences": comparisons,
-        "none_over_plain_throughput": throughput,
-        "plain_last_quarter_gain": plateau,
+def analyse(runs: list[dict], seeds: list[int], default_points: dict[str, float]) -> dict:
+    """Everything the JSON reports beside the runs: the front, every strategy's curve of iso-quality speedups, the
+    speedups at the default operating points, kept noisy / clean fractions, and autoassist - random per point."""
+    fronts = {s: front_of(runs, s) for s in seeds}
+    strategies = [s for s in dict.fromkeys(r["strategy"] for r in runs) if s != PLAIN]
+    curves = {
+        strategy: [curve_point(runs, strategy, point, seeds, fronts) for point in _points(runs, strategy)]
+        for strategy in strategies
     }
+    at_default = {
+        strategy: next((entry for entry in curve if entry["point"] == default_points.get(strategy)), None)
+        for strategy, curve in curves.items()
+    }
+    result = {
+        "front": {"plain": summarize_front(runs, seeds)},
+        "iso_quality": {
+            s: {"instances": e["instances"], "seconds": e["seconds"]} for s, e in at_default.items() if e is not None
+        },
+        "iso_quality_curves": curves,
+        "autoassist_minus_random": {
+            str(point): paired_differences(runs, AUTOASSIST, RANDOM, point) for point in _points(runs, AUTOASSIST)
+        },
+    }
+    if any(r.get("kept_noisy_fraction") is not None for r in runs):
+        for key in ("kept_noisy_fraction", "kept_clean_fraction"):
+            result[key] = {s: e[key] for s, e in at_default.items() if e is not None}
+    return result

@@ -1,4 +1,5 @@
-"""One figure per task: validation metric against training seconds and against Boss instances."""
+"""One figure per task: final validation metric against Boss instances and against training seconds, the plain
+front as a line with its seed spread, each strategy's operating points as a curve on it."""
 
 import textwrap
 
@@ -7,49 +8,51 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {
-    "plain": "black",
-    "budget_matched": "tab:gray",
-    "none": "tab:olive",
-    "autoassist": "tab:red",
-    "random": "tab:blue",
-    "infobatch": "tab:green",
-}
+COLORS = {"plain": "black", "autoassist": "tab:red", "random": "tab:blue", "infobatch": "tab:green"}
+AXES = (("boss_instances", "Boss instances (forward + backward)"), ("train_seconds", "training seconds"))
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def _groups(runs: list[dict], strategy: str) -> dict[float, list[dict]]:
+    """The strategy's runs by budget (plain) or operating point."""
+    groups = {}
+    for run in runs:
+        if run["strategy"] == strategy:
+            groups.setdefault(run.get("budget", run.get("point")), []).append(run)
+    return dict(sorted(groups.items()))
 
 
 def plot_task(result: dict, path: str) -> None:
-    """Each seed a thin line, the per-evaluation median over seeds a thick one, one colour per strategy."""
+    """Each seed's run a small dot, the median over seeds of each budget / operating point a marker on a line; the
+    plain front's seed range shaded."""
     figure, axes = plt.subplots(1, 2, figsize=(13, 4.8), sharey=True)
-    strategies = list(dict.fromkeys(run["strategy"] for run in result["runs"]))
-    for strategy in strategies:
-        runs = [run for run in result["runs"] if run["strategy"] == strategy]
-        color = COLORS.get(strategy)
-        for axis, key in zip(axes, ("train_seconds", "instances")):
-            for run in runs:
-                axis.plot([p[key] for p in run["curve"]], [p["metric"] for p in run["curve"]], color=color, lw=0.6, alpha=0.5)
-            length = min(len(run["curve"]) for run in runs)
-            median = [
-                sorted(run["curve"][i][field] for run in runs)[len(runs) // 2]
-                for i in range(length)
-                for field in (key, "metric")
-            ]
-            axis.plot(median[0::2], median[1::2], color=color, lw=2, label=f"{strategy} (median of {len(runs)})")
-    target = sorted(run["final_validation"] for run in result["runs"] if run["strategy"] == "plain")
-    for axis in axes:
-        if target:
-            axis.axhline(target[len(target) // 2], color="black", ls=":", lw=1, label="target: plain's final (median)")
+    runs = result["runs"]
+    for strategy in [s for s in COLORS if any(r["strategy"] == s for r in runs)]:
+        groups, color = _groups(runs, strategy), COLORS[strategy]
+        for axis, (key, _) in zip(axes, AXES):
+            axis.scatter([r[key] for g in groups.values() for r in g],
+                         [r["final_validation"] for g in groups.values() for r in g], s=8, color=color, alpha=0.4)  # fmt: skip
+            xs = [_median([r[key] for r in g]) for g in groups.values()]
+            ys = [_median([r["final_validation"] for r in g]) for g in groups.values()]
+            order = sorted(range(len(xs)), key=xs.__getitem__)
+            style = dict(lw=2.5, marker="o") if strategy == "plain" else dict(lw=1.2, marker="s", ls="--")
+            label = "plain front (budgets)" if strategy == "plain" else f"{strategy} (operating points)"
+            axis.plot([xs[i] for i in order], [ys[i] for i in order], color=color, label=label, **style)
+            if strategy == "plain":
+                low = [min(r["final_validation"] for r in g) for g in groups.values()]
+                high = [max(r["final_validation"] for r in g) for g in groups.values()]
+                axis.fill_between([xs[i] for i in order], [low[i] for i in order], [high[i] for i in order],
+                                  color=color, alpha=0.12, label="plain: range over seeds")  # fmt: skip
+    for axis, (_, label) in zip(axes, AXES):
+        axis.set_xlabel(label)
         axis.grid(alpha=0.3)
-    metric = result["metric"]
-    axes[0].set_xlabel("training seconds (evaluation excluded)")
-    axes[1].set_xlabel("Boss instances (forward + backward)")
-    axes[0].set_ylabel(f"validation {metric}")
-    # the interesting part is near the end: start the y axis at the plain runs' median after a quarter of training
-    plain = [run for run in result["runs"] if run["strategy"] == "plain"]
-    if plain:
-        low = sorted(run["curve"][len(run["curve"]) // 4]["metric"] for run in plain)[len(plain) // 2]
-        high = max(p["metric"] for run in result["runs"] for p in run["curve"])
-        axes[0].set_ylim(low, high + 0.1 * (high - low) + 1e-9)
-    axes[1].legend(loc="lower right", fontsize=8)
+    axes[0].set_ylabel(f"final validation {result['metric']}")
+    axes[0].legend(loc="lower right", fontsize=8)
     title = textwrap.fill(f"{result['task']} ({result['preset']}): {result['description']}", width=160)
     figure.suptitle(title, fontsize=9)
     figure.tight_layout()

@@ -1,6 +1,6 @@
 #!/usr/bin/env python
-"""README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the ablation table of
-benchmarks/README.md, from `benchmarks/results/ablation-<task>.json` (never typed by hand).
+"""README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the curve and ablation tables of
+benchmarks/README.md, from the same JSON and `benchmarks/results/ablation-<task>.json` (never typed by hand).
 
     python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
     python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
@@ -15,8 +15,10 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
 ABLATION_BEGIN, ABLATION_END = "<!-- ablation-results -->", "<!-- /ablation-results -->"
-TASK_ORDER = ("vision-resnet", "vision-vit", "translation")
-STRATEGY_ORDER = ("plain", "none", "autoassist", "random", "infobatch", "budget_matched")
+CURVES_BEGIN, CURVES_END = "<!-- curve-results -->", "<!-- /curve-results -->"
+TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
+STRATEGY_ORDER = ("autoassist", "random", "infobatch")
+BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
 
 
 def _number(value, digits: int = 4) -> str:
@@ -36,53 +38,107 @@ def load_results(folder: Path = RESULTS) -> list[dict]:
     return [results[name] for name in TASK_ORDER if name in results and results[name].get("runs")]
 
 
+def _speedups(entry: dict) -> str:
+    """`median (seed, seed, seed)`, each seed marked ≤ / ≥ where the front only bounds it."""
+    values = [
+        "–" if v is None else f"{BOUND_MARK[b]}{v:.2f}" for v, b in zip(entry["values"], entry["bounds"])
+    ]
+    median = "–" if entry["median"] is None else f"{entry['median']:.2f}"
+    return f"{median} ({', '.join(values)})"
+
+
+def _seed_values(entry: dict, digits: int) -> str:
+    return f"{_number(entry['median'], digits)} ({', '.join('–' if v is None else f'{v:.{digits}f}' for v in entry['values'])})"
+
+
+def beats_front(result: dict) -> list[str]:
+    """The strategy operating points whose median iso-quality speedup in instances is above 1 on every seed run."""
+    winners = []
+    for strategy, curve in result["iso_quality_curves"].items():
+        for entry in curve:
+            values = [v for v in entry["instances"]["values"] if v is not None]
+            bounds = [b for b in entry["instances"]["bounds"] if b is not None]
+            if values and all(v > 1 and b != "at_most" for v, b in zip(values, bounds)):
+                winners.append(f"{strategy} at {entry['point']}")
+    return winners
+
+
 def render(results: list[dict]) -> str:
     lines = [
-        "Medians over seeds (each seed's target is its own plain run's final validation metric; time-to-target is the "
-        "training time of the first evaluation that reaches it, as a fraction of the plain run's whole training time; "
-        "\"never\" when the median run does not reach it).",
+        "Iso-quality speedup at each strategy's default operating point: the Boss instances (and training seconds) "
+        "that the plain front of the same seed needs to reach the run's final validation metric, divided by the "
+        "run's own. Above 1 beats every shorter plain schedule; ≥ marks a run better than the full plain run (the "
+        "front is not extrapolated), ≤ a run worse than the front's smallest budget. Median (per seed, seeds 0, 1, 2).",
         "",
-        "| task | run | validation | test | Boss instances (x plain) | train s | time-to-target (x plain) | reached |",
+        "| task | strategy | instances ÷ full plain | final validation | − full plain | speedup in instances "
+        "| speedup in seconds | noisy / clean kept |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for result in results:
-        summary, digits = result["summary"], _digits(result)
-        plain_instances = summary["plain"]["boss_instances"]["median"]
+        digits = _digits(result)
         for strategy in STRATEGY_ORDER:
-            if strategy not in summary:
+            point = result["default_points"].get(strategy)
+            entry = next((e for e in result["iso_quality_curves"].get(strategy, []) if e["point"] == point), None)
+            if entry is None:
                 continue
-            row = summary[strategy]
-            reached = sum(v is not None for v in row["time_to_target_ratio"]["values"])
+            kept = "–"
+            if entry["kept_noisy_fraction"]["median"] is not None:
+                kept = f"{entry['kept_noisy_fraction']['median']:.2f} / {entry['kept_clean_fraction']['median']:.2f}"
             lines.append(
-                f"| {result['task']} ({result['metric']}) | {strategy} | {_number(row['final_validation']['median'], digits)} "
-                f"| {_number(row['test_metric']['median'], digits)} | {row['boss_instances']['median'] / plain_instances:.2f} "
-                f"| {_number(row['train_seconds']['median'], 1)} | {_number(row['time_to_target_ratio']['median'], 2)} "
-                f"| {reached}/{len(row['time_to_target_ratio']['values'])} |"
+                f"| {result['task']} ({result['metric']}) | {strategy} | "
+                f"{_number(entry['instances_over_full_plain']['median'], 2)} "
+                f"| {_seed_values(entry['final_validation'], digits)} "
+                f"| {_signed([entry['gain_over_full_plain']['median']], digits)} "
+                f"| {_speedups(entry['instances'])} | {_speedups(entry['seconds'])} | {kept} |"
             )
+    lines += ["", "Does any strategy beat the plain front (speedup in instances above 1 on every seed run so far)?", ""]
+    for result in results:
+        winners = beats_front(result)
+        seeds_run = sorted({r["seed"] for r in result["runs"]})
+        lines.append(
+            f"- {result['task']} (seeds {', '.join(map(str, seeds_run))}): "
+            + (f"yes: {', '.join(winners)}" if winners else "no")
+        )
+    budgets = sorted({b for result in results for b in result["plan"]["budgets"]})
     lines += [
         "",
-        "Paired by seed (final validation metric; seeds in order; AutoAssist's own budget for `random` and "
-        "`budget_matched`), and the data path's overhead:",
+        "The plain front (median final validation over seeds at each budget, as a fraction of the recipe's instances):",
         "",
-        "| task | autoassist - random | autoassist - budget_matched | autoassist - plain | infobatch - plain "
-        "| none / plain throughput |",
-        "|---|---|---|---|---|---|",
+        "| task | " + " | ".join(f"{b:g}" for b in budgets) + " |",
+        "|---|" + "---|" * len(budgets),
     ]
     for result in results:
-        paired, digits = result["paired_differences"], _digits(result)
+        by_budget = {row["budget"]: row["final_validation"]["median"] for row in result["front"]["plain"]}
+        cells = [_number(by_budget[b], _digits(result)) if b in by_budget else "–" for b in budgets]
+        lines.append(f"| {result['task']} ({result['metric']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
-        def cell(name):
-            entry = paired.get(f"{name}: final_validation")
-            if entry is None:
-                return "-"
-            return f"{_signed([entry['median']], digits)} ({_signed(entry['values'], digits)})"
 
-        throughput = result["none_over_plain_throughput"]
-        lines.append(
-            f"| {result['task']} | {cell('autoassist - random')} | {cell('autoassist - budget_matched')} "
-            f"| {cell('autoassist - plain')} | {cell('infobatch - plain')} "
-            f"| {_number(throughput['median'], 3)} ({', '.join(_number(v, 3) for v in throughput['values'])}) |"
-        )
+def render_curves(results: list[dict]) -> str:
+    """benchmarks/README.md: every operating point of every strategy, and autoassist - random at each."""
+    lines = [
+        "| task | strategy | point | instances ÷ full plain | final validation | speedup in instances | speedup in "
+        "seconds | noisy / clean kept | autoassist − random |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        digits = _digits(result)
+        for strategy in STRATEGY_ORDER:
+            for entry in result["iso_quality_curves"].get(strategy, []):
+                kept = "–"
+                if entry["kept_noisy_fraction"]["median"] is not None:
+                    kept = f"{entry['kept_noisy_fraction']['median']:.2f} / {entry['kept_clean_fraction']['median']:.2f}"
+                paired = "–"
+                if strategy == "autoassist":
+                    diff = result["autoassist_minus_random"].get(str(entry["point"]))
+                    if diff and diff["values"]:
+                        paired = f"{_signed([diff['median']], digits)} ({_signed(diff['values'], digits)})"
+                lines.append(
+                    f"| {result['task']} | {strategy} | {entry['point']} "
+                    f"| {_number(entry['instances_over_full_plain']['median'], 2)} "
+                    f"| {_seed_values(entry['final_validation'], digits)} | {_speedups(entry['instances'])} "
+                    f"| {_speedups(entry['seconds'])} | {kept} | {paired} |"
+                )
     return "\n".join(lines)
 
 
@@ -146,11 +202,11 @@ def main(argv=None) -> int:
     parser.add_argument("--benchmarks_readme", default=str(REPO / "benchmarks" / "README.md"))
     args = parser.parse_args(argv)
     readme, benchmarks_readme = Path(args.readme), Path(args.benchmarks_readme)
+    results = load_results()
+    benchmarks_text = replace_section(benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END)
     updates = {
-        readme: replace_section(readme.read_text(), render(load_results())),
-        benchmarks_readme: replace_section(
-            benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END
-        ),
+        readme: replace_section(readme.read_text(), render(results)),
+        benchmarks_readme: replace_section(benchmarks_text, render_curves(results), CURVES_BEGIN, CURVES_END),
     }
     if args.check:
         stale = [path.name for path, text in updates.items() if text != path.read_text()]

@@ -1,29 +1,32 @@
 #!/usr/bin/env python
-"""Time-to-target benchmark: plain Trainer, every `autoassist_strategy` and a budget-matched plain run, over seeds.
+"""Compute-quality benchmark: every strategy's curve against the plain Trainer's front, per task and seed.
 
-For each task and seed, in this order:
-1. `plain`: the plain Trainer (or Seq2SeqTrainer); its final validation metric is that seed's target;
-2. `none`: AutoAssistTrainer keeping everything (the data path's overhead);
-3. `autoassist`: the defaults;
-4. `random`: keeps instances at random at `autoassist`'s kept fraction of each epoch (same seed);
-5. `infobatch`: InfoBatch with its defaults;
-6. `budget_matched`: the plain Trainer with `num_train_epochs` cut to the instances `autoassist` back-propagated.
-Every run evaluates on the validation split every `eval_every_instances` Boss instances (evaluation time is
-recorded and left out of the training time), then once at the end, then on the test split.
+For each seed and task, in this order:
+1. `plain` at each budget of the plan (0.25 ... 1.0 of the recipe's instances): the plain Trainer (Seq2SeqTrainer),
+   each a complete run whose LR schedule ends at its budget. Together they are the seed's **plain front**.
+2. `autoassist` at each of its operating points (`autoassist_base_prob`), each followed by `random` keeping, epoch by
+   epoch, the fraction that autoassist run kept (same seed): random skipping at the same kept fractions.
+3. `infobatch` at each of its operating points (`autoassist_prune_ratio`).
+Each run evaluates the validation split once, at its end, then the test split. Its iso-quality speedup is what the
+front needs (piecewise-linear between budgets) to reach its final validation metric, over what it used
+(`benchmarks/analysis.py`).
 
     python benchmarks/run_benchmark.py --task all --preset full --data_dir ../shared/data
 
-writes `benchmarks/results/<task>.json` and `<task>.png` after every run, so an interrupted suite keeps what it made.
+writes `benchmarks/results/<task>.json` and `<task>.png` after every run. The suite resumes: a run already in the
+JSON with the same configuration (its fingerprint) is kept and not trained again, so a suite can finish over several
+sessions; `--fresh` trains everything again.
 """
 
+import hashlib
 import json
-import math
 import os
 import platform
+import resource
 import shlex
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
@@ -32,11 +35,29 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import AUTOASSIST, BUDGET_MATCHED, PLAIN, RANDOM, analyse  # noqa: E402
+from benchmarks.analysis import AUTOASSIST, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
 
-STRATEGIES = (PLAIN, "none", AUTOASSIST, RANDOM, "infobatch", BUDGET_MATCHED)
+STRATEGIES = (PLAIN, AUTOASSIST, RANDOM, INFOBATCH)
+# the option that moves each strategy along its curve; `random` replays autoassist's kept fractions at its points
+KNOBS = {AUTOASSIST: "autoassist_base_prob", RANDOM: "autoassist_base_prob", INFOBATCH: "autoassist_prune_ratio"}
+
+
+@dataclass
+class Plan:
+    """The budgets of the plain front and the operating points of each strategy."""
+
+    budgets: tuple[float, ...]
+    points: dict[str, tuple[float, ...]]
+
+
+PLANS = {
+    # autoassist accepts with at least max(base_prob, 1 - skill): below 1 - skill (about 0.2 on images, 0.45 on
+    # text) base_prob changes nothing, so its points start at the default
+    "full": Plan(budgets=(0.25, 0.4, 0.55, 0.7, 1.0), points={AUTOASSIST: (0.3, 0.45, 0.6), INFOBATCH: (0.3, 0.5, 0.7)}),
+    "quick": Plan(budgets=(0.5, 1.0), points={AUTOASSIST: (0.3,), INFOBATCH: (0.5,)}),
+}
 
 
 @dataclass
@@ -48,15 +69,21 @@ class BenchmarkArguments:
         default=None, metadata={"help": "Where the JSON and plots go; default benchmarks/results[/quick]."}
     )
     seeds: list[int] | None = field(
-        default=None, metadata={"help": "One run of each strategy per seed; default 0 1 2 (full) or 0 1 (quick)."}
+        default=None, metadata={"help": "The seeds, each a whole front and every curve; default 0 1 2 (full), 0 (quick)."}
     )
     strategies: list[str] = field(
         default_factory=lambda: list(STRATEGIES),
-        metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random and budget_matched need autoassist)."},
+        metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random needs autoassist)."},
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size."})
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the preset's schedule."})
     work_dir: str = field(default="outputs/benchmarks", metadata={"help": "Scratch space for trainer outputs."})
+    fresh: bool = field(default=False, metadata={"help": "Train every run again instead of resuming from the JSON."})
+    retime_above: float | None = field(
+        default=None,
+        metadata={"help": "Train again a recorded run whose foreign CPU seconds exceeded this share of its training "
+                  "seconds (something else ran beside it: its time is not comparable)."},
+    )
     reanalyse: bool = field(
         default=False,
         metadata={"help": "Train nothing: recompute the analysis and the plot of the existing JSON (after a change "
@@ -67,9 +94,8 @@ class BenchmarkArguments:
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown:
             raise ValueError(f"Unknown --strategies {unknown}; choose among {list(STRATEGIES)}.")
-        needs_autoassist = {RANDOM, BUDGET_MATCHED} & set(self.strategies)
-        if needs_autoassist and AUTOASSIST not in self.strategies:
-            raise ValueError(f"{sorted(needs_autoassist)} are matched to the autoassist run: add 'autoassist'.")
+        if RANDOM in self.strategies and AUTOASSIST not in self.strategies:
+            raise ValueError("'random' replays the kept fractions of the autoassist runs: add 'autoassist'.")
 
 
 class BossInstanceCounter:
@@ -78,52 +104,62 @@ class BossInstanceCounter:
     boss_instances = 0
 
     def training_step(self, model, inputs, *args, **kwargs):
-        labels = inputs["labels"]
-        self.boss_instances += len(labels)
+        self.boss_instances += len(inputs["labels"])
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-class CurveRecorder(TrainerCallback):
-    """After each evaluation: Boss instances so far, training seconds so far (evaluation left out), the metric."""
+class NoiseRecorder(TrainerCallback):
+    """At each epoch's end, the fraction of the noisy and of the clean instances that the epoch kept (the sampler
+    decides inside `_run_epoch`, after `on_epoch_begin`)."""
 
-    def __init__(self, trainer, metric: str):
-        self.trainer, self.metric = trainer, metric
-        self.curve: list[dict] = []
-        self.eval_seconds = 0.0
-        self.start = None
+    def __init__(self, trainer, noisy_indices: list[int]):
+        self.trainer = trainer
+        self.noisy = torch.zeros(len(trainer.train_dataset), dtype=torch.bool)
+        self.noisy[noisy_indices] = True
+        self.per_epoch: list[dict] = []
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
-
-    def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-        if f"eval_{self.metric}" not in metrics:
-            return  # the test split, evaluated after training
-        self.eval_seconds += metrics["eval_runtime"]
-        self.curve.append(
+    def on_epoch_end(self, args, state, control, **kwargs):
+        kept = torch.zeros_like(self.noisy)
+        kept[self.trainer.autoassist_sampler.kept] = True
+        self.per_epoch.append(
             {
-                "step": state.global_step,
-                "instances": self.trainer.boss_instances,
-                "train_seconds": round(time.perf_counter() - self.start - self.eval_seconds, 3),
-                "metric": metrics[f"eval_{self.metric}"],
+                "noisy": round(float((kept & self.noisy).sum() / self.noisy.sum().clamp(min=1)), 4),
+                "clean": round(float((kept & ~self.noisy).sum() / (~self.noisy).sum().clamp(min=1)), 4),
             }
         )
 
 
-def run_one(
-    task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, extra: dict,
-    curve: bool = True,
-):  # fmt: skip
-    """One training run; returns its record. Without `curve`, the validation split is evaluated only at the end."""
-    plain = strategy in (PLAIN, BUDGET_MATCHED)
-    base = task.plain_trainer if plain else task.autoassist_trainer
-    trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
-    batch_size = preset.training["per_device_train_batch_size"]
-    options = {} if plain else {"autoassist_strategy": strategy, **extra}
-    args = task.config_class(
+class ForeignCpu:
+    """CPU seconds that other processes used while this one ran: system-wide busy time from /proc/stat minus this
+    process's own (all its threads, the Assistant's too). Timing on 2 cores is only honest when it stays near 0;
+    None where /proc/stat does not exist."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except OSError:
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), usage.ru_utime + usage.ru_stime
+
+    def seconds(self) -> float | None:
+        end = self._read()
+        if end is None or self.start is None:
+            return None
+        return round(max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1])), 2)
+
+
+def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict):
+    return task.config_class(
         output_dir=os.path.join(work_dir, f"{strategy}-seed{seed}"),
         num_train_epochs=epochs,
-        eval_strategy="steps" if curve else "no",
-        eval_steps=max(1, preset.eval_every_instances // batch_size),
+        eval_strategy="no",
         save_strategy="no",
         logging_strategy="epoch",
         report_to="none",
@@ -131,8 +167,40 @@ def run_one(
         use_cpu=True,
         seed=seed,
         **preset.training,
-        **options,
+        **({} if strategy == PLAIN else {"autoassist_strategy": strategy, **options}),
     )
+
+
+def autoassist_settings(args) -> dict:
+    """Every AutoAssist setting in effect, defaults included, so that a result says which method made it."""
+    return {f.name: getattr(args, f.name) for f in fields(args) if f.name.startswith("autoassist_")}
+
+
+# settings that change what is written, not what is trained: left out of the fingerprint
+NOT_TRAINING = ("autoassist_write_report",)
+
+
+def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
+    """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
+    if settings is not None:
+        settings = {k: v for k, v in settings.items() if k not in NOT_TRAINING}
+    payload = {
+        "task": task.name,
+        "preset": asdict(preset),
+        "noise": None if task.noise is None else asdict(task.noise),
+        "strategy": strategy,
+        "seed": seed,
+        "epochs": round(epochs, 6),
+        "autoassist": settings,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict):
+    """One training run, evaluated on the validation and test splits at its end; returns its record."""
+    base = task.plain_trainer if strategy == PLAIN else task.autoassist_trainer
+    trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
+    args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
     set_seed(seed)
     model = data.build_model()
     trainer = trainer_class(
@@ -143,40 +211,47 @@ def run_one(
         data_collator=data.make_collator(model),
         compute_metrics=data.compute_metrics,
     )
-    recorder = CurveRecorder(trainer, data.metric)
-    trainer.add_callback(recorder)
     trainer.remove_callback(PrinterCallback)  # the benchmark prints one line per run instead
+    noise = None
+    if data.noisy_indices is not None and strategy != PLAIN:
+        noise = NoiseRecorder(trainer, data.noisy_indices)
+        trainer.add_callback(noise)
+    foreign = ForeignCpu()
     start = time.perf_counter()
     trainer.train()
-    train_seconds = time.perf_counter() - start - recorder.eval_seconds
-    if not recorder.curve or recorder.curve[-1]["step"] != trainer.state.global_step:
-        # the final point of the curve, at the training time the run ended with
-        recorder.start = time.perf_counter() - train_seconds - recorder.eval_seconds
-        trainer.evaluate()
+    train_seconds = time.perf_counter() - start
+    foreign_seconds = foreign.seconds()
+    start = time.perf_counter()
+    validation = trainer.evaluate()
     test = trainer.evaluate(eval_dataset=data.test, metric_key_prefix="test")
+    eval_seconds = time.perf_counter() - start
     metrics = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
     record = {
         "seed": seed,
         "strategy": strategy,
         "num_train_epochs": epochs,
-        "autoassist_options": options,
-        # every AutoAssist setting in effect, defaults included, so a result says which method made it
-        "autoassist_config": {k: v for k, v in vars(trainer.args).items() if k.startswith("autoassist_")} if not plain else None,
-        "assistant_skill": metrics.get("autoassist/assistant_skill"),
-        "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()]
-        or [1.0] * math.ceil(epochs),
+        "autoassist_options": options if strategy != PLAIN else {},
+        "autoassist_config": autoassist_settings(args) if strategy != PLAIN else None,
+        "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()] or None,
         "boss_instances": trainer.boss_instances,  # forwarded and back-propagated alike: no extra forward pass
-        "boss_instances_forwarded": trainer.boss_instances,
-        "boss_instances_backpropagated": trainer.boss_instances,
         "optimizer_steps": trainer.state.global_step,
         "assistant_seconds": metrics.get("autoassist/assistant_seconds", 0.0),
         "assistant_accuracy": metrics.get("autoassist/assistant_accuracy"),
+        "assistant_skill": metrics.get("autoassist/assistant_skill"),
         "train_seconds": round(train_seconds, 3),
-        "eval_seconds": round(recorder.eval_seconds, 3),
-        "final_validation": recorder.curve[-1]["metric"],
+        "eval_seconds": round(eval_seconds, 3),
+        # CPU seconds other processes took during training: its seconds are comparable only when this is near 0
+        "foreign_cpu_seconds": foreign_seconds,
+        "final_validation": validation[f"eval_{data.metric}"],
         "test_metric": test[f"test_{data.metric}"],
-        "curve": recorder.curve,
     }
+    if noise is not None:
+        warmup = args.autoassist_warmup_epochs
+        selected = [e for i, e in enumerate(noise.per_epoch) if i >= warmup] or noise.per_epoch
+        record["kept_per_epoch_noisy_clean"] = noise.per_epoch
+        # mean over the epochs in which the strategy selected (after its warmup)
+        record["kept_noisy_fraction"] = round(sum(e["noisy"] for e in selected) / len(selected), 4)
+        record["kept_clean_fraction"] = round(sum(e["clean"] for e in selected) / len(selected), 4)
     return record
 
 
@@ -193,87 +268,179 @@ def environment() -> dict:
 
 
 class Progress:
-    """`[run k/n] ... ETA`, from the mean duration of the runs so far."""
+    """`[run k/n] ... ETA`, from the mean duration of the runs trained so far."""
 
     def __init__(self, total: int):
-        self.total, self.done, self.start = total, 0, time.perf_counter()
+        self.total, self.done, self.trained, self.start = total, 0, 0, time.perf_counter()
 
     def announce(self, text: str) -> None:
         elapsed = time.perf_counter() - self.start
-        eta = "?" if not self.done else f"{elapsed / self.done * (self.total - self.done) / 60:.1f} min"
+        eta = "?" if not self.trained else f"{elapsed / self.trained * (self.total - self.done) / 60:.1f} min"
         print(f"[run {self.done + 1}/{self.total}] {text} (elapsed {elapsed / 60:.1f} min, ETA {eta})", flush=True)
 
-    def finish_one(self) -> None:
+    def finish_one(self, trained: bool = True) -> None:
         self.done += 1
+        self.trained += trained
 
 
-def run_task(task: Task, bench: BenchmarkArguments, output_dir: str, progress: Progress, command: str) -> dict:
-    preset = task.presets[bench.preset]
-    if bench.max_train_samples is not None:
-        preset.train_samples = bench.max_train_samples
-    if bench.num_train_epochs is not None:
-        preset.num_train_epochs = bench.num_train_epochs
-    work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
-    data = task.load(bench.data_dir, preset, work_dir)
-    result = {
-        "task": task.name,
-        "description": task.description,
-        "preset": bench.preset,
-        "command": command,
-        "environment": environment(),
-        "metric": data.metric,
-        "data": {
-            "train": len(data.train),
-            "validation": len(data.validation),
-            "test": len(data.test),
-        },
-        "schedule": {
-            "num_train_epochs": preset.num_train_epochs,
-            "eval_every_instances": preset.eval_every_instances,
-            "training_arguments": preset.training,
-            "model": preset.model,
-        },
-        "seeds": bench.seeds,
-        "runs": [],
-    }
-    for seed in bench.seeds:
-        autoassist_run = None
-        for strategy in bench.strategies:
-            epochs, extra = preset.num_train_epochs, {}
-            if strategy == RANDOM:
-                warmup = math.ceil(task.config_class.__dataclass_fields__["autoassist_warmup_epochs"].default)
-                extra = {"autoassist_keep_prob": autoassist_run["kept_fraction_per_epoch"][warmup:] or [1.0]}
-            if strategy == BUDGET_MATCHED:
-                epochs = autoassist_run["boss_instances"] / len(data.train)
-            progress.announce(f"{task.name} seed {seed} {strategy}")
-            record = run_one(task, data, preset, strategy, seed, work_dir, epochs, extra)
-            progress.finish_one()
-            if strategy == AUTOASSIST:
-                autoassist_run = record
-            result["runs"].append(record)
-            print(
-                f"    {strategy}: validation {record['final_validation']:.4f}, test {record['test_metric']:.4f}, "
-                f"{record['boss_instances']} instances, {record['train_seconds']:.1f} s",
-                flush=True,
-            )
-            save(result, output_dir)
-    return result
+def planned_runs(bench: BenchmarkArguments, plan: Plan):
+    """(strategy, budget or point) in the order they run for one seed; random follows the autoassist run it replays."""
+    runs = []
+    if PLAIN in bench.strategies:
+        runs += [(PLAIN, budget) for budget in plan.budgets]
+    if AUTOASSIST in bench.strategies:
+        for point in plan.points[AUTOASSIST]:
+            runs.append((AUTOASSIST, point))
+            if RANDOM in bench.strategies:
+                runs.append((RANDOM, point))
+    if INFOBATCH in bench.strategies:
+        runs += [(INFOBATCH, point) for point in plan.points[INFOBATCH]]
+    return runs
+
+
+def default_points(task: Task) -> dict[str, float]:
+    """Each strategy's operating point when the user sets nothing: its knob's default."""
+    defaults = {f.name: f.default for f in fields(task.config_class)}
+    return {strategy: defaults[knob] for strategy, knob in KNOBS.items()}
+
+
+class TaskSuite:
+    """One task's JSON: the runs recorded so far, found by fingerprint, and saved with their analysis after each run."""
+
+    def __init__(self, task: Task, bench: BenchmarkArguments, preset, data: TaskData, output_dir: str, command: str):
+        self.task, self.output_dir = task, output_dir
+        self.path = os.path.join(output_dir, f"{task.name}.json")
+        previous = []
+        if os.path.isfile(self.path) and not bench.fresh:
+            with open(self.path) as f:
+                previous = json.load(f).get("runs", [])
+        recorded = {run["fingerprint"]: run for run in previous if "fingerprint" in run}
+        self.result = {
+            "task": task.name,
+            "description": task.description,
+            "preset": bench.preset,
+            "command": command,
+            "environment": environment(),
+            "metric": data.metric,
+            "data": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
+            "schedule": {
+                "num_train_epochs": preset.num_train_epochs,
+                "training_arguments": preset.training,
+                "model": preset.model,
+            },
+            "plan": asdict(PLANS[bench.preset]),
+            "default_points": default_points(task),
+            "seeds": bench.seeds,
+            "runs": [],
+        }
+        if task.noise is not None:
+            self.result["noise"] = {**asdict(task.noise), "indices": data.noisy_indices}
+        # the recorded runs that this plan still holds stay in the JSON from the start (an interrupted suite loses
+        # none of them); those of another configuration are dropped
+        work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
+        self.recorded = {}
+        for seed in bench.seeds:
+            replayed = {}
+            for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
+                if spec.key in recorded:
+                    self.recorded[spec.key] = recorded[spec.key]
+                    if spec.strategy == AUTOASSIST:
+                        replayed[spec.value] = recorded[spec.key]
+        self.result["runs"] = list(self.recorded.values())
+
+    def find(self, key: str) -> dict | None:
+        return self.recorded.get(key)
+
+    def add(self, record: dict) -> None:
+        """Records the run (in place of an earlier record of the same run) and saves the JSON and the plot."""
+        runs = self.result["runs"]
+        same = [i for i, run in enumerate(runs) if run["fingerprint"] == record["fingerprint"]]
+        if same:
+            runs[same[0]] = record
+        else:
+            runs.append(record)
+        save(self.result, self.output_dir)
 
 
 def save(result: dict, output_dir: str) -> None:
-    """Writes the JSON (runs plus their analysis) and the plot; called after every run."""
-    runs = [dict(run) for run in result["runs"]]
-    full = {**result, **analyse(runs), "runs": runs}  # analyse() adds its per-run numbers to the copies
+    """Writes the JSON (runs plus their analysis) and the plot."""
+    full = {**result, **analyse(result["runs"], result["seeds"], result["default_points"])}
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, f"{result['task']}.json"), "w") as f:
         json.dump(full, f, indent=1)
     plot_task(full, os.path.join(output_dir, f"{result['task']}.png"))
 
 
+def disturbed(record: dict, share: float) -> bool:
+    """Whether other processes took more than `share` of the run's training seconds in CPU (unknown: no)."""
+    foreign = record.get("foreign_cpu_seconds")
+    return foreign is not None and foreign > share * record["train_seconds"]
+
+
+@dataclass
+class RunSpec:
+    strategy: str
+    value: float  # the plain run's budget, or the strategy's operating point
+    epochs: float
+    options: dict
+    key: str  # its fingerprint
+
+    @property
+    def label(self) -> str:
+        return f"budget {self.value}" if self.strategy == PLAIN else f"{KNOBS[self.strategy]}={self.value}"
+
+
+def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict):
+    """The seed's runs in order, with their fingerprints. A `random` run needs the record of the autoassist run it
+    replays, which the caller puts in `replayed[point]` after that run; without it the random run is left out."""
+    for strategy, value in planned_runs(bench, PLANS[bench.preset]):
+        epochs, options = preset.num_train_epochs, {}
+        if strategy == PLAIN:
+            epochs = value * preset.num_train_epochs
+        elif strategy == RANDOM:
+            source = replayed.get(value)
+            if source is None:
+                continue
+            warmup = int(source["autoassist_config"]["autoassist_warmup_epochs"])
+            options = {"autoassist_keep_prob": source["kept_fraction_per_epoch"][warmup:] or [1.0]}
+        else:
+            options = {KNOBS[strategy]: value}
+        settings = None
+        if strategy != PLAIN:
+            settings = autoassist_settings(training_arguments(task, preset, strategy, seed, work_dir, epochs, options))
+        yield RunSpec(strategy, value, epochs, options, fingerprint(task, preset, strategy, seed, epochs, settings))
+
+
+def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData, seed: int, progress: Progress):
+    task = suite.task
+    work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
+    replayed = {}  # autoassist point -> its record, for the random run that replays it
+    for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
+        progress.announce(f"{task.name} seed {seed} {spec.strategy} {spec.label}")
+        record = suite.find(spec.key)
+        if record is not None and bench.retime_above is not None and disturbed(record, bench.retime_above):
+            record = None
+        trained = record is None
+        if trained:
+            record = run_one(task, data, preset, spec.strategy, seed, work_dir, spec.epochs, spec.options)
+            record.update(fingerprint=spec.key, **({"budget": spec.value} if spec.strategy == PLAIN else {"point": spec.value}))
+            print(
+                f"    validation {record['final_validation']:.4f}, test {record['test_metric']:.4f}, "
+                f"{record['boss_instances']} instances, {record['train_seconds']:.1f} s",
+                flush=True,
+            )
+        else:
+            print("    recorded earlier with the same configuration: kept", flush=True)
+        progress.finish_one(trained)
+        if spec.strategy == AUTOASSIST:
+            replayed[spec.value] = record
+        suite.add(record)
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     (bench,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=argv)
     if bench.seeds is None:
-        bench.seeds = [0, 1] if bench.preset == "quick" else [0, 1, 2]
+        bench.seeds = [0] if bench.preset == "quick" else [0, 1, 2]
     transformers.utils.logging.set_verbosity_error()
     output_dir = bench.output_dir or os.path.join("benchmarks", "results", *(["quick"] if bench.preset == "quick" else []))
     tasks = list(TASKS.values()) if bench.task == "all" else [TASKS[bench.task]]
@@ -287,8 +454,21 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 save(results[-1], output_dir)
         return results
     command = "python benchmarks/run_benchmark.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    progress = Progress(len(tasks) * len(bench.seeds) * len(bench.strategies))
-    return [run_task(task, bench, output_dir, progress, command) for task in tasks]
+    suites = []
+    for task in tasks:
+        preset = task.presets[bench.preset]
+        if bench.max_train_samples is not None:
+            preset.train_samples = bench.max_train_samples
+        if bench.num_train_epochs is not None:
+            preset.num_train_epochs = bench.num_train_epochs
+        data = task.load(bench.data_dir, preset, os.path.join(bench.work_dir, bench.preset, task.name), task.noise)
+        suites.append((TaskSuite(task, bench, preset, data, output_dir, command), preset, data))
+    progress = Progress(len(tasks) * len(bench.seeds) * len(planned_runs(bench, PLANS[bench.preset])))
+    # seed by seed across the tasks, so that an interrupted suite has every task at its first seeds
+    for seed in bench.seeds:
+        for suite, preset, data in suites:
+            run_seed(suite, bench, preset, data, seed, progress)
+    return [suite.result for suite, _, _ in suites]
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Each task is trained the same way by every strategy; only `autoassist_strategy` (and, for the budget-matched run,
 `num_train_epochs`) changes. The presets fix the data sizes and schedule: `full` is the suite whose results are
-committed, `quick` a smoke run of a few minutes.
+committed, `quick` a smoke run of a few minutes. The `-noisy` tasks are their clean task with a corrupted training
+split (`benchmarks/noise.py`); validation and test stay clean.
 """
 
 import importlib.util
@@ -11,8 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Trainer
 
+from benchmarks.noise import flip_labels, misalign_pairs
 from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -35,7 +38,6 @@ class Preset:
     validation_samples: int
     test_samples: int | None
     num_train_epochs: float
-    eval_every_instances: int
     training: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
 
@@ -50,6 +52,18 @@ class TaskData:
     build_model: Callable[[], object]
     # what the Trainer calls the metric (`eval_<metric>`), and which way is better
     metric: str = "accuracy"
+    # the corrupted training indices of a noisy task, sorted (None: clean)
+    noisy_indices: list[int] | None = None
+
+
+@dataclass
+class Noise:
+    """`kind` is "labels" (each chosen label becomes a uniformly drawn other class) or "pairs" (the chosen pairs'
+    targets are shuffled among them); the noise has its own `seed`, the same for every run."""
+
+    kind: str
+    fraction: float
+    seed: int = 20261202
 
 
 @dataclass
@@ -61,13 +75,14 @@ class Task:
     plain_trainer: type = Trainer
     autoassist_trainer: type = AutoAssistTrainer
     config_class: type = AutoAssistConfig
+    noise: Noise | None = None
 
 
 # ---- vision ----------------------------------------------------------------------------------------------------------
 
 
 def _vision_loader(model_type: str):
-    def load(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
+    def load(data_dir: str, preset: Preset, work_dir: str, noise: Noise | None = None) -> TaskData:
         vision = load_example("examples/vision/run_image_classification.py")
         dataset = vision.load_idx_dataset(os.path.join(data_dir, "fashion-mnist"))
         # the validation split is held out of the training set, with a fixed seed: the same for every run and seed
@@ -77,8 +92,14 @@ def _vision_loader(model_type: str):
         test = dataset["test"]
         if preset.test_samples is not None:
             test = test.select(range(preset.test_samples))
-        model_args = vision.ModelArguments(model_type=model_type, **preset.model)
         labels = train.features["labels"]
+        noisy = None
+        if noise is not None:
+            if noise.kind != "labels":
+                raise ValueError(f"Image classification takes label noise, not {noise.kind!r}.")
+            flipped, noisy = flip_labels(train["labels"], labels.num_classes, noise.fraction, noise.seed)
+            train = train.remove_columns("labels").add_column("labels", flipped.tolist()).cast_column("labels", labels)
+        model_args = vision.ModelArguments(model_type=model_type, **preset.model)
 
         def build_model():
             return vision.build_model(model_args, labels, num_channels=1, image_size=28)
@@ -90,31 +111,40 @@ def _vision_loader(model_type: str):
             make_collator=lambda model: vision.collate_images,
             compute_metrics=vision.compute_metrics,
             build_model=build_model,
+            noisy_indices=None if noisy is None else noisy.tolist(),
         )
 
     return load
 
 
-VISION_TRAINING = dict(per_device_train_batch_size=128, per_device_eval_batch_size=512, lr_scheduler_type="linear")
+# warmup as a fraction of each run's own steps, so that a shorter plain schedule is the same recipe, shortened
+VISION_TRAINING = dict(
+    per_device_train_batch_size=128, per_device_eval_batch_size=512, lr_scheduler_type="linear", learning_rate=2e-3
+)
+VISION_PRESETS = {
+    "full": Preset(10000, 2000, 5000, 20, training=VISION_TRAINING),
+    "quick": Preset(512, 256, 256, 2, training=VISION_TRAINING),
+}
+RESNET_DESCRIPTION = "Fashion-MNIST, ResNet (basic blocks, widths 16/32, one block each) built from a ResNetConfig"
 
 VISION_RESNET = Task(
-    name="vision-resnet",
-    description="Fashion-MNIST, ResNet (basic blocks, widths 16/32, one block each) built from a ResNetConfig",
-    presets={
-        "full": Preset(15000, 5000, None, 30, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
-        "quick": Preset(1000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3}),
-    },
+    name="vision-resnet", description=RESNET_DESCRIPTION, presets=VISION_PRESETS, load=_vision_loader("resnet")
+)
+
+VISION_RESNET_NOISY = Task(
+    name="vision-resnet-noisy",
+    description=f"{RESNET_DESCRIPTION}; 30% of the training labels replaced by a uniformly drawn other class",
+    presets=VISION_PRESETS,
     load=_vision_loader("resnet"),
+    noise=Noise("labels", 0.3),
 )
 
 VISION_VIT = Task(
     name="vision-vit",
     description="Fashion-MNIST, ViT (patch 7, width 64, 2 layers, 4 heads) built from a ViTConfig",
     presets={
-        "full": Preset(
-            15000, 5000, None, 30, 15000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 100}
-        ),
-        "quick": Preset(1000, 500, 1000, 3, 1000, training={**VISION_TRAINING, "learning_rate": 2e-3, "warmup_steps": 10}),
+        name: Preset(**{**vars(preset), "training": {**VISION_TRAINING, "warmup_steps": 0.05}})
+        for name, preset in VISION_PRESETS.items()
     },
     load=_vision_loader("vit"),
 )
@@ -123,10 +153,18 @@ VISION_VIT = Task(
 # ---- translation -----------------------------------------------------------------------------------------------------
 
 
-def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
+def _load_translation(data_dir: str, preset: Preset, work_dir: str, noise: Noise | None = None) -> TaskData:
     translation = load_example("examples/translation/run_translation.py")
     raw = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de")
     raw["train"] = raw["train"].shuffle(seed=1234).select(range(preset.train_samples))
+    noisy = None
+    if noise is not None:
+        if noise.kind != "pairs":
+            raise ValueError(f"Translation takes misaligned pairs, not {noise.kind!r}.")
+        pairs = raw["train"]["translation"]
+        target_of, noisy = misalign_pairs(len(pairs), noise.fraction, noise.seed)
+        misaligned = [{"en": pair["en"], "de": pairs[j]["de"]} for pair, j in zip(pairs, target_of)]
+        raw["train"] = Dataset.from_dict({"translation": misaligned}, features=raw["train"].features)
     # Multi30k's official validation split: held out of the training data, and never the test set
     raw["validation"] = raw["validation"].select(range(preset.validation_samples))
     if preset.test_samples is not None:
@@ -158,34 +196,49 @@ def _load_translation(data_dir: str, preset: Preset, work_dir: str) -> TaskData:
         compute_metrics=translation.bleu_metric(tokenizer),
         build_model=build_model,
         metric="bleu",
+        noisy_indices=None if noisy is None else noisy.tolist(),
     )
 
 
 # tokens per sentence, and the longest greedy translation: Multi30k captions average about 15 BPE tokens
 MAX_LENGTH = 40
-TRANSLATION_MODEL = dict(d_model=128, layers=2, attention_heads=4, ffn_dim=256, vocab_size=4000, dropout=0.1)
+# a joint BPE of 2,000: a few thousand pairs do not fill a larger one, and the LM head over the vocabulary is the
+# largest part of this small model's step
+TRANSLATION_MODEL = dict(d_model=128, layers=2, attention_heads=4, ffn_dim=256, vocab_size=2000, dropout=0.1)
 TRANSLATION_TRAINING = dict(
     per_device_train_batch_size=64,
     per_device_eval_batch_size=128,
     learning_rate=2e-3,
-    warmup_steps=100,
+    warmup_steps=0.1,
     label_smoothing_factor=0.1,
     lr_scheduler_type="linear",
     predict_with_generate=True,
 )
-
-TRANSLATION = Task(
-    name="translation",
-    description="Multi30k en-de, Marian Transformer (d_model 128, 2+2 layers, 4 heads, FFN 256, joint BPE 4000) "
-    "built from a MarianConfig; validation BLEU on 300 pairs of the official val split, greedy decoding",
-    presets={
-        "full": Preset(4000, 300, None, 10, 2000, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
-        "quick": Preset(500, 50, 100, 2, 500, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
-    },
+TRANSLATION_PRESETS = {
+    "full": Preset(3250, 300, 500, 8, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+    "quick": Preset(256, 32, 32, 2, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+}
+TRANSLATION_DESCRIPTION = (
+    "Multi30k en-de, Marian Transformer (d_model 128, 2+2 layers, 4 heads, FFN 256, joint BPE 2000) built from a "
+    "MarianConfig; validation BLEU on 300 pairs of the official val split, greedy decoding"
+)
+TRANSLATION_TASK = dict(
+    presets=TRANSLATION_PRESETS,
     load=_load_translation,
     plain_trainer=Seq2SeqTrainer,
     autoassist_trainer=AutoAssistSeq2SeqTrainer,
     config_class=AutoAssistSeq2SeqConfig,
 )
 
-TASKS = {task.name: task for task in (VISION_RESNET, VISION_VIT, TRANSLATION)}
+TRANSLATION = Task(name="translation", description=TRANSLATION_DESCRIPTION, **TRANSLATION_TASK)
+
+TRANSLATION_NOISY = Task(
+    name="translation-noisy",
+    description=f"{TRANSLATION_DESCRIPTION}; 25% of the training pairs misaligned (targets shuffled among them)",
+    noise=Noise("pairs", 0.25),
+    **TRANSLATION_TASK,
+)
+
+TASKS = {
+    task.name: task for task in (VISION_RESNET, VISION_RESNET_NOISY, VISION_VIT, TRANSLATION, TRANSLATION_NOISY)
+}

@@ -1,99 +1,165 @@
-"""The benchmark harness: time-to-target and paired statistics on synthetic curves, and the quick preset end to end."""
+"""The benchmark instrument: the plain front's interpolation, iso-quality speedups, the noise of the noisy tasks, and
+the quick preset end to end (JSON, plot, resume)."""
 
 import json
-import math
 
+import numpy as np
 import pytest
 
-from benchmarks import analysis
+from benchmarks import analysis, noise
 from conftest import DATA_DIR
 
 
-def run(seed, strategy, final, seconds, instances, metrics):
-    """A run record whose curve has evaluations at equal steps of time and instances."""
-    n = len(metrics)
-    curve = [
-        {"instances": instances * (i + 1) // n, "train_seconds": seconds * (i + 1) / n, "metric": m}
-        for i, m in enumerate(metrics)
-    ]
-    return {"seed": seed, "strategy": strategy, "final_validation": final, "test_metric": final - 0.01,
-            "train_seconds": seconds, "boss_instances": instances, "curve": curve}  # fmt: skip
+def front(*points):
+    """A front from (instances, seconds, metric) triples."""
+    return [{"instances": i, "seconds": s, "metric": m} for i, s, m in points]
 
 
-def test_time_to_target_is_the_first_evaluation_that_reaches_plain_final_metric():
-    runs = [
-        run(0, "plain", 0.90, 100.0, 1000, [0.5, 0.8, 0.89, 0.90]),
-        run(0, "autoassist", 0.91, 60.0, 600, [0.6, 0.90, 0.91]),  # reaches 0.90 at its second evaluation
-        run(0, "random", 0.85, 60.0, 600, [0.6, 0.8, 0.85]),  # never
-    ]
-    analysis.add_time_to_target(runs)
-    plain, autoassist, random = runs
-    assert plain["time_to_target_ratio"] == 1.0 and plain["instances_to_target_ratio"] == 1.0
-    assert autoassist["seconds_to_target"] == 40.0 and autoassist["time_to_target_ratio"] == pytest.approx(0.4)
-    assert autoassist["instances_to_target"] == 400
-    assert random["seconds_to_target"] is None and random["time_to_target_ratio"] is None
+FRONT = front((100, 10.0, 0.50), (200, 20.0, 0.70), (400, 40.0, 0.80))
 
 
-def test_target_is_each_seeds_own_plain_run():
-    runs = [run(0, "plain", 0.90, 10.0, 100, [0.9]), run(1, "plain", 0.80, 10.0, 100, [0.8]),
-            run(0, "autoassist", 0.85, 5.0, 50, [0.85]), run(1, "autoassist", 0.85, 5.0, 50, [0.85])]  # fmt: skip
-    analysis.add_time_to_target(runs)
-    assert [r["time_to_target_ratio"] for r in runs[2:]] == [None, 0.5]
+def test_front_is_interpolated_linearly_between_budgets():
+    needs = analysis.front_needs(FRONT, 0.75)
+    assert needs["status"] == "interpolated"
+    assert needs["instances"] == pytest.approx(300) and needs["seconds"] == pytest.approx(30)
+    assert analysis.front_needs(FRONT, 0.70)["instances"] == pytest.approx(200)  # exactly at a budget
 
 
-def test_never_reaching_counts_as_infinitely_slow_in_the_median():
-    assert analysis.spread([None, None, 0.5])["median"] is None
-    assert analysis.spread([None, 0.4, 0.5])["median"] == 0.5
+def test_a_target_below_the_smallest_budget_gives_an_upper_bound():
+    needs = analysis.front_needs(FRONT, 0.3)
+    assert needs == {"instances": 100.0, "seconds": 10.0, "status": "below"}
+    run = {"final_validation": 0.3, "boss_instances": 50, "train_seconds": 4.0}
+    speedup = analysis.iso_quality(run, FRONT)
+    assert speedup["instances"] == pytest.approx(2.0) and speedup["bound"] == "at_most"
 
 
-def test_paired_differences_and_throughput_use_only_seeds_with_both_runs():
-    runs = [run(0, "autoassist", 0.9, 1, 10, [0.9]), run(0, "random", 0.8, 1, 10, [0.8]),
-            run(1, "autoassist", 0.7, 1, 10, [0.7]), run(2, "random", 0.1, 1, 10, [0.1]),
-            run(0, "plain", 0.9, 2.0, 100, [0.9]), run(0, "none", 0.9, 2.5, 100, [0.9])]  # fmt: skip
-    difference = analysis.paired_differences(runs, "autoassist", "random")
-    assert difference["seeds"] == [0] and difference["median"] == pytest.approx(0.1)
-    assert analysis.throughput_ratio(runs)["median"] == pytest.approx(0.8)
+def test_a_run_beyond_the_full_plain_run_reports_its_gain_not_an_extrapolation():
+    run = {"final_validation": 0.83, "boss_instances": 200, "train_seconds": 25.0}
+    speedup = analysis.iso_quality(run, FRONT)
+    assert speedup["bound"] == "at_least"
+    assert speedup["instances"] == pytest.approx(2.0)  # the full run's 400 instances, which the front needs at least
+    assert speedup["seconds"] == pytest.approx(40 / 25)
+    assert speedup["gain_over_full_plain"] == pytest.approx(0.03)
 
 
-RUN_KEYS = {
-    "seed", "strategy", "num_train_epochs", "autoassist_options", "kept_fraction_per_epoch", "boss_instances",
-    "boss_instances_forwarded", "boss_instances_backpropagated", "optimizer_steps", "assistant_seconds",
-    "train_seconds", "eval_seconds", "final_validation", "test_metric", "curve", "target", "seconds_to_target",
-    "instances_to_target", "time_to_target_ratio", "instances_to_target_ratio", "throughput", "autoassist_config",
-    "assistant_skill",
-}  # fmt: skip
+def test_a_non_monotone_front_is_read_from_its_smallest_budget():
+    # overtraining on noisy data: the middle budget is the best, the full run falls back
+    dipping = front((100, 10.0, 0.50), (200, 20.0, 0.80), (400, 40.0, 0.60))
+    assert analysis.front_needs(dipping, 0.65)["instances"] == pytest.approx(150)  # not the 0.60 of the full run
+    beats_full_only = {"final_validation": 0.7, "boss_instances": 300, "train_seconds": 30.0}
+    speedup = analysis.iso_quality(beats_full_only, dipping)
+    assert speedup["bound"] == "exact" and speedup["instances"] == pytest.approx(166.6667 / 300, rel=1e-4)
+    assert speedup["gain_over_full_plain"] == pytest.approx(0.1)
+    # a dip below an earlier budget is crossed again only where the front first reaches the target
+    valley = front((100, 10.0, 0.60), (200, 20.0, 0.40), (400, 40.0, 0.90))
+    assert analysis.front_needs(valley, 0.65)["instances"] == pytest.approx(200 + 200 * 0.25 / 0.5)
+    with pytest.raises(ValueError, match="front is empty"):
+        analysis.front_needs([], 0.5)
+
+
+def plain(seed, budget, instances, seconds, metric):
+    return {"seed": seed, "strategy": "plain", "budget": budget, "boss_instances": instances,
+            "train_seconds": seconds, "final_validation": metric, "test_metric": metric}  # fmt: skip
+
+
+def strategy_run(seed, strategy, point, instances, seconds, metric, **extra):
+    return {"seed": seed, "strategy": strategy, "point": point, "boss_instances": instances,
+            "train_seconds": seconds, "final_validation": metric, "test_metric": metric, **extra}  # fmt: skip
+
+
+def test_analysis_reads_each_seed_against_its_own_front():
+    runs = [plain(0, 0.5, 100, 10.0, 0.5), plain(0, 1.0, 200, 20.0, 0.7),
+            plain(1, 0.5, 100, 10.0, 0.6), plain(1, 1.0, 200, 20.0, 0.8),
+            strategy_run(0, "autoassist", 0.3, 100, 20.0, 0.6, kept_noisy_fraction=0.2, kept_clean_fraction=0.7),
+            strategy_run(1, "autoassist", 0.3, 100, 20.0, 0.6, kept_noisy_fraction=0.4, kept_clean_fraction=0.9),
+            strategy_run(0, "random", 0.3, 100, 10.0, 0.55), strategy_run(1, "random", 0.3, 100, 10.0, 0.62)]  # fmt: skip
+    result = analysis.analyse(runs, seeds=[0, 1, 2], default_points={"autoassist": 0.3, "random": 0.3})
+    # seed 0 reaches 0.6 at 150 instances of its front; seed 1's smallest budget already has 0.6
+    iso = result["iso_quality"]["autoassist"]
+    assert iso["instances"]["values"] == [pytest.approx(1.5), pytest.approx(1.0), None]
+    assert iso["instances"]["bounds"] == ["exact", "at_most", None]
+    assert iso["seconds"]["values"][0] == pytest.approx(15 / 20)
+    assert result["front"]["plain"][1]["final_validation"]["values"] == [0.7, 0.8, None]
+    assert result["autoassist_minus_random"]["0.3"]["values"] == [pytest.approx(0.05), pytest.approx(-0.02)]
+    assert result["kept_noisy_fraction"]["autoassist"]["median"] == pytest.approx(0.3)
+    assert result["kept_clean_fraction"]["autoassist"]["values"] == [0.7, 0.9, None]
+
+
+def test_label_noise_flips_the_asked_fraction_to_other_classes_deterministically():
+    labels = np.arange(1000) % 10
+    flipped, noisy = noise.flip_labels(labels, 10, 0.3, seed=7)
+    assert len(noisy) == 300 and len(set(noisy.tolist())) == 300
+    assert np.all(flipped[noisy] != labels[noisy])
+    clean = np.setdiff1d(np.arange(1000), noisy)
+    assert np.array_equal(flipped[clean], labels[clean]) and np.array_equal(labels, np.arange(1000) % 10)
+    again, noisy_again = noise.flip_labels(labels, 10, 0.3, seed=7)
+    assert np.array_equal(again, flipped) and np.array_equal(noisy_again, noisy)
+    assert not np.array_equal(noise.flip_labels(labels, 10, 0.3, seed=8)[1], noisy)
+    # every other class is drawn (uniform over the 9 others, not a fixed shift)
+    assert len(set(((flipped[noisy] - labels[noisy]) % 10).tolist())) == 9
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        noise.flip_labels(labels, 10, 1.5, seed=0)
+
+
+def test_misaligned_pairs_never_keep_their_own_target():
+    target_of, noisy = noise.misalign_pairs(1000, 0.25, seed=3)
+    assert len(noisy) == 250 and sorted(target_of.tolist()) == list(range(1000))
+    assert np.all(target_of[noisy] != noisy)
+    assert set(target_of[noisy].tolist()) == set(noisy.tolist())  # shuffled among the chosen pairs only
+    clean = np.setdiff1d(np.arange(1000), noisy)
+    assert np.array_equal(target_of[clean], clean)
+    assert np.array_equal(noise.misalign_pairs(1000, 0.25, seed=3)[0], target_of)
+
+
+def as_lists(dataset) -> list:
+    """The `labels` column as plain lists (class ids, or target token ids), whatever the dataset's format."""
+    return [np.asarray(label).tolist() for label in dataset[:]["labels"]]
+
+
+@pytest.mark.parametrize("name", ["vision-resnet-noisy", "translation-noisy"])
+def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
+    from benchmarks.tasks import TASKS
+
+    noisy_task, clean_task = TASKS[name], TASKS[name.removesuffix("-noisy")]
+    preset = noisy_task.presets["quick"]
+    noisy = noisy_task.load(str(DATA_DIR), preset, str(tmp_path / "noisy"), noisy_task.noise)
+    clean = clean_task.load(str(DATA_DIR), preset, str(tmp_path / "clean"))
+    assert clean.noisy_indices is None
+    assert len(noisy.noisy_indices) == round(noisy_task.noise.fraction * len(noisy.train))
+    for split in ("validation", "test"):
+        assert as_lists(getattr(noisy, split)) == as_lists(getattr(clean, split))
+    noisy_labels, clean_labels = as_lists(noisy.train), as_lists(clean.train)
+    changed = [i for i, (a, b) in enumerate(zip(noisy_labels, clean_labels)) if a != b]
+    assert changed == noisy.noisy_indices
+    if "input_ids" in noisy.train.column_names:  # translation: the sources stay, only targets move
+        assert noisy.train["input_ids"] == clean.train["input_ids"]
 
 
 @pytest.mark.slow
-def test_quick_preset_writes_the_documented_json_and_plot(tmp_path):
+def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, capsys):
     from benchmarks import run_benchmark
 
-    run_benchmark.main([
-        "--task", "vision-resnet", "--preset", "quick", "--data_dir", str(DATA_DIR), "--output_dir", str(tmp_path),
-        "--work_dir", str(tmp_path / "work"), "--seeds", "0", "1", "--max_train_samples", "384",
-        "--num_train_epochs", "2",
-    ])  # fmt: skip
-    result = json.loads((tmp_path / "vision-resnet.json").read_text())
-    assert (tmp_path / "vision-resnet.png").stat().st_size > 10_000
-    assert {"task", "preset", "command", "environment", "metric", "data", "schedule", "seeds", "runs", "summary",
-            "paired_differences", "none_over_plain_throughput"} <= set(result)  # fmt: skip
-    assert result["data"]["train"] == 384 and "--max_train_samples 384" in result["command"]
-    assert len(result["runs"]) == 2 * 6
-    for record in result["runs"]:
-        assert RUN_KEYS <= set(record), RUN_KEYS - set(record)
-        assert record["curve"] and record["curve"][-1]["instances"] == record["boss_instances"]
-        assert record["final_validation"] == record["curve"][-1]["metric"]
-    by = {(r["seed"], r["strategy"]): r for r in result["runs"]}
-    for seed in (0, 1):
-        autoassist, random, matched = by[seed, "autoassist"], by[seed, "random"], by[seed, "budget_matched"]
-        # random replays autoassist's kept fraction of each shrunk epoch; budget-matched gets its instances
-        assert random["autoassist_options"]["autoassist_keep_prob"] == autoassist["kept_fraction_per_epoch"][1:]
-        assert matched["num_train_epochs"] == pytest.approx(autoassist["boss_instances"] / 384)
-        assert autoassist["boss_instances"] < by[seed, "plain"]["boss_instances"] == 2 * 384
-        assert by[seed, "none"]["boss_instances"] == 2 * 384
-        assert by[seed, "plain"]["time_to_target_ratio"] <= 1.0
-    assert "autoassist - random: final_validation" in result["paired_differences"]
-    assert math.isfinite(result["none_over_plain_throughput"]["median"])
+    argv = ["--task", "vision-resnet-noisy", "--preset", "quick", "--data_dir", str(DATA_DIR),
+            "--output_dir", str(tmp_path), "--work_dir", str(tmp_path / "work"), "--max_train_samples", "384"]  # fmt: skip
+    run_benchmark.main(argv)
+    result = json.loads((tmp_path / "vision-resnet-noisy.json").read_text())
+    assert (tmp_path / "vision-resnet-noisy.png").stat().st_size > 10_000
+    assert {"front", "iso_quality", "iso_quality_curves", "noise", "kept_noisy_fraction", "kept_clean_fraction",
+            "autoassist_minus_random", "command", "environment", "plan"} <= set(result)  # fmt: skip
+    assert result["noise"]["kind"] == "labels" and len(result["noise"]["indices"]) == round(0.3 * 384)
+    assert [row["budget"] for row in result["front"]["plain"]] == [0.5, 1.0]
+    assert result["front"]["plain"][0]["instances"]["values"] == [192]  # its own, shorter schedule
+    assert set(result["iso_quality"]) == {"autoassist", "random", "infobatch"}
+    by = {r["strategy"]: r for r in result["runs"]}
+    assert by["random"]["autoassist_options"]["autoassist_keep_prob"] == by["autoassist"]["kept_fraction_per_epoch"][1:]
+    assert by["random"]["boss_instances"] < 2 * 384
+    for strategy in ("autoassist", "random", "infobatch"):
+        assert 0 <= by[strategy]["kept_noisy_fraction"] <= 1 and len(by[strategy]["kept_per_epoch_noisy_clean"]) == 2
+    # run again: every run is found by its fingerprint and kept, nothing trains
+    capsys.readouterr()
+    run_benchmark.main(argv)
+    assert capsys.readouterr().out.count("recorded earlier with the same configuration") == len(result["runs"])
+    assert json.loads((tmp_path / "vision-resnet-noisy.json").read_text())["runs"] == result["runs"]
 
 
 def test_readme_tables_are_the_ones_the_committed_json_gives():
