@@ -72,6 +72,13 @@ class AutoAssistArguments:
         autoassist_synchronous (`bool`, *optional*, defaults to `False`):
             Train the Assistant inside the training step instead of a background thread. Slower, but the run is
             reproducible to the bit; meant for debugging and tests.
+
+    Parameters that control the report:
+        autoassist_write_report (`bool`, *optional*):
+            Write `autoassist_diagnostics.json` / `.png` (what each epoch kept, per label or length) into `output_dir`
+            when training ends. Defaults to writing it whenever the Trainer saves (`save_strategy` other than
+            `"no"`), so that a run that saves nothing leaves `output_dir` as the plain `Trainer` would. The report is
+            always kept in memory as `trainer.autoassist_history`.
     """
 
     # Parameters that control selection
@@ -162,6 +169,13 @@ class AutoAssistArguments:
     autoassist_synchronous: bool = field(
         default=False,
         metadata={"help": "Train the Assistant inside the training step (reproducible, slower; for debugging)."},
+    )
+
+    # Parameters that control the report
+    autoassist_write_report: bool | None = field(
+        default=None,
+        metadata={"help": "Write autoassist_diagnostics.json/.png into output_dir at the end; default: when the "
+                  "Trainer saves (save_strategy != 'no')."},
     )
 
     def __post_init__(self):

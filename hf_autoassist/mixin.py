@@ -22,7 +22,7 @@ from transformers.utils import is_datasets_available, logging
 from .assistants import Assistant, AssistantWorker
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
-from .diagnostics import instance_groups, kept_by_group, write_diagnostics
+from .diagnostics import SelectionReport
 from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler
 from .schedule import fast_forward, planned_total_steps, resize_progress_bars
@@ -73,8 +73,8 @@ class AutoAssistMixin:
         # loss weight of every instance in the running epoch, or None to leave the Trainer's loss untouched
         self._loss_weights: torch.Tensor | None = None
         self.instances_backpropagated = 0  # by this process
-        self.autoassist_history: list[dict] = []  # per epoch: what it kept, per group, and the Assistant then
-        self._groups: tuple[torch.Tensor, list[str]] | None = None
+        # per epoch: what it kept, per group, and the Assistant then (`autoassist_history`)
+        self.autoassist_report = SelectionReport()
         # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
         self._epoch_start_step = 0
         self._epoch_update_steps = 0
@@ -84,6 +84,12 @@ class AutoAssistMixin:
     def assistant_worker(self) -> AssistantWorker | None:
         """The background worker that trains the Assistant (strategy `"autoassist"` only)."""
         return self.strategy.worker if isinstance(self.strategy, AutoAssistSelection) else None
+
+    @property
+    def autoassist_history(self) -> list[dict]:
+        """Per epoch: the kept fraction, overall and per group, and the Assistant when it decided (in memory, also
+        when the report is not written to `output_dir`)."""
+        return self.autoassist_report.history
 
     @property
     def kept_fractions(self) -> dict[int, float]:
@@ -106,9 +112,15 @@ class AutoAssistMixin:
             result = super().train(*args, **kwargs)
         finally:
             self._close_strategy()  # also when training fails: no thread outlives its run
-        if self.autoassist_history and self.is_world_process_zero():
-            write_diagnostics(self.autoassist_history, self.args.output_dir)
+        if self._writes_report() and self.is_world_process_zero():
+            self.autoassist_report.write(self.args.output_dir)
         return result
+
+    def _writes_report(self) -> bool:
+        """`autoassist_write_report`, or by default: whenever the Trainer saves checkpoints."""
+        if self.args.autoassist_write_report is not None:
+            return self.args.autoassist_write_report
+        return self.args.save_strategy != "no"
 
     @staticmethod
     def _check_map_style(dataset) -> None:
@@ -144,7 +156,7 @@ class AutoAssistMixin:
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant
         self.instances_backpropagated, self._loss_weights = 0, None
-        self.autoassist_history, self._groups = [], instance_groups(dataset)
+        self.autoassist_report.start(dataset)
         if self.args.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
@@ -246,17 +258,30 @@ class AutoAssistMixin:
         )
 
     def _record_epoch(self, epoch: int) -> None:
-        record = {"epoch": epoch, "kept_fraction": self.autoassist_sampler.kept_fraction}
-        if self._groups is not None:
-            record["kept_by_group"] = kept_by_group(self.autoassist_sampler.kept, *self._groups)
         worker = self.assistant_worker
+        assistant = None
         if worker is not None:
-            record.update(
+            assistant = dict(
                 assistant_accuracy=round(worker.accuracy, 4),
                 assistant_skill=round(worker.skill, 4),
                 positive_rate=round(worker.positive_rate, 4),
             )
-        self.autoassist_history = [r for r in self.autoassist_history if r["epoch"] != epoch] + [record]
+        sampler = self.autoassist_sampler
+        self.autoassist_report.record(epoch, sampler.kept, sampler.kept_fraction, assistant)
+        self._report_groups()
+
+    def _report_groups(self) -> None:
+        """The largest groups' kept fractions go to the reporting integrations (TensorBoard, W&B, ...) once per
+        epoch, not into the console's log lines: the Trainer has no other way to log to integrations only."""
+        metrics = self.autoassist_report.group_metrics()
+        integrations = [
+            callback
+            for callback in self.callback_handler.callbacks
+            if type(callback).__module__.startswith("transformers.integrations")
+        ]
+        if metrics and integrations and self.is_world_process_zero():
+            for callback in integrations:
+                callback.on_log(self.args, self.state, self.control, logs=dict(metrics))
 
     def _replan(self, epoch: int, update_steps_this_epoch: int) -> None:
         """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length."""
@@ -330,7 +355,7 @@ class AutoAssistMixin:
         self.autoassist_sampler.load_state_dict(state["sampler"])
         self._loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)
-        self.autoassist_history = list(state.get("history", []))
+        self.autoassist_report.history = list(state.get("history", []))
         epoch = state["sampler"]["epoch"]
         steps_done = self.state.global_step - state["epoch_start_step"]
         if epoch is None or steps_done >= state["epoch_update_steps"]:
@@ -403,9 +428,6 @@ class AutoAssistMixin:
         if self.strategy is not None:
             metrics.update(self.strategy.metrics())
             metrics["autoassist/instances_seen"] = self.instances_backpropagated
-        if self.autoassist_history:
-            for group, fraction in self.autoassist_history[-1].get("kept_by_group", {}).items():
-                metrics[f"autoassist/kept_fraction/{group.replace(' ', '_')}"] = fraction
         return metrics
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:

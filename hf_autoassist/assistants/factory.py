@@ -71,14 +71,31 @@ def _pooled_images(dataset: datasets.Dataset, column: str, pool_size: int) -> to
     return pixels.unsqueeze(1) if pixels.dim() == 3 else pixels.permute(0, 3, 1, 2)
 
 
-def _labels(dataset: Dataset) -> torch.Tensor | None:
+# more distinct class ids than this (and than instances) is not a classification set: regression targets, say
+MAX_CLASSES = 1000
+
+
+def class_ids(dataset: Dataset) -> torch.Tensor | None:
+    """The label column as `(N,)` class ids, or None when there is none or it does not hold class ids: sequences
+    (seq2seq targets), values that are not integers (regression targets), negative ones, or a range larger than both
+    `MAX_CLASSES` and the dataset (integer regression targets)."""
     columns, stored = _column_names(dataset), getattr(dataset, "column_names", None) or []
+    if "labels" in columns and _is_sequence_column(dataset):
+        return None
     # a stored label column first: it is read without running a transform
-    for name in [n for n in LABEL_COLUMNS if n in stored] + [n for n in LABEL_COLUMNS if n not in stored]:
-        if name in columns:
-            values = _read_column(dataset, name)
-            return torch.as_tensor([int(v) for v in values], dtype=torch.long)
-    return None
+    name = next((n for n in [*[n for n in LABEL_COLUMNS if n in stored], *LABEL_COLUMNS] if n in columns), None)
+    if name is None or not len(dataset):
+        return None
+    column = _read_column(dataset, name)
+    if not (isinstance(column, np.ndarray) and column.dtype != object):
+        if any(np.ndim(value) != 0 for value in column):
+            return None
+        column = np.asarray([np.asarray(value).item() for value in column])
+    if column.ndim != 1 or column.dtype.kind not in "iu":
+        return None
+    if column.min() < 0 or column.max() >= max(MAX_CLASSES, len(column)):
+        return None
+    return torch.as_tensor(column, dtype=torch.long)
 
 
 # what each Assistant reads, and what to do when the column is missing
@@ -101,13 +118,13 @@ def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: 
     columns = _column_names(dataset)
     if name == "pixels" and _image_column(dataset) is not None:
         pixels = _pooled_images(dataset, _image_column(dataset), pool_size)
-        return PixelAssistant(pixels, _labels(dataset), pool_size=pool_size)
+        return PixelAssistant(pixels, class_ids(dataset), pool_size=pool_size)
     if column not in columns:
         raise ValueError(f"The {name!r} Assistant reads a `{column}` column, but the training set has {columns}. {fix}")
     if name == "pixels":
         values = _read_column(dataset, "pixel_values")
         pixels = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
-        return PixelAssistant(pixels, _labels(dataset), pool_size=pool_size)
+        return PixelAssistant(pixels, class_ids(dataset), pool_size=pool_size)
     sources = _token_lists(dataset, "input_ids")
     targets = _token_lists(dataset, "labels") if "labels" in columns and _is_sequence_column(dataset) else None
     return BagOfTokensAssistant(sources, targets, dim=token_dim)

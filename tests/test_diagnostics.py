@@ -1,0 +1,126 @@
+"""The selection report never breaks training and follows the save policy: regression targets are not class ids, a
+failing report warns once, and `output_dir` holds the report only when the Trainer saves (or when asked)."""
+
+import logging
+
+import datasets
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from hf_autoassist import AutoAssistConfig, AutoAssistTrainer, diagnostics
+from hf_autoassist.assistants.factory import class_ids
+
+
+class ScalarRegression(Dataset):
+    """The issue's repro: items `{"input_x": x, "labels": y}` with float targets."""
+
+    def __init__(self, targets):
+        self.targets = targets
+
+    def __len__(self):
+        return len(self.targets)
+
+    def __getitem__(self, i):
+        return {"input_x": torch.tensor(float(i)), "labels": torch.tensor(self.targets[i])}
+
+
+class OneWeight(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(()))
+
+    def forward(self, input_x, labels=None):
+        prediction = self.weight * input_x
+        return {"loss": nn.functional.mse_loss(prediction, labels.float()), "prediction": prediction}
+
+
+def regression_trainer(tmp_path, targets, **kwargs):
+    defaults = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=4,
+                    num_train_epochs=1, save_strategy="no", disable_tqdm=True, autoassist_strategy="none",
+                    learning_rate=1e-3)  # fmt: skip
+    args = AutoAssistConfig(**{**defaults, **kwargs})
+    return AutoAssistTrainer(model=OneWeight(), args=args, train_dataset=ScalarRegression(targets))
+
+
+def test_float_regression_targets_train_without_a_per_label_report(tmp_path):
+    trainer = regression_trainer(tmp_path, [i - 8.5 for i in range(16)])
+    trainer.train()  # crashed in torch.bincount at the end of the first epoch
+    assert trainer.state.global_step == 4
+    assert trainer.autoassist_history[0]["kept_fraction"] == 1.0
+    assert "kept_by_group" not in trainer.autoassist_history[0]
+
+
+def test_large_non_negative_targets_are_not_read_as_labels(tmp_path):
+    # 32 items with targets up to 3.1e7 took 24 GB as "label k" groups; they are no class ids at all
+    targets = [float(i) * 1e6 for i in range(32)]
+    assert class_ids(ScalarRegression(targets)) is None
+    integer_targets = datasets.Dataset.from_dict({"x": [0.0] * 32, "labels": [i * 1_000_000 for i in range(32)]})
+    assert class_ids(integer_targets) is None
+    trainer = regression_trainer(tmp_path, targets)
+    trainer.train()
+    assert "kept_by_group" not in trainer.autoassist_history[0]
+
+
+@pytest.mark.parametrize(
+    "labels,expected",
+    [
+        ([0, 2, 1, 2], [0, 2, 1, 2]),
+        (np.array([3, 1], dtype=np.int64), [3, 1]),
+        ([0.0, 1.0], None),  # floats are targets, even when whole
+        ([True, False], None),
+        ([-1, 0], None),
+    ],
+)
+def test_class_ids_only_for_integral_non_negative_labels(labels, expected):
+    dataset = datasets.Dataset.from_dict({"x": [0] * len(labels), "labels": labels})
+    ids = class_ids(dataset)
+    assert (ids is None) if expected is None else ids.tolist() == expected
+    # the same from a torch dataset of 0-d tensors
+    items = [{"labels": torch.tensor(v)} for v in labels]
+    ids = class_ids(items)
+    assert (ids is None) if expected is None else ids.tolist() == expected
+
+
+def test_a_failing_report_warns_once_and_training_goes_on(tmp_path, monkeypatch, caplog):
+    def broken(*args):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(diagnostics, "kept_by_group", broken)
+    trainer = regression_trainer(tmp_path, list(range(16)), num_train_epochs=3)  # integer targets: grouped by label
+    with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
+        trainer.train()
+    assert trainer.state.global_step == 12 and len(trainer.autoassist_history) == 3
+    warnings = [r for r in caplog.records if "could not count the kept instances" in r.getMessage()]
+    assert len(warnings) == 1 and "training goes on" in warnings[0].getMessage()
+
+
+@pytest.mark.parametrize(
+    "options,written",
+    [
+        (dict(save_strategy="no"), False),
+        (dict(save_strategy="epoch"), True),
+        (dict(save_strategy="no", autoassist_write_report=True), True),
+        (dict(save_strategy="epoch", autoassist_write_report=False), False),
+    ],
+)
+def test_the_report_file_follows_the_save_policy(tmp_path, options, written):
+    trainer = regression_trainer(tmp_path, list(range(16)), **options)
+    trainer.train()
+    files = {p.name for p in tmp_path.iterdir()}
+    assert ("autoassist_diagnostics.json" in files) == written
+    if not written:
+        assert not [name for name in files if name.startswith("autoassist")]
+    assert trainer.autoassist_history[0]["kept_by_group"]["label 3"] == 1.0  # in memory either way
+
+
+def test_only_the_largest_groups_are_reported_to_integrations():
+    report = diagnostics.SelectionReport()
+    labels = torch.cat([torch.arange(30), torch.zeros(50, dtype=torch.long)])  # label 0 is by far the largest
+    report.start(datasets.Dataset.from_dict({"x": [0] * len(labels), "labels": labels.tolist()}))
+    report.record(0, kept=torch.arange(40), kept_fraction=0.5)
+    metrics = report.group_metrics()
+    assert len(metrics) == diagnostics.MAX_REPORTED_GROUPS
+    assert "autoassist/kept_fraction/label_0" in metrics and len(report.history[0]["kept_by_group"]) == 30
