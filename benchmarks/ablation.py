@@ -77,7 +77,7 @@ def main(argv=None):
     result_path = os.path.join(args.output_dir, f"ablation-{task.name}.json")
     preset = task.presets[args.preset]
     work_dir = os.path.join(args.work_dir, args.preset, task.name)
-    data = task.load(args.data_dir, preset, work_dir)
+    data = task.load(args.data_dir, preset, work_dir, task.noise)
     warmup = math.ceil(task.config_class.__dataclass_fields__["autoassist_warmup_epochs"].default)
     command = "python benchmarks/ablation.py " + " ".join(argv if argv is not None else sys.argv[1:])
     result = {"task": task.name, "preset": args.preset, "commands": [], "variants": {}, "runs": []}
@@ -97,16 +97,15 @@ def main(argv=None):
     for seed in args.seeds:
         for name, options in variants.items():
             progress.announce(f"{task.name} seed {seed} {name}")
-            selected = run_one(task, data, preset, "autoassist", seed, work_dir, preset.num_train_epochs, options, curve=False)
+            selected = run_one(task, data, preset, "autoassist", seed, work_dir, preset.num_train_epochs, options)
             progress.finish_one()
             progress.announce(f"{task.name} seed {seed} random at the kept fractions of {name}")
             # the kept fractions include any full-data epochs (1.0), so random replays those too
             keep = {"autoassist_keep_prob": selected["kept_fraction_per_epoch"][warmup:] or [1.0]}
-            random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep, curve=False)
+            random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep)
             progress.finish_one()
             for record in (selected, random):
                 record["variant"] = name
-                record.pop("curve")  # the final numbers are what this study compares
                 result["runs"].append(record)
             print(
                 f"    {name}: {selected['final_validation']:.4f} vs random {random['final_validation']:.4f} "

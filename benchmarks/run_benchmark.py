@@ -196,8 +196,12 @@ def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, set
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict):
-    """One training run, evaluated on the validation and test splits at its end; returns its record."""
+def run_one(
+    task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict,
+    evaluate: bool = True,
+):  # fmt: skip
+    """One training run, evaluated on the validation and test splits at its end (unless not `evaluate`); returns its
+    record."""
     base = task.plain_trainer if strategy == PLAIN else task.autoassist_trainer
     trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
     args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
@@ -222,8 +226,10 @@ def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_d
     train_seconds = time.perf_counter() - start
     foreign_seconds = foreign.seconds()
     start = time.perf_counter()
-    validation = trainer.evaluate()
-    test = trainer.evaluate(eval_dataset=data.test, metric_key_prefix="test")
+    validation, test = {}, {}
+    if evaluate:
+        validation = trainer.evaluate()
+        test = trainer.evaluate(eval_dataset=data.test, metric_key_prefix="test")
     eval_seconds = time.perf_counter() - start
     metrics = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
     record = {
@@ -242,8 +248,9 @@ def run_one(task: Task, data: TaskData, preset, strategy: str, seed: int, work_d
         "eval_seconds": round(eval_seconds, 3),
         # CPU seconds other processes took during training: its seconds are comparable only when this is near 0
         "foreign_cpu_seconds": foreign_seconds,
-        "final_validation": validation[f"eval_{data.metric}"],
-        "test_metric": test[f"test_{data.metric}"],
+        "assistant_cpu_seconds": metrics.get("autoassist/assistant_cpu_seconds", 0.0),
+        "final_validation": validation.get(f"eval_{data.metric}"),
+        "test_metric": test.get(f"test_{data.metric}"),
     }
     if noise is not None:
         warmup = args.autoassist_warmup_epochs
@@ -314,7 +321,10 @@ class TaskSuite:
         if os.path.isfile(self.path) and not bench.fresh:
             with open(self.path) as f:
                 previous = json.load(f).get("runs", [])
-        recorded = {run["fingerprint"]: run for run in previous if "fingerprint" in run}
+        recorded = {}  # fingerprint -> the run, preferring the record that was trained over its copies
+        for run in previous:
+            if "fingerprint" in run and ("same_run_as" not in run or run["fingerprint"] not in recorded):
+                recorded[run["fingerprint"]] = run
         self.result = {
             "task": task.name,
             "description": task.description,
@@ -338,28 +348,42 @@ class TaskSuite:
         # the recorded runs that this plan still holds stay in the JSON from the start (an interrupted suite loses
         # none of them); those of another configuration are dropped
         work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
-        self.recorded = {}
+        self.recorded = recorded
         for seed in bench.seeds:
             replayed = {}
             for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
-                if spec.key in recorded:
-                    self.recorded[spec.key] = recorded[spec.key]
+                record = self.find(spec)
+                if record is not None:
+                    self.result["runs"].append(record)
                     if spec.strategy == AUTOASSIST:
-                        replayed[spec.value] = recorded[spec.key]
-        self.result["runs"] = list(self.recorded.values())
+                        replayed[spec.value] = record
 
-    def find(self, key: str) -> dict | None:
-        return self.recorded.get(key)
+    def find(self, spec: "RunSpec") -> dict | None:
+        """The recorded run of `spec`'s configuration. Two operating points can be one configuration (random
+        replaying the same kept fractions): the run is then made once and recorded under each point."""
+        record = self.recorded.get(spec.key)
+        if record is None or _value(record) == spec.value:
+            return record
+        field_name = "budget" if spec.strategy == PLAIN else "point"
+        return {**record, field_name: spec.value, "same_run_as": _value(record)}
 
     def add(self, record: dict) -> None:
         """Records the run (in place of an earlier record of the same run) and saves the JSON and the plot."""
         runs = self.result["runs"]
-        same = [i for i, run in enumerate(runs) if run["fingerprint"] == record["fingerprint"]]
+        identity = (record["fingerprint"], _value(record))
+        same = [i for i, run in enumerate(runs) if (run["fingerprint"], _value(run)) == identity]
         if same:
             runs[same[0]] = record
         else:
             runs.append(record)
+        if "same_run_as" not in record:
+            self.recorded[record["fingerprint"]] = record
         save(self.result, self.output_dir)
+
+
+def _value(record: dict) -> float:
+    """A run's budget (plain) or operating point."""
+    return record["budget"] if record["strategy"] == PLAIN else record["point"]
 
 
 def save(result: dict, output_dir: str) -> None:
@@ -417,7 +441,7 @@ def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData
     replayed = {}  # autoassist point -> its record, for the random run that replays it
     for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
         progress.announce(f"{task.name} seed {seed} {spec.strategy} {spec.label}")
-        record = suite.find(spec.key)
+        record = suite.find(spec)
         if record is not None and bench.retime_above is not None and disturbed(record, bench.retime_above):
             record = None
         trained = record is None

@@ -135,6 +135,19 @@ def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
         assert noisy.train["input_ids"] == clean.train["input_ids"]
 
 
+def test_two_points_of_one_configuration_are_one_run():
+    # random at two autoassist points replays the same kept fractions when both points kept the same
+    from benchmarks.run_benchmark import RunSpec, TaskSuite
+
+    suite = TaskSuite.__new__(TaskSuite)  # the lookup alone, without loading a task
+    suite.recorded = {"abc": {"strategy": "random", "point": 0.3, "fingerprint": "abc", "final_validation": 0.5}}
+    copy = suite.find(RunSpec("random", 0.45, 2.0, {}, "abc"))
+    assert copy["point"] == 0.45 and copy["same_run_as"] == 0.3 and copy["final_validation"] == 0.5
+    assert suite.recorded["abc"]["point"] == 0.3  # the trained record is left as it was
+    assert suite.find(RunSpec("random", 0.3, 2.0, {}, "abc")) is suite.recorded["abc"]
+    assert suite.find(RunSpec("random", 0.3, 2.0, {}, "other")) is None
+
+
 @pytest.mark.slow
 def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, capsys):
     from benchmarks import run_benchmark
@@ -160,6 +173,23 @@ def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, 
     run_benchmark.main(argv)
     assert capsys.readouterr().out.count("recorded earlier with the same configuration") == len(result["runs"])
     assert json.loads((tmp_path / "vision-resnet-noisy.json").read_text())["runs"] == result["runs"]
+
+
+@pytest.mark.slow
+def test_overhead_benchmark_runs_and_writes_its_ratios(tmp_path):
+    from benchmarks import overhead
+
+    result = overhead.main(["--preset", "quick", "--repeats", "2", "--models", "vision-resnet", "--data_dir",
+                            str(DATA_DIR), "--output_dir", str(tmp_path), "--work_dir", str(tmp_path / "work")])  # fmt: skip
+    assert json.loads((tmp_path / "overhead.json").read_text()) == json.loads(json.dumps(result))
+    numbers = result["models"]["vision-resnet"]
+    for key in ("none_over_plain_throughput", "autoassist_over_random_seconds", "assistant_cpu_share"):
+        assert len(numbers[key]["values"]) == 2 and numbers[key]["median"] > 0
+    runs = numbers["runs"]
+    # random replays the kept fractions of the autoassist run before it: the same Boss instances, up to the draw
+    for autoassist, random in zip(runs["autoassist"], runs["random"]):
+        assert abs(random["boss_instances"] - autoassist["boss_instances"]) <= 0.1 * autoassist["boss_instances"]
+    assert [r["boss_instances"] for r in runs["none"]] == [r["boss_instances"] for r in runs["plain"]]
 
 
 def test_readme_tables_are_the_ones_the_committed_json_gives():

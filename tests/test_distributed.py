@@ -1,4 +1,5 @@
-"""Two processes under `accelerate launch` on CPU (gloo): the ranks must agree on every epoch's selection."""
+"""Two processes under `accelerate launch` or `torchrun` on CPU (gloo): the ranks must agree on every epoch's
+selection, with gradient accumulation too, and a run resumed from a mid-run checkpoint ends as the uninterrupted one."""
 
 import json
 import os
@@ -12,25 +13,37 @@ from conftest import REPO
 pytestmark = [pytest.mark.slow, pytest.mark.multiprocess]
 
 
-@pytest.mark.parametrize(
-    "accelerator_config,strategy",
-    [({}, "autoassist"), ({"dispatch_batches": True}, "autoassist"), ({"split_batches": True}, "autoassist"),
-     ({}, "random"), ({}, "infobatch")],
-    ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch"],
-)  # fmt: skip
-def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, accelerator_config, strategy):
-    batch_per_round = 16 if accelerator_config.get("split_batches") else 32  # instances per step, all ranks together
-    command = [
-        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-        str(REPO / "tests/scripts/train_two_ranks.py"), str(tmp_path), json.dumps(accelerator_config), strategy,
-    ]  # fmt: skip
+SCRIPT = str(REPO / "tests/scripts/train_two_ranks.py")
+LAUNCHERS = {
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"],
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2"],
+}  # fmt: skip
+
+
+def launch(launcher: str, output_dir, options: dict) -> list[dict]:
+    """Trains with 2 processes; returns what each rank recorded."""
+    command = [*LAUNCHERS[launcher], SCRIPT, str(output_dir), json.dumps(options)]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1"}
     # a rank that yielded a different number of batches would make gloo abort or hang: the timeout catches a hang
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
     assert result.returncode == 0, result.stderr[-4000:]
+    return [json.loads((output_dir / f"rank-{r}.json").read_text()) for r in (0, 1)]
 
-    ranks = [json.loads((tmp_path / f"rank-{r}.json").read_text()) for r in (0, 1)]
+
+@pytest.mark.parametrize(
+    "launcher,options",
+    [("accelerate", {}), ("accelerate", {"accelerator_config": {"dispatch_batches": True}}),
+     ("accelerate", {"accelerator_config": {"split_batches": True}}),
+     ("accelerate", {"autoassist_strategy": "random"}), ("accelerate", {"autoassist_strategy": "infobatch"}),
+     ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2})],
+    ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation"],
+)  # fmt: skip
+def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launcher, options):
+    strategy = options.get("autoassist_strategy", "autoassist")
+    # instances per forward step, all ranks together
+    batch_per_round = 16 if options.get("accelerator_config", {}).get("split_batches") else 32
+    ranks = launch(launcher, tmp_path, options)
     assert all(r["world_size"] == 2 for r in ranks)
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == ranks[0]["max_steps"]
     assert ranks[0]["kept"] == ranks[1]["kept"]  # one selection, shared
@@ -50,3 +63,22 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, acceler
     assert len(ranks[0]["kept"]["0"]) == full
     later_epochs = [len(kept) for epoch, kept in ranks[0]["kept"].items() if epoch != "0"]
     assert later_epochs and all(n < full and n % batch_per_round == 0 for n in later_epochs)
+
+
+def test_a_two_process_run_resumed_mid_run_ends_as_the_uninterrupted_one(tmp_path):
+    # the synchronous Assistant makes each rank's run reproducible to the bit, so that weights can be compared
+    options = {"save_strategy": "steps", "save_steps": 4, "autoassist_synchronous": True}
+    whole = launch("accelerate", tmp_path / "whole", options)
+    # the first checkpoint after the warmup epoch (18 steps of 32 instances): inside the first shrunk epoch
+    steps = sorted(int(p.name.split("-")[1]) for p in (tmp_path / "whole").glob("checkpoint-*"))
+    step = next(s for s in steps if 18 < s < whole[0]["global_step"])
+    checkpoint = tmp_path / "whole" / f"checkpoint-{step}"
+    assert {p.name for p in checkpoint.glob("autoassist_state-*.pt")} == {"autoassist_state-0.pt", "autoassist_state-1.pt"}
+    resumed = launch("accelerate", tmp_path / "resumed", {**options, "resume_from_checkpoint": str(checkpoint)})
+    for rank in (0, 1):
+        assert resumed[rank]["global_step"] == whole[rank]["global_step"]
+        # the epochs trained after the checkpoint kept the same instances, and the weights ended the same
+        for epoch, kept in resumed[rank]["kept"].items():
+            assert kept == whole[rank]["kept"][epoch], f"rank {rank}, epoch {epoch}"
+        assert resumed[rank]["weights"] == pytest.approx(whole[rank]["weights"], rel=1e-6, abs=1e-6)
+    assert resumed[0]["weights"] == resumed[1]["weights"]  # the ranks hold one model

@@ -58,6 +58,7 @@ class AssistantWorker:
         self.trained = 0  # instances the Assistant learned from
         self.dropped = 0  # instances dropped from a full queue
         self.train_seconds = 0.0  # time the thread spent learning
+        self.train_cpu_seconds = 0.0  # CPU time the thread took for it: its share of the cores the Boss trains on
         self.score_seconds = 0.0  # time the trainer spent scoring epochs
         self.error: BaseException | None = None
         self._idle = True
@@ -153,12 +154,13 @@ class AssistantWorker:
             "autoassist/instances_trained": self.trained,
             "autoassist/queue_dropped": self.dropped,
             "autoassist/assistant_seconds": round(self.seconds, 3),
+            "autoassist/assistant_cpu_seconds": round(self.train_cpu_seconds, 3),
         }
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
     _STATISTICS = (
         "running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped",
-        "train_seconds", "score_seconds",
+        "train_seconds", "score_seconds", "train_cpu_seconds",
     )  # fmt: skip
 
     def state_dict(self) -> dict:
@@ -204,7 +206,7 @@ class AssistantWorker:
                 return
 
     def _train(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.thread_time()
         batch_mean = float(losses.mean())
         if self.running_loss is None:
             self.running_loss = batch_mean
@@ -228,3 +230,4 @@ class AssistantWorker:
             self._accuracy_updates += 1
             self.trained += len(indices)
         self.train_seconds += time.perf_counter() - start
+        self.train_cpu_seconds += time.thread_time() - start_cpu

@@ -1,8 +1,11 @@
-"""Run by tests/test_distributed.py under `accelerate launch` with 2 CPU processes (gloo).
+"""Run by tests/test_distributed.py under `accelerate launch` or `torchrun` with 2 CPU processes (gloo).
 
-Each rank trains (with the accelerator_config given as JSON in the second argument, and the `autoassist_strategy` in
-the third) a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer and writes, per epoch, the indices
-it back-propagated and the indices the shared sampler kept, to `<output_dir>/rank-<r>.json`.
+    train_two_ranks.py OUTPUT_DIR '{"autoassist_strategy": "random", "gradient_accumulation_steps": 2, ...}'
+
+Each rank trains a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer, with the `AutoAssistConfig` options
+given as JSON (and `resume_from_checkpoint` passed to `train()`), and writes, per epoch, the indices it
+back-propagated and the indices the shared sampler kept, and a checksum of the final weights, to
+`<output_dir>/rank-<r>.json`.
 """
 
 import json
@@ -28,7 +31,9 @@ class RecordingTrainer(AutoAssistTrainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def main(output_dir: str, accelerator_config: dict, strategy: str) -> None:
+def main(output_dir: str, options: dict) -> None:
+    options = dict(options)
+    resume = options.pop("resume_from_checkpoint", None)
     vision = load_example("examples/vision/run_image_classification.py")
     train = vision.load_idx_dataset(str(DATA_DIR / "fashion-mnist"))["train"].select(range(600)).with_format("numpy")
     args = AutoAssistConfig(
@@ -38,16 +43,14 @@ def main(output_dir: str, accelerator_config: dict, strategy: str) -> None:
         per_device_train_batch_size=16,
         num_train_epochs=3,
         learning_rate=3e-3,
-        save_strategy="no",
         logging_steps=5,
         disable_tqdm=True,
         seed=0,
-        accelerator_config=accelerator_config,
-        autoassist_strategy=strategy,
+        **{"save_strategy": "no", **options},
     )
     trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision.collate_images)
     trainer.trained_indices, trainer.kept_indices, trainer.weight_sums = {}, {}, {}
-    trainer.train()
+    trainer.train(resume_from_checkpoint=resume)
     record = {
         "rank": args.process_index,
         "world_size": args.world_size,
@@ -58,9 +61,10 @@ def main(output_dir: str, accelerator_config: dict, strategy: str) -> None:
         "weight_sums": trainer.weight_sums,
         # instances the deciding rank's loss memory knows (merged from both ranks before each decision)
         "memory_seen": int((trainer.assistant.last_clock >= 0).sum()) if hasattr(trainer.assistant, "last_clock") else None,
+        "weights": [round(float(p.double().sum()), 6) for p in trainer.model.parameters()],
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))
 
 
 if __name__ == "__main__":
-    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {}, sys.argv[3] if len(sys.argv) > 3 else "autoassist")
+    main(sys.argv[1], json.loads(sys.argv[2]) if len(sys.argv) > 2 else {})
