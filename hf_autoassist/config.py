@@ -25,6 +25,11 @@ class AutoAssistArguments:
             through the same data path, so that the overhead of the path itself can be measured.
         autoassist_base_prob (`float`, *optional*, defaults to `0.3`):
             Floor on every instance's acceptance probability (the paper's value). `1.0` keeps everything.
+        autoassist_target_keep (`float`, *optional*):
+            `"autoassist"` only: a budget. Each epoch after the warmup keeps this fraction of the instances on average,
+            the Assistant choosing which: its acceptance probabilities are scaled by one factor (floored by
+            `autoassist_base_prob`, or by the target if lower) so that they average the target. Unset, the rule
+            decides how much to keep.
         autoassist_warmup_epochs (`float`, *optional*, defaults to `1.0`):
             Epochs `e` with `e < autoassist_warmup_epochs` keep every instance while the Assistant learns (every
             strategy waits for it, so that they all start selecting at the same epoch).
@@ -93,6 +98,11 @@ class AutoAssistArguments:
     autoassist_base_prob: float = field(
         default=0.3,
         metadata={"help": "Floor on every instance's acceptance probability, in (0, 1]; 1.0 keeps everything."},
+    )
+    autoassist_target_keep: float | None = field(
+        default=None,
+        metadata={"help": "'autoassist' only: keep this fraction of each epoch after the warmup on average, in (0, 1] "
+                  "(a budget); unset, the rule decides how much to keep."},
     )
     autoassist_warmup_epochs: float = field(
         default=1.0,
@@ -192,6 +202,11 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_base_prob` must be in (0, 1], got {self.autoassist_base_prob}. It is the smallest "
                 "chance any instance has to be trained on; use 1.0 to train on every instance."
+            )
+        if self.autoassist_target_keep is not None and not 0.0 < self.autoassist_target_keep <= 1.0:
+            raise ValueError(
+                f"`autoassist_target_keep` must be in (0, 1], got {self.autoassist_target_keep}: it is the fraction "
+                "of each epoch to keep. Leave it unset to let the rule decide how much to keep."
             )
         if self.autoassist_warmup_epochs < 0:
             raise ValueError(

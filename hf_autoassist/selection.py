@@ -18,6 +18,30 @@ def acceptance_probability(scores: torch.Tensor, confidence: float, base_prob: f
     return q + (1.0 - q) * scores.clamp(0.0, 1.0)
 
 
+def scaled_to_target(probs: torch.Tensor, target: float, floor: float, iterations: int = 50) -> torch.Tensor:
+    """Acceptance probabilities `clamp(c * probs, floor, 1)` whose mean is `target`, the one scale `c` found by
+    bisection: the order of the instances is the rule's, and the expected kept fraction is the budget asked for.
+    With equal `probs` (an Assistant that knows nothing) it is random skipping at `target`. The floor gives way to
+    a target below it.
+
+    Example:
+        >>> p = scaled_to_target(torch.tensor([0.2, 0.4, 1.0, 1.0]), target=0.5, floor=0.1)
+        >>> round(float(p.mean()), 3), bool((p[:-1] <= p[1:]).all())
+        (0.5, True)
+    """
+    floor = min(floor, target)
+    probs = probs.clamp(min=1e-6)
+
+    def kept(scale: float) -> float:
+        return float((scale * probs).clamp(floor, 1.0).mean())
+
+    low, high = 0.0, 1.0 / float(probs.min())  # kept(low) = floor <= target <= 1 = kept(high)
+    for _ in range(iterations):
+        middle = (low + high) / 2
+        low, high = (middle, high) if kept(middle) < target else (low, middle)
+    return (high * probs).clamp(floor, 1.0)
+
+
 def sample_keep_mask(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Bernoulli draw per instance; deterministic for a given generator state."""
     return torch.rand(probs.shape, generator=generator) < probs

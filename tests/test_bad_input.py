@@ -38,6 +38,8 @@ def config(tmp_path, **kwargs):
         ("autoassist_keep_prob", 0.0, "Use 1.0 to keep every instance"),
         ("autoassist_prune_ratio", 1.0, "Use 0 to prune nothing"),
         ("autoassist_full_data_finish", 1.0, "Use 0 to select until the end"),
+        ("autoassist_target_keep", 0.0, "Leave it unset to let the rule decide"),
+        ("autoassist_target_keep", 1.5, "Leave it unset to let the rule decide"),
         ("autoassist_strategy", "bogus", "must be one of"),
         ("autoassist_assistant", "bogus", "must be one of"),
     ],

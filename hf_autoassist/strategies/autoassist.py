@@ -1,13 +1,14 @@
 """`autoassist`: the paper's shrinking rule, driven by a learned Assistant that trains in the background."""
 
 from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant
-from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask
+from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, scaled_to_target
 from .base import Selection, SelectionStrategy
 
 
 class AutoAssistSelection(SelectionStrategy):
-    """Keeps each candidate with `q + (1 - q) * s` ([`acceptance_probability`]), `s` the Assistant's score; with
-    `autoassist_reweight` the kept instances' losses are scaled by `1 / p`."""
+    """Keeps each candidate with `q + (1 - q) * s` ([`acceptance_probability`]), `s` the Assistant's score, scaled to
+    keep `autoassist_target_keep` of each epoch on average when that is set; with `autoassist_reweight` the kept
+    instances' losses are scaled by `1 / p`."""
 
     name = "autoassist"
     observes_losses = True
@@ -50,6 +51,8 @@ class AutoAssistSelection(SelectionStrategy):
 
     def select(self, candidates, selecting_epoch, generator):
         probs = acceptance_probability(self.worker.score(candidates), self.worker.confidence, self.args.autoassist_base_prob)
+        if self.args.autoassist_target_keep is not None:  # a budget: the rule's order, the kept fraction asked for
+            probs = scaled_to_target(probs, self.args.autoassist_target_keep, self.args.autoassist_base_prob)
         keep = sample_keep_mask(probs, generator)
         return Selection(keep, inverse_probability_weights(probs) if self.reweights else None)
 
