@@ -20,6 +20,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
 from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker
+from .assistants.factory import columns_read_once
+from .checkpoint import load_state, save_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
 from .diagnostics import SelectionReport
@@ -36,8 +38,6 @@ logger = logging.get_logger(__name__)
 
 # keeps the acceptance draws independent of the shuffling draws that use the same seed
 _SELECTION_SEED_OFFSET = 1_000_003
-# one file per process in each checkpoint folder, beside trainer_state.json
-STATE_NAME = "autoassist_state-{process_index}.pt"
 
 
 class AutoAssistMixin:
@@ -152,11 +152,12 @@ class AutoAssistMixin:
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts from a fresh strategy
         self._close_strategy()
         self.strategy = build_strategy(self.args)
-        self.strategy.prepare(dataset, assistant=self._user_assistant)
+        with columns_read_once():  # the Assistant and the report read the same label / token columns
+            self.strategy.prepare(dataset, assistant=self._user_assistant)
+            self.autoassist_report.start(dataset)
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant
         self.instances_backpropagated, self._loss_weights = 0, None
-        self.autoassist_report.start(dataset)
         if self.args.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
@@ -315,8 +316,7 @@ class AutoAssistMixin:
             "epoch_start_step": self._epoch_start_step,
             "epoch_update_steps": self._epoch_update_steps,
         }
-        os.makedirs(folder, exist_ok=True)
-        torch.save(state, os.path.join(folder, STATE_NAME.format(process_index=self.args.process_index)))
+        save_state(folder, self.args.process_index, state)
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
         """On resume, epochs have varying lengths: find the epoch and the batch to resume from in the saved state."""
@@ -326,30 +326,14 @@ class AutoAssistMixin:
         self.state.num_train_epochs = self._epochs_estimate  # not sys.maxsize: trainer_state.json shows it
         if resume_from_checkpoint is None or self.autoassist_sampler is None:
             return epochs_trained, steps_trained
-        path = os.path.join(resume_from_checkpoint, STATE_NAME.format(process_index=self.args.process_index))
-        if not os.path.isfile(path):
-            logger.warning(
-                f"{resume_from_checkpoint} has no AutoAssist state ({os.path.basename(path)}): it was not written by "
-                f"{type(self).__name__}. Training resumes with a fresh Assistant, and the epoch to resume from is "
-                "counted as if every epoch kept every instance."
-            )
-            return epochs_trained, steps_trained
-        state = torch.load(path, weights_only=False)
-        saved_size = len(state["sampler"]["candidates"])
-        if saved_size != self.autoassist_sampler.num_samples:
-            lost = (
-                "nothing of the selection is lost (every instance is kept)"
-                if self.args.autoassist_strategy == "none"
-                else f"its {self.args.autoassist_strategy!r} state (the epoch's selection, the learned scores or "
-                "losses per instance) cannot be mapped onto the new instances and is dropped: selection starts "
-                "afresh, as after a warmup"
-            )
-            logger.warning(
-                f"{resume_from_checkpoint} was saved with a training set of {saved_size} instances, but this one has "
-                f"{self.autoassist_sampler.num_samples}. Training resumes as the plain Trainer would (the epoch to "
-                f"resume from is counted as if every epoch kept every instance), and {lost}. Resume with the original "
-                "training set to continue exactly."
-            )
+        state = load_state(
+            resume_from_checkpoint,
+            self.args.process_index,
+            num_samples=self.autoassist_sampler.num_samples,
+            strategy=self.args.autoassist_strategy,
+            trainer_name=type(self).__name__,
+        )
+        if state is None:
             return epochs_trained, steps_trained
         self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
         self.autoassist_sampler.load_state_dict(state["sampler"])

@@ -124,3 +124,24 @@ def test_only_the_largest_groups_are_reported_to_integrations():
     metrics = report.group_metrics()
     assert len(metrics) == diagnostics.MAX_REPORTED_GROUPS
     assert "autoassist/kept_fraction/label_0" in metrics and len(report.history[0]["kept_by_group"]) == 30
+
+
+def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
+    # the pixel Assistant (a bias per label) and the per-label report both need the labels
+    from hf_autoassist.assistants import factory
+
+    reads = []
+    read = factory._read_column_now
+    monkeypatch.setattr(factory, "_read_column_now", lambda dataset, column: reads.append(column) or read(dataset, column))
+    rng = np.random.default_rng(0)
+    train = datasets.Dataset.from_dict(
+        {"pixel_values": rng.normal(size=(64, 1, 28, 28)).astype("float32"), "labels": rng.integers(0, 10, 64)}
+    ).with_format("torch")
+    args = AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no")
+    from conftest import tiny_resnet
+
+    trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train)
+    trainer.get_train_dataloader()
+    assert reads.count("labels") == 1 and trainer.assistant is not None
+    assert factory._column_cache is None  # the cache lives only for train start
+    trainer._close_strategy()

@@ -9,7 +9,7 @@ from transformers import TrainerCallback
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.data import INDEX_KEY
-from hf_autoassist.mixin import STATE_NAME
+from hf_autoassist.checkpoint import STATE_NAME
 
 from conftest import tiny_resnet
 

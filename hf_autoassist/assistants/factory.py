@@ -1,5 +1,7 @@
 """Builds the Assistant named in the config from the training set's columns, read once in bulk."""
 
+from contextlib import contextmanager
+
 import datasets
 import numpy as np
 import torch
@@ -40,9 +42,34 @@ def resolve_assistant_name(name: str, dataset: Dataset) -> str:
     )
 
 
+# (id(dataset), column) -> (dataset, values) while `columns_read_once` is open; the dataset is held so its id stays
+_column_cache: dict | None = None
+
+
+@contextmanager
+def columns_read_once():
+    """Within the block, each column of a dataset is read once: at train start the Assistant's builder and the
+    report's grouping read the same label and token columns."""
+    global _column_cache
+    _column_cache = {}
+    try:
+        yield
+    finally:
+        _column_cache = None
+
+
 def _read_column(dataset: Dataset, column: str) -> list:
     """A whole column: straight from Arrow when it is stored there (also under `set_transform`, whose transform is
     not run), else item by item (once)."""
+    if _column_cache is None:
+        return _read_column_now(dataset, column)
+    key = (id(dataset), column)
+    if key not in _column_cache:
+        _column_cache[key] = (dataset, _read_column_now(dataset, column))
+    return _column_cache[key][1]
+
+
+def _read_column_now(dataset: Dataset, column: str) -> list:
     if isinstance(dataset, datasets.Dataset) and column in dataset.column_names:
         # reads this column only, as one numpy array (an object array of arrays when ragged); `with_format` drops
         # any transform, so augmentations and decoding do not run for it

@@ -1,0 +1,51 @@
+"""The AutoAssist state of a checkpoint: one file per process beside `trainer_state.json`, written with it and read
+back on resume. What it holds (the epoch's pass and selection, where the epoch started, the strategy's learned state)
+is what the plain Trainer's state cannot say: how long each shrunk epoch was."""
+
+import os
+
+import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+# one file per process in each checkpoint folder, beside trainer_state.json
+STATE_NAME = "autoassist_state-{process_index}.pt"
+
+
+def state_path(folder: str, process_index: int) -> str:
+    return os.path.join(folder, STATE_NAME.format(process_index=process_index))
+
+
+def save_state(folder: str, process_index: int, state: dict) -> None:
+    os.makedirs(folder, exist_ok=True)
+    torch.save(state, state_path(folder, process_index))
+
+
+def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: str, trainer_name: str) -> dict | None:
+    """The saved state, or None (with a warning that says what is lost) when the checkpoint has none or was saved
+    with a training set of another size: training then resumes as the plain Trainer would."""
+    path = state_path(checkpoint, process_index)
+    if not os.path.isfile(path):
+        logger.warning(
+            f"{checkpoint} has no AutoAssist state ({os.path.basename(path)}): it was not written by {trainer_name}. "
+            "Training resumes with a fresh Assistant, and the epoch to resume from is counted as if every epoch kept "
+            "every instance."
+        )
+        return None
+    state = torch.load(path, weights_only=False)
+    saved_size = len(state["sampler"]["candidates"])
+    if saved_size != num_samples:
+        lost = (
+            "nothing of the selection is lost (every instance is kept)"
+            if strategy == "none"
+            else f"its {strategy!r} state (the epoch's selection, the learned scores or losses per instance) cannot "
+            "be mapped onto the new instances and is dropped: selection starts afresh, as after a warmup"
+        )
+        logger.warning(
+            f"{checkpoint} was saved with a training set of {saved_size} instances, but this one has {num_samples}. "
+            "Training resumes as the plain Trainer would (the epoch to resume from is counted as if every epoch kept "
+            f"every instance), and {lost}. Resume with the original training set to continue exactly."
+        )
+        return None
+    return state
