@@ -59,8 +59,11 @@ class AutoAssistArguments:
             Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
         autoassist_label (`str`, *optional*, defaults to `"batch_median"`):
             What the Assistant learns to predict: `"batch_median"`, the Boss loss above its own batch's median
-            (balanced by construction, no lag while the loss falls), or `"running_mean"`, above its running mean (the
-            paper's; mostly 0 for right-skewed losses).
+            (balanced by construction, no lag while the loss falls), `"running_mean"`, above its running mean (the
+            paper's; mostly 0 for right-skewed losses), or `"decline"`, the loss fell more since the instance's
+            previous visit than the batch's median fall (learnability, as Dynamic Sentence Sampling: a learned or a
+            mislabelled instance stops declining; needs `autoassist_assistant_memory`, and a second visit before
+            an instance is labelled).
         autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
             How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
             so that an Assistant that learned nothing keeps everything, or its running `"accuracy"` (the paper's,
@@ -153,8 +156,9 @@ class AutoAssistArguments:
     autoassist_label: str = field(
         default="batch_median",
         metadata={
-            "help": "Assistant's label: Boss loss above its 'batch_median' or above its 'running_mean' (the paper's).",
-            "choices": ["running_mean", "batch_median"],
+            "help": "Assistant's label: Boss loss above its 'batch_median', above its 'running_mean' (the paper's), or "
+            "a loss 'decline' since the previous visit above the batch's median.",
+            "choices": ["running_mean", "batch_median", "decline"],
         },
     )
     autoassist_confidence: str = field(
@@ -239,6 +243,11 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
+            )
+        if self.autoassist_label == "decline" and not self.autoassist_assistant_memory:
+            raise ValueError(
+                "`autoassist_label='decline'` learns from how each instance's loss changed between visits, which the "
+                "loss memory keeps: set `autoassist_assistant_memory=True`."
             )
         if self.autoassist_assistant_dim < 1:
             raise ValueError(f"`autoassist_assistant_dim` must be >= 1, got {self.autoassist_assistant_dim}.")

@@ -152,3 +152,53 @@ def test_loss_memory_lets_the_assistant_learn_what_the_inputs_do_not_show():
     assert remembering.accuracy > 0.8
     state = remembering.state_dict()["assistant"]  # the memory is saved with the Assistant
     assert "last_log_loss" in state and state["clock"] == 4 * len(labels)
+
+
+def test_decline_label_prefers_instances_still_being_learned_over_learned_and_mislabelled_ones():
+    # three kinds of instance, nothing in the pixels tells which: one third still being learned (the loss falls by
+    # 30% per visit), one third learned (low, flat) and one third mislabelled (high, flat, noisy): the last is
+    # what a loss-seeking label keeps most
+    pixels, labels, _ = planted_pixels(n=1500)
+    kind = torch.arange(1500) % 3  # 0 learning, 1 learned, 2 mislabelled
+    g = torch.Generator().manual_seed(3)
+    decline = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), track_decline=True), lr=0.2,
+                              synchronous=True, label="decline", confidence="skill")  # fmt: skip
+    loss_seeking = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), lr=0.2, synchronous=True,
+                                   label="batch_median", confidence="skill")  # fmt: skip
+    for visit in range(8):
+        jitter = 1 + 0.1 * torch.randn(1500, generator=g)
+        losses = torch.stack([2.0 * 0.7**visit * jitter, 0.05 * jitter, 2.5 * jitter.abs()])[kind, torch.arange(1500)]
+        for worker in (decline, loss_seeking):
+            for batch in torch.randperm(1500, generator=torch.Generator().manual_seed(visit)).split(50):
+                worker.submit(batch, losses[batch])
+    every = torch.arange(1500)
+    by_kind = lambda scores: [float(scores[kind == k].mean()) for k in range(3)]  # noqa: E731
+    learning, learned, mislabelled = by_kind(decline.score(every))
+    # a quarter of the flat instances' declines still beat the batch median by chance: their labels are 1 that often
+    assert learning > max(learned, mislabelled) + 0.25 and max(learned, mislabelled) < 0.5, (learning, learned, mislabelled)
+    assert decline.skill > 0.2  # an Assistant that knows nothing has none
+    # the loss-seeking label ranks the mislabelled instances first
+    seeking = by_kind(loss_seeking.score(every))
+    assert seeking[2] > seeking[0] and seeking[2] > 0.7
+
+
+def test_decline_is_read_before_the_new_loss_is_remembered():
+    memory = WithLossMemory(PixelAssistant(*planted_pixels(n=4)[:2]), track_decline=True)
+    first = torch.tensor([1.0, 2.0])
+    declines, seen = memory.declines(torch.tensor([0, 1]), first)
+    assert not seen.any() and torch.all(declines == 0)
+    memory.remember(torch.tensor([0, 1]), first)
+    declines, seen = memory.declines(torch.tensor([0, 1]), torch.tensor([0.5, 2.0]))
+    assert seen.all()
+    torch.testing.assert_close(declines, torch.tensor([float(torch.log(torch.tensor(2.0))), 0.0]))
+    memory.remember(torch.tensor([0, 1]), torch.tensor([0.5, 2.0]))
+    assert memory.memory_features(torch.tensor([0, 1])).shape == (2, 4)
+    torch.testing.assert_close(memory.last_decline[:2], declines)
+    # the feature is the decline in units of its running mean size
+    torch.testing.assert_close(memory.memory_features(torch.tensor([0, 1]))[:, 3], declines / declines.abs().mean())
+
+
+def test_decline_label_needs_the_loss_memory():
+    pixels, labels, _ = planted_pixels(n=10)
+    with pytest.raises(ValueError, match="WithLossMemory"):
+        AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="decline")

@@ -100,3 +100,8 @@ def test_batch_larger_than_the_training_set_trains_on_one_short_batch(tmp_path):
     )
     trainer.train()
     assert trainer.state.global_step == trainer.state.max_steps == 3  # the warmup epoch and two shrunk ones: 1 batch each
+
+
+def test_decline_label_without_the_loss_memory_names_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="set `autoassist_assistant_memory=True`"):
+        config(tmp_path, autoassist_label="decline", autoassist_assistant_memory=False)

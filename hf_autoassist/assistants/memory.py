@@ -9,11 +9,15 @@ from .base import Assistant
 
 
 class WithLossMemory(Assistant):
-    """`logit = base(indices) + w . [relative last loss, never seen, age]`.
+    """`logit = base(indices) + w . [relative last loss, never seen, age (, last decline)]`.
 
     - relative last loss: `log(last loss) - running mean of log losses` (0 if never seen);
     - never seen: 1 until the Boss's loss on the instance has been learned from;
-    - age: instances learned from since the instance was last seen, in epochs of the training set.
+    - age: instances learned from since the instance was last seen, in epochs of the training set;
+    - last decline (with `track_decline`): how far the loss fell between the instance's last two visits,
+      `log(loss before) - log(loss then)` (0 until it was seen twice): the learnability signal of Dynamic Sentence
+      Sampling (Wang et al., ACL 2018). An instance still being learned declines; a learned one and a mislabelled
+      one do not.
 
     The worker calls `remember` after it has learned from a batch, so each prediction it learns from uses the
     memory from before: the Assistant learns how far the last loss predicts the next label. With several processes
@@ -22,9 +26,11 @@ class WithLossMemory(Assistant):
     Args:
         base (`Assistant`): the input-feature Assistant (pixels, bag of tokens) to extend.
         momentum (`float`, *optional*, defaults to `0.99`): of the running mean of log losses.
+        track_decline (`bool`, *optional*, defaults to `False`): also remember each instance's last decline, and read
+            it as a fourth feature (for `autoassist_label="decline"`).
     """
 
-    def __init__(self, base: Assistant, momentum: float = 0.99):
+    def __init__(self, base: Assistant, momentum: float = 0.99, track_decline: bool = False):
         super().__init__()
         self.base = base
         self.num_instances = base.num_instances
@@ -34,15 +40,31 @@ class WithLossMemory(Assistant):
         self.register_buffer("last_clock", torch.full((self.num_instances,), -1.0))
         self.register_buffer("clock", torch.zeros(()))
         self.register_buffer("mean_log_loss", torch.zeros(()))
-        self.memory_weights = nn.Linear(3, 1, bias=False)
+        self.track_decline = track_decline
+        if track_decline:
+            self.register_buffer("last_decline", torch.zeros(self.num_instances))
+            # running mean of |decline|: the feature is read in its units, whatever the loss's scale and pace
+            self.register_buffer("mean_abs_decline", torch.zeros(()))
+        self.memory_weights = nn.Linear(4 if track_decline else 3, 1, bias=False)
         nn.init.zeros_(self.memory_weights.weight)
 
     def memory_features(self, indices: torch.Tensor) -> torch.Tensor:
-        """`(B, 3)` features of `indices` from the memory."""
+        """`(B, 3)` features of `indices` from the memory (`(B, 4)` with `track_decline`)."""
         seen = self.last_clock[indices] >= 0
         relative = torch.where(seen, self.last_log_loss[indices] - self.mean_log_loss, torch.zeros(()))
         age = torch.where(seen, (self.clock - self.last_clock[indices]) / self.num_instances, torch.zeros(()))
-        return torch.stack([relative, (~seen).float(), age], dim=1)
+        features = [relative, (~seen).float(), age]
+        if self.track_decline:
+            features.append(self.last_decline[indices] / self.mean_abs_decline.clamp(min=1e-6))
+        return torch.stack(features, dim=1)
+
+    @torch.no_grad()
+    def declines(self, indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """How far each loss fell since the instance's previous visit, `log(before) - log(now)`, and whether there
+        was a previous visit; read before `remember` stores the new losses."""
+        seen = self.last_clock[indices] >= 0
+        decline = self.last_log_loss[indices] - losses.clamp(min=1e-8).log()
+        return torch.where(seen, decline, torch.zeros(())), seen
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return self.base(indices) + self.memory_weights(self.memory_features(indices)).squeeze(-1)
@@ -50,6 +72,13 @@ class WithLossMemory(Assistant):
     @torch.no_grad()
     def remember(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         log_losses = losses.clamp(min=1e-8).log()
+        if self.track_decline:
+            declines, seen = self.declines(indices, losses)
+            self.last_decline[indices] = declines
+            if seen.any():
+                size = float(declines[seen].abs().mean())
+                first = self.mean_abs_decline == 0
+                self.mean_abs_decline.fill_(size if first else self.momentum * float(self.mean_abs_decline) + (1 - self.momentum) * size)
         if self.clock == 0:
             self.mean_log_loss.fill_(float(log_losses.mean()))
         else:
@@ -63,6 +92,8 @@ class WithLossMemory(Assistant):
         """Per instance, the entry of the rank that saw it last (a collective call: every rank must make it). Each
         rank's clock counts the instances it learned from; with equal shards they advance alike."""
         if accelerator.num_processes > 1:
+            if self.track_decline:  # with the clocks as they are, before they are merged
+                self.last_decline.copy_(latest_across_ranks(accelerator, self.last_decline, self.last_clock)[0])
             log_losses, clocks = latest_across_ranks(accelerator, self.last_log_loss, self.last_clock)
             self.last_log_loss.copy_(log_losses)
             self.last_clock.copy_(clocks)

@@ -10,6 +10,9 @@ import torch.nn.functional as F
 from .base import Assistant
 
 
+LABELS = ("running_mean", "batch_median", "decline")
+
+
 class AssistantWorker:
     """Owns an [`Assistant`], its SGD optimizer, a bounded queue of `(indices, losses)` and a background thread.
 
@@ -17,8 +20,10 @@ class AssistantWorker:
       and counted in `dropped`, so the Boss never waits.
     - Each batch is labelled "loss above the running mean loss" (an exponential moving average with
       `loss_momentum`; the paper's label) or, with `label="batch_median"`, "loss above its batch's median" (balanced
-      by construction, and never lagging a falling loss). It is predicted before the update to keep a running
-      accuracy, then used for one SGD step.
+      by construction, and never lagging a falling loss), or, with `label="decline"`, "the loss fell more since the
+      instance's previous visit than the batch's median fall" (learnability rather than loss; instances seen for the
+      first time carry no label). It is predicted before the update to keep a running accuracy, then used for one
+      SGD step.
     - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
       answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
       with unbalanced labels an Assistant that learned nothing already scores the majority rate.
@@ -37,8 +42,14 @@ class AssistantWorker:
         label: str = "running_mean",
         confidence: str = "accuracy",
     ):
-        if label not in ("running_mean", "batch_median"):
-            raise ValueError(f"`label` must be 'running_mean' or 'batch_median', got {label!r}.")
+        if label not in LABELS:
+            raise ValueError(f"`label` must be one of {list(LABELS)}, got {label!r}.")
+        if label == "decline" and not hasattr(assistant, "declines"):
+            raise ValueError(
+                "`label='decline'` needs an Assistant that remembers each instance's losses: wrap it in "
+                "`WithLossMemory(assistant, track_decline=True)` (the trainer does so with "
+                "`autoassist_assistant_memory=True`)."
+            )
         if confidence not in ("accuracy", "skill"):
             raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
         self.label, self.confidence_kind = label, confidence
@@ -205,6 +216,29 @@ class AssistantWorker:
                     self.wakeup.notify_all()
                 return
 
+    def _learn(self, indices: torch.Tensor, targets: torch.Tensor) -> None:
+        """One SGD step on `indices` and their labels, predicted first to keep the running accuracy."""
+        logits = self.assistant(indices)
+        accuracy = float(((logits > 0).float() == targets).float().mean())
+        loss = F.binary_cross_entropy_with_logits(logits, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
+        positive = float(targets.mean())
+        self._positive_ema = self.accuracy_momentum * self._positive_ema + (1 - self.accuracy_momentum) * positive
+        self._accuracy_updates += 1
+        self.trained += len(indices)
+
+    def _labels(self, indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The instances of the batch that get a label, and their labels (1: "still worth training on")."""
+        if self.label == "decline":
+            declines, seen = self.assistant.declines(indices, losses)
+            declines = declines[seen]
+            return indices[seen], (declines > declines.median()).float() if len(declines) else declines
+        threshold = float(losses.median()) if self.label == "batch_median" else self.running_loss
+        return indices, (losses > threshold).float()
+
     def _train(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         start, start_cpu = time.perf_counter(), time.thread_time()
         batch_mean = float(losses.mean())
@@ -212,22 +246,12 @@ class AssistantWorker:
             self.running_loss = batch_mean
         else:
             self.running_loss = self.loss_momentum * self.running_loss + (1 - self.loss_momentum) * batch_mean
-        threshold = float(losses.median()) if self.label == "batch_median" else self.running_loss
-        targets = (losses > threshold).float()
         with self.lock:
-            logits = self.assistant(indices)
-            accuracy = float(((logits > 0).float() == targets).float().mean())
-            loss = F.binary_cross_entropy_with_logits(logits, targets)
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
+            labelled, targets = self._labels(indices, losses)
+            if len(labelled):  # with `label="decline"`, a batch of first visits teaches nothing yet
+                self._learn(labelled, targets)
             remember = getattr(self.assistant, "remember", None)
             if remember is not None:  # an Assistant with a loss memory: after the prediction it learned from
                 remember(indices, losses)
-            self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
-            positive = float(targets.mean())
-            self._positive_ema = self.accuracy_momentum * self._positive_ema + (1 - self.accuracy_momentum) * positive
-            self._accuracy_updates += 1
-            self.trained += len(indices)
         self.train_seconds += time.perf_counter() - start
         self.train_cpu_seconds += time.thread_time() - start_cpu

@@ -26,7 +26,7 @@ class AutoAssistSelection(SelectionStrategy):
                 args.autoassist_assistant, dataset, pool_size=args.autoassist_pool_size, token_dim=args.autoassist_assistant_dim
             )
             if args.autoassist_assistant_memory:
-                assistant = WithLossMemory(assistant)
+                assistant = WithLossMemory(assistant, track_decline=args.autoassist_label == "decline")
         if assistant.num_instances != len(dataset):
             raise ValueError(
                 f"The Assistant was built for {assistant.num_instances} instances but the training set has "
