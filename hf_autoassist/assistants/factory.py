@@ -107,8 +107,6 @@ def class_ids(dataset: Dataset) -> torch.Tensor | None:
     (seq2seq targets), values that are not integers (regression targets), negative ones, or a range larger than both
     `MAX_CLASSES` and the dataset (integer regression targets)."""
     columns, stored = _column_names(dataset), getattr(dataset, "column_names", None) or []
-    if "labels" in columns and _is_sequence_column(dataset):
-        return None
     # a stored label column first: it is read without running a transform
     name = next((n for n in [*[n for n in LABEL_COLUMNS if n in stored], *LABEL_COLUMNS] if n in columns), None)
     if name is None or not len(dataset):
