@@ -82,7 +82,7 @@ class BenchmarkArguments:
     retime_above: float | None = field(
         default=None,
         metadata={"help": "Train again a recorded run whose foreign CPU seconds exceeded this share of its training "
-                  "seconds (something else ran beside it: its time is not comparable)."},
+                  "seconds, or were not measured (something else may have run beside it: its time is not comparable)."},
     )
     reanalyse: bool = field(
         default=False,
@@ -401,9 +401,10 @@ def save(result: dict, output_dir: str) -> None:
 
 
 def disturbed(record: dict, share: float) -> bool:
-    """Whether other processes took more than `share` of the run's training seconds in CPU (unknown: no)."""
+    """Whether other processes took more than `share` of the run's training seconds in CPU; a run recorded before
+    this was measured counts as disturbed (its seconds cannot be vouched for)."""
     foreign = record.get("foreign_cpu_seconds")
-    return foreign is not None and foreign > share * record["train_seconds"]
+    return foreign is None or foreign > share * record["train_seconds"]
 
 
 @dataclass
