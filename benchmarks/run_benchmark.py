@@ -352,11 +352,11 @@ class TaskSuite:
             self.result["noise"] = {**asdict(task.noise), "indices": data.noisy_indices}
         # the recorded runs that this plan still holds stay in the JSON from the start (an interrupted suite loses
         # none of them); those of another configuration are dropped
-        work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
+        self.work_dir = task_work_dir(bench, task)
         self.recorded = recorded
         for seed in bench.seeds:
             replayed = {}
-            for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
+            for spec in run_specs(task, bench, preset, seed, self.work_dir, replayed):
                 record = self.find(spec)
                 if record is not None:
                     self.result["runs"].append(record)
@@ -420,6 +420,11 @@ class RunSpec:
         return f"budget {self.value}" if self.strategy == PLAIN else f"{KNOBS[self.strategy]}={self.value}"
 
 
+def task_work_dir(bench: "BenchmarkArguments", task: Task) -> str:
+    """Scratch space of one task's runs (its tokenizer, the trainers' output folders)."""
+    return os.path.join(bench.work_dir, bench.preset, task.name)
+
+
 def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict):
     """The seed's runs in order, with their fingerprints. A `random` run needs the record of the autoassist run it
     replays, which the caller puts in `replayed[point]` after that run; without it the random run is left out."""
@@ -443,7 +448,7 @@ def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir
 
 def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData, seed: int, progress: Progress):
     task = suite.task
-    work_dir = os.path.join(bench.work_dir, bench.preset, task.name)
+    work_dir = suite.work_dir
     replayed = {}  # autoassist point -> its record, for the random run that replays it
     for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
         progress.announce(f"{task.name} seed {seed} {spec.strategy} {spec.label}")
@@ -491,7 +496,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             preset.train_samples = bench.max_train_samples
         if bench.num_train_epochs is not None:
             preset.num_train_epochs = bench.num_train_epochs
-        data = task.load(bench.data_dir, preset, os.path.join(bench.work_dir, bench.preset, task.name), task.noise)
+        data = task.load(bench.data_dir, preset, task_work_dir(bench, task), task.noise)
         suites.append((TaskSuite(task, bench, preset, data, output_dir, command), preset, data))
     progress = Progress(len(tasks) * len(bench.seeds) * len(planned_runs(bench, PLANS[bench.preset])))
     # seed by seed across the tasks, so that an interrupted suite has every task at its first seeds
