@@ -373,17 +373,25 @@ class TaskSuite:
         return {**record, field_name: spec.value, "same_run_as": _value(record)}
 
     def add(self, record: dict) -> None:
-        """Records the run (in place of an earlier record of the same run) and saves the JSON and the plot."""
+        """Records the run in its place (seed, strategy, budget or point), replacing any earlier record there, of the
+        same run or of one it supersedes (random replaying an autoassist run that was trained again), and saves the
+        JSON and the plot."""
         runs = self.result["runs"]
-        identity = (record["fingerprint"], _value(record))
-        same = [i for i, run in enumerate(runs) if (run["fingerprint"], _value(run)) == identity]
+        same = [i for i, run in enumerate(runs) if _slot(run) == _slot(record)]
         if same:
             runs[same[0]] = record
+            for i in reversed(same[1:]):
+                del runs[i]
         else:
             runs.append(record)
         if "same_run_as" not in record:
             self.recorded[record["fingerprint"]] = record
         save(self.result, self.output_dir)
+
+
+def _slot(record: dict) -> tuple:
+    """Where a run sits in the plan: one run per seed, strategy and budget or point."""
+    return record["seed"], record["strategy"], _value(record)
 
 
 def _value(record: dict) -> float:

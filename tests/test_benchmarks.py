@@ -196,3 +196,18 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
     from benchmarks import report
 
     assert report.main(["--check"]) == 0, "run `python benchmarks/report.py` after the suite"
+
+
+def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
+    """Re-timing an autoassist run changes the kept fractions random replays: the new random run takes the old
+    one's place in the JSON instead of sitting beside it."""
+    from benchmarks import run_benchmark
+
+    monkeypatch.setattr(run_benchmark, "save", lambda result, output_dir: None)
+    suite = object.__new__(run_benchmark.TaskSuite)
+    old = {"seed": 1, "strategy": "random", "point": 0.45, "fingerprint": "old"}
+    other = {"seed": 1, "strategy": "random", "point": 0.6, "fingerprint": "other"}
+    suite.result, suite.recorded, suite.output_dir = {"runs": [old, other]}, {}, None
+    new = {**old, "fingerprint": "new"}
+    suite.add(new)
+    assert suite.result["runs"] == [new, other] and suite.recorded == {"new": new}
