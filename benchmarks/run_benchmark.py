@@ -180,7 +180,13 @@ def autoassist_settings(args) -> dict:
 NOT_TRAINING = ("autoassist_write_report",)
 # options added after the first runs of this suite were recorded, with the default that does what those runs did:
 # left out of the fingerprint while at that default, so that the recorded runs still count
-ADDED_LATER = {"autoassist_target_keep": None}
+ADDED_LATER = {
+    "autoassist_target_keep": None,
+    "autoassist_rescore_every": None,
+    "autoassist_irreducible_fraction": 0.5,
+    "autoassist_irreducible_epochs": 1.0,
+    "autoassist_irreducible_cache": None,
+}
 
 
 def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
@@ -257,6 +263,10 @@ def run_one(
         "final_validation": validation.get(f"eval_{data.metric}"),
         "test_metric": test.get(f"test_{data.metric}"),
     }
+    irreducible = getattr(trainer, "irreducible", None)
+    if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
+        record["irreducible"] = irreducible.summary()
+        record["boss_instances"] += irreducible.instances
     if noise is not None:
         warmup = args.autoassist_warmup_epochs
         selected = [e for i, e in enumerate(noise.per_epoch) if i >= warmup] or noise.per_epoch

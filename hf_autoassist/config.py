@@ -32,7 +32,13 @@ class AutoAssistArguments:
             decides how much to keep.
         autoassist_warmup_epochs (`float`, *optional*, defaults to `1.0`):
             Epochs `e` with `e < autoassist_warmup_epochs` keep every instance while the Assistant learns (every
-            strategy waits for it, so that they all start selecting at the same epoch).
+            strategy waits for it, so that they all start selecting at the same epoch). With
+            `autoassist_rescore_every` it may end inside an epoch (`0.25`: a quarter of the first pass).
+        autoassist_rescore_every (`int`, *optional*):
+            Decide the rest of the epoch every this many training batches (per process) instead of once at its
+            start: each decision uses what the selection learned from the batches before it, and a fractional
+            warmup ends inside the epoch, so that a one-epoch run shrinks after its warmup. The epoch's length is
+            then known only when its pass is decided: the LR schedule is planned again at each decision.
         autoassist_full_data_finish (`float`, *optional*):
             Fraction of the training (by epochs, or by steps with `max_steps`) at its end in which every instance is
             kept again. Defaults to the strategy's own: 0.125 for `"infobatch"` (its paper's), 0 for the others.
@@ -63,7 +69,20 @@ class AutoAssistArguments:
             paper's; mostly 0 for right-skewed losses), or `"decline"`, the loss fell more since the instance's
             previous visit than the batch's median fall (learnability, as Dynamic Sentence Sampling: a learned or a
             mislabelled instance stops declining; needs `autoassist_assistant_memory`, and a second visit before
-            an instance is labelled).
+            an instance is labelled), or `"reducible"`, the loss over the instance's irreducible loss (in log) above
+            the batch's median (RHO-LOSS: skips what is learned and what cannot be learned, such as a wrong label;
+            needs `autoassist_assistant_memory`; see `autoassist_irreducible_*`).
+        autoassist_irreducible_fraction (`float`, *optional*, defaults to `0.5`):
+            `"reducible"` only: each irreducible-loss model trains on this fraction of the training set and scores
+            the rest (`round(1 / fraction)` models, so that every instance is scored out of sample; the Boss still
+            trains on every instance). The models are copies of the Boss at its starting weights, or
+            `irreducible_model_init()` passed to the trainer.
+        autoassist_irreducible_epochs (`float`, *optional*, defaults to `1.0`):
+            `"reducible"` only: epochs each irreducible-loss model trains on its fraction. Their cost, about
+            `epochs` Boss epochs in all, is part of `train()`'s time.
+        autoassist_irreducible_cache (`str`, *optional*):
+            `"reducible"` only: a file to write the irreducible losses to, and to read them from in a later run of
+            the same data and settings (logged when it is used).
         autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
             How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
             so that an Assistant that learned nothing keeps everything, or its running `"accuracy"` (the paper's,
@@ -111,6 +130,11 @@ class AutoAssistArguments:
         default=1.0,
         metadata={"help": "Epochs e < autoassist_warmup_epochs keep every instance while the Assistant learns."},
     )
+    autoassist_rescore_every: int | None = field(
+        default=None,
+        metadata={"help": "Decide the rest of each epoch every this many batches (per process), not once at its "
+                  "start; a fractional warmup then ends inside an epoch."},
+    )
 
     autoassist_full_data_finish: float | None = field(
         default=None,
@@ -157,9 +181,23 @@ class AutoAssistArguments:
         default="batch_median",
         metadata={
             "help": "Assistant's label: Boss loss above its 'batch_median', above its 'running_mean' (the paper's), or "
-            "a loss 'decline' since the previous visit above the batch's median.",
-            "choices": ["running_mean", "batch_median", "decline"],
+            "a loss 'decline' since the previous visit above the batch's median, or a 'reducible' loss (minus the "
+            "instance's irreducible loss) above the batch's median.",
+            "choices": ["running_mean", "batch_median", "decline", "reducible"],
         },
+    )
+    autoassist_irreducible_fraction: float = field(
+        default=0.5,
+        metadata={"help": "'reducible' only: fraction of the training set each irreducible-loss model trains on, in "
+                  "(0, 0.5]; it scores the rest."},
+    )
+    autoassist_irreducible_epochs: float = field(
+        default=1.0, metadata={"help": "'reducible' only: epochs each irreducible-loss model trains."}
+    )
+    autoassist_irreducible_cache: str | None = field(
+        default=None,
+        metadata={"help": "'reducible' only: file to write the irreducible losses to and reuse in later runs of the "
+                  "same data and settings."},
     )
     autoassist_confidence: str = field(
         default="skill",
@@ -244,15 +282,29 @@ class AutoAssistArguments:
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
             )
-        if self.autoassist_label == "decline" and not self.autoassist_assistant_memory:
+        if self.autoassist_label in ("decline", "reducible") and not self.autoassist_assistant_memory:
             raise ValueError(
-                "`autoassist_label='decline'` learns from how each instance's loss changed between visits, which the "
-                "loss memory keeps: set `autoassist_assistant_memory=True`."
+                f"`autoassist_label={self.autoassist_label!r}` learns from each instance's past losses, which the loss "
+                "memory keeps: set `autoassist_assistant_memory=True`."
+            )
+        if not 0.0 < self.autoassist_irreducible_fraction <= 0.5:
+            raise ValueError(
+                f"`autoassist_irreducible_fraction` must be in (0, 0.5], got {self.autoassist_irreducible_fraction}: "
+                "each irreducible-loss model must leave out at least half of the instances it scores."
+            )
+        if self.autoassist_irreducible_epochs <= 0:
+            raise ValueError(
+                f"`autoassist_irreducible_epochs` must be > 0, got {self.autoassist_irreducible_epochs}."
             )
         if self.autoassist_assistant_dim < 1:
             raise ValueError(f"`autoassist_assistant_dim` must be >= 1, got {self.autoassist_assistant_dim}.")
         if self.autoassist_pool_size < 1:
             raise ValueError(f"`autoassist_pool_size` must be >= 1, got {self.autoassist_pool_size}.")
+        if self.autoassist_rescore_every is not None and self.autoassist_rescore_every < 1:
+            raise ValueError(
+                f"`autoassist_rescore_every` must be a number of batches >= 1, got {self.autoassist_rescore_every}; "
+                "leave it unset to decide each epoch once, at its start."
+            )
 
 
 @dataclass

@@ -8,6 +8,7 @@ epoch length and a re-planned schedule) and `log`. Placed first, it works with `
 import math
 import os
 import sys
+from dataclasses import asdict
 from functools import partial
 
 import torch
@@ -16,7 +17,7 @@ from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, IterableDataset
 from transformers.data.data_collator import default_data_collator
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, seed_worker
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, seed_worker
 from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker
@@ -25,9 +26,10 @@ from .checkpoint import load_state, save_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
 from .diagnostics import SelectionReport
+from .irreducible import IrreducibleLosses, irreducible_losses_for
 from .losses import per_instance_loss_terms, reweighted_loss
-from .sampler import AssistedBatchSampler
-from .schedule import fast_forward, planned_total_steps, resize_progress_bars
+from .sampler import AssistedBatchSampler, RescoringBatchSampler
+from .schedule import InEpochProgress, expected_epoch_batches, fast_forward, planned_total_steps, resize_progress_bars
 from .selection import selects_in_epoch
 from .strategies import AutoAssistSelection, SelectionStrategy, build_strategy
 
@@ -38,6 +40,8 @@ logger = logging.get_logger(__name__)
 
 # keeps the acceptance draws independent of the shuffling draws that use the same seed
 _SELECTION_SEED_OFFSET = 1_000_003
+# and, with in-epoch decisions, each block's draws independent of the others'
+_BLOCK_SEED_STRIDE = 7_919
 
 
 class AutoAssistMixin:
@@ -48,11 +52,15 @@ class AutoAssistMixin:
             `args.autoassist_assistant` and the dataset's columns.
         per_instance_loss_fn (`Callable[[outputs, labels], Tensor]`, *optional*): one loss per instance, shape
             `(B,)`, for models whose output has no `logits` to derive it from.
+        irreducible_model_init (`Callable[[], PreTrainedModel]`, *optional*): builds each irreducible-loss model
+            (`autoassist_label="reducible"`), e.g. a smaller one; by default a copy of the Boss before training.
     """
 
     config_class: type = AutoAssistArguments
 
-    def __init__(self, *args, assistant: Assistant | None = None, per_instance_loss_fn=None, **kwargs):
+    def __init__(
+        self, *args, assistant: Assistant | None = None, per_instance_loss_fn=None, irreducible_model_init=None, **kwargs
+    ):
         if len(args) < 2 and kwargs.get("args") is None:
             kwargs["args"] = self.config_class(output_dir="trainer_output")
         # before the Trainer's own check, which would ask for `max_steps` instead
@@ -67,6 +75,10 @@ class AutoAssistMixin:
         self.assistant = assistant
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self.per_instance_loss_fn = per_instance_loss_fn
+        self.irreducible_model_init = irreducible_model_init
+        # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"`)
+        self.irreducible: IrreducibleLosses | None = None
+        self._resume_from: str | None = None
         self.strategy: SelectionStrategy | None = None
         self.autoassist_sampler: AssistedBatchSampler | None = None
         self._autoassist_indices: torch.Tensor | None = None
@@ -79,6 +91,10 @@ class AutoAssistMixin:
         self._epoch_start_step = 0
         self._epoch_update_steps = 0
         self._resumed_epoch: tuple[int, int] | None = None  # (epoch, its start step) of a resumed mid-epoch run
+        # this process's batches of the running epoch: trained, and expected (`autoassist_rescore_every`)
+        self._epoch_batches_done = 0
+        self._epoch_batches_expected = 0
+        self.add_callback(InEpochProgress(self))
 
     @property
     def assistant_worker(self) -> AssistantWorker | None:
@@ -107,9 +123,13 @@ class AutoAssistMixin:
         if self.strategy is not None:
             self.strategy.close()
 
-    def train(self, *args, **kwargs):
+    def train(self, resume_from_checkpoint=None, *args, **kwargs):
+        # known before the training DataLoader is built: what a checkpoint holds need not be computed again
+        self._resume_from = resume_from_checkpoint or None
+        if resume_from_checkpoint is True:
+            self._resume_from = get_last_checkpoint(self.args.output_dir)
         try:
-            result = super().train(*args, **kwargs)
+            result = super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
             self._close_strategy()  # also when training fails: no thread outlives its run
         if self._writes_report() and self.is_world_process_zero():
@@ -152,8 +172,12 @@ class AutoAssistMixin:
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts from a fresh strategy
         self._close_strategy()
         self.strategy = build_strategy(self.args)
+        irreducible = None
+        if self.args.autoassist_strategy == "autoassist" and self.args.autoassist_label == "reducible":
+            self.irreducible = irreducible_losses_for(self, dataset, collator, resume_from=self._resume_from)
+            irreducible = self.irreducible.losses
         with columns_read_once():  # the Assistant and the report read the same label / token columns
-            self.strategy.prepare(dataset, assistant=self._user_assistant)
+            self.strategy.prepare(dataset, assistant=self._user_assistant, irreducible=irreducible)
             self.autoassist_report.start(dataset)
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant
@@ -165,19 +189,7 @@ class AutoAssistMixin:
                 "length-grouped batches."
             )
 
-        num_processes = self.accelerator.num_processes
-        split_batches = getattr(self.accelerator, "split_batches", False)
-        self.autoassist_sampler = AssistedBatchSampler(
-            len(dataset),
-            batch_size=self._train_batch_size,
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
-            select_fn=self._select_instances,
-            drop_last=self.args.dataloader_drop_last,
-            # every rank gets the same number of full batches, so accelerate never repeats instances to even them
-            pad_to_multiple_of=self._train_batch_size * (1 if split_batches else num_processes)
-            if num_processes > 1
-            else None,
-        )
+        self.autoassist_sampler = self._build_sampler(len(dataset))
         params = {
             "batch_sampler": self.autoassist_sampler,
             "collate_fn": IndexCollator(collator),
@@ -193,6 +205,32 @@ class AutoAssistMixin:
             params["multiprocessing_context"] = self.args.dataloader_multiprocessing_context
         return self.accelerator.prepare(DataLoader(IndexedDataset(dataset), **params))
 
+    def _build_sampler(self, num_samples: int) -> AssistedBatchSampler:
+        """Decides each epoch at its start, or block by block with `autoassist_rescore_every`."""
+        num_processes = self.accelerator.num_processes
+        split_batches = getattr(self.accelerator, "split_batches", False)
+        # instances in one round of batches, one batch per process (or one batch split across them)
+        per_round = self._train_batch_size * (1 if split_batches else num_processes)
+        common = dict(
+            batch_size=self._train_batch_size,
+            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            drop_last=self.args.dataloader_drop_last,
+            # every rank gets the same number of full batches, so accelerate never repeats instances to even them
+            pad_to_multiple_of=per_round if num_processes > 1 else None,
+        )
+        if self.args.autoassist_rescore_every is None:
+            return AssistedBatchSampler(num_samples, select_fn=self._select_instances, **common)
+        accumulation = self.args.gradient_accumulation_steps
+        return RescoringBatchSampler(
+            num_samples,
+            rescore_every=self.args.autoassist_rescore_every * (per_round // self._train_batch_size),
+            select_fn=self._select_block,
+            # a shrunk epoch ends on a whole accumulated step: the Trainer steps at a pass's end only at the full one
+            round_to=per_round * accumulation if num_processes > 1 or accumulation > 1 else None,
+            on_decided=self._plan_epoch_in_progress,
+            **common,
+        )
+
     def _select_instances(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`; decided on the main process and shared with every rank."""
         keep = torch.ones(len(candidates), dtype=torch.bool)
@@ -206,25 +244,57 @@ class AutoAssistMixin:
         )
         if not selecting:
             return keep
-        self.strategy.synchronize(self.accelerator)
-        weights = torch.ones(len(candidates))
-        if self.accelerator.is_main_process:
-            generator = torch.Generator().manual_seed(self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1))
-            selection = self.strategy.select(candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), generator)
-            keep = selection.keep.clone()
-            if selection.weights is not None:
-                weights = selection.weights.float()
-            if not keep.any():  # an empty epoch would stop the Trainer
-                keep[0] = True
-        if self.accelerator.num_processes > 1:
-            # rank 0 decides for all (each rank's strategy saw its own shard), so that batch counts agree
-            keep = broadcast(keep.to(torch.uint8).to(self.accelerator.device), from_process=0).cpu().bool()
-            if self.strategy.reweights:
-                weights = broadcast(weights.to(self.accelerator.device), from_process=0).cpu()
+        seed = self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1)
+        keep, weights = self._decide(candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), seed)
+        if not keep.any():  # an empty epoch would stop the Trainer
+            keep[0] = True
         if self.strategy.reweights:
             self._loss_weights = torch.ones(self.autoassist_sampler.num_samples)
             self._loss_weights[candidates] = weights
         return keep
+
+    def _select_block(self, epoch: int, candidates: torch.Tensor, offset: int) -> torch.Tensor:
+        """The keep mask of one block of the pass, `candidates` being its positions `offset` onwards: the warmup
+        and the full-data finish are told apart candidate by candidate, by the training done when each comes."""
+        num_samples = self.autoassist_sampler.num_samples
+        if offset == 0:
+            self._loss_weights = None
+        keep = torch.ones(len(candidates), dtype=torch.bool)
+        if self.args.autoassist_strategy == "none":
+            return keep
+        epochs_done = epoch + (offset + torch.arange(len(candidates))) / num_samples
+        if self.args.max_steps > 0:
+            progress = torch.full_like(epochs_done, self.state.global_step / self.args.max_steps)
+        else:
+            progress = epochs_done / self.args.num_train_epochs
+        selecting = selects_in_epoch(epochs_done, progress, self.args.autoassist_warmup_epochs, self.full_data_finish)
+        if not selecting.any():
+            return keep
+        seed = self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1) + _BLOCK_SEED_STRIDE * offset
+        chosen = candidates[selecting]
+        kept, weights = self._decide(chosen, epoch - math.floor(self.args.autoassist_warmup_epochs), seed)
+        keep[selecting] = kept
+        if self.strategy.reweights:
+            if self._loss_weights is None:
+                self._loss_weights = torch.ones(num_samples)
+            self._loss_weights[chosen] = weights
+        return keep
+
+    def _decide(self, candidates: torch.Tensor, selecting_epoch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The strategy's keep mask and loss weights over `candidates`, decided on the main process (each rank's
+        strategy saw its own shard) and shared with every rank, so that batch counts agree."""
+        self.strategy.synchronize(self.accelerator)
+        keep, weights = torch.ones(len(candidates), dtype=torch.bool), torch.ones(len(candidates))
+        if self.accelerator.is_main_process:
+            selection = self.strategy.select(candidates, selecting_epoch, torch.Generator().manual_seed(seed))
+            keep = selection.keep.clone()
+            if selection.weights is not None:
+                weights = selection.weights.float()
+        if self.accelerator.num_processes > 1:
+            keep = broadcast(keep.to(torch.uint8).to(self.accelerator.device), from_process=0).cpu().bool()
+            if self.strategy.reweights:
+                weights = broadcast(weights.to(self.accelerator.device), from_process=0).cpu()
+        return keep, weights
 
     # ---- steps and schedule -------------------------------------------------------------------------------------
     def set_initial_training_values(self, args, dataloader):
@@ -236,7 +306,10 @@ class AutoAssistMixin:
         return tuple(values)
 
     def _run_epoch(self, *, model, epoch, train_dataloader, steps_in_epoch, num_update_steps_per_epoch, **kwargs):
-        self.autoassist_sampler.set_epoch(epoch)  # the selection is made here, so the epoch's length is known
+        sampler = self.autoassist_sampler
+        # the selection is made here, so the epoch's length is known; deciding in the epoch, the pass is drawn here
+        # and the length is the full pass's (an upper bound) until the pass is decided
+        sampler.set_epoch(epoch)
         steps_in_epoch = len(train_dataloader)
         num_update_steps_per_epoch = max(1, math.ceil(steps_in_epoch / self.args.gradient_accumulation_steps))
         if self._resumed_epoch is not None and self._resumed_epoch[0] == epoch:
@@ -244,9 +317,13 @@ class AutoAssistMixin:
         else:
             self._epoch_start_step = self.state.global_step
         self._resumed_epoch = None
-        self._epoch_update_steps = num_update_steps_per_epoch
-        self._replan(epoch, num_update_steps_per_epoch)
-        self._record_epoch(epoch)
+        self._epoch_batches_done = (self.state.global_step - self._epoch_start_step) * self.args.gradient_accumulation_steps
+        if isinstance(sampler, RescoringBatchSampler):
+            self._plan_epoch_in_progress(sampler)
+        else:
+            self._epoch_update_steps = num_update_steps_per_epoch
+            self._replan(epoch, num_update_steps_per_epoch)
+            self._record_epoch(epoch)
         if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
             self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(
@@ -257,6 +334,21 @@ class AutoAssistMixin:
             num_update_steps_per_epoch=num_update_steps_per_epoch,
             **kwargs,
         )
+
+    def _plan_epoch_in_progress(self, sampler: RescoringBatchSampler) -> None:
+        """After each decision inside an epoch: the epoch's optimizer steps as expected now (the decided part, and
+        the rest at the last decision's kept rate; exact once the pass is decided), and the plan from them. The
+        plan never ends before the batches already decided are trained."""
+        rounds = 1 if getattr(self.accelerator, "split_batches", False) else self.accelerator.num_processes
+        accumulation = self.args.gradient_accumulation_steps
+        self._epoch_batches_expected = math.ceil(expected_epoch_batches(sampler) / rounds)  # this process's
+        steps = max(1, math.ceil(self._epoch_batches_expected / accumulation))
+        if not sampler.finished:
+            steps = max(steps, len(sampler.stream) // (sampler.batch_size * rounds * accumulation) + 1)
+        self._epoch_update_steps = steps
+        self._replan(sampler.epoch, steps)
+        if sampler.finished:
+            self._record_epoch(sampler.epoch)
 
     def _record_epoch(self, epoch: int) -> None:
         worker = self.assistant_worker
@@ -315,6 +407,7 @@ class AutoAssistMixin:
             "history": self.autoassist_history,
             "epoch_start_step": self._epoch_start_step,
             "epoch_update_steps": self._epoch_update_steps,
+            "irreducible": None if self.irreducible is None else {**asdict(self.irreducible), "source": "computed"},
         }
         save_state(folder, self.args.process_index, state)
 
@@ -351,6 +444,7 @@ class AutoAssistMixin:
     # ---- per-instance losses ------------------------------------------------------------------------------------
     def training_step(self, model, inputs, *args, **kwargs):
         self._autoassist_indices = inputs.pop(INDEX_KEY, None)
+        self._epoch_batches_done += 1
         if self._autoassist_indices is not None:
             self.instances_backpropagated += len(self._autoassist_indices)
         return super().training_step(model, inputs, *args, **kwargs)

@@ -81,12 +81,21 @@ class AssistedBatchSampler(Sampler[list[int]]):
 
     def load_state_dict(self, state: dict) -> None:
         """Restores an epoch's pass and selection, so a resumed run does not decide that epoch again."""
+        if state.get("finished") is False:
+            raise ValueError(
+                "The checkpoint was taken while its epoch was decided block by block (`autoassist_rescore_every`), "
+                "which is unset now. Resume with the options the checkpoint was made with."
+            )
+        self._restore_pass(state)
+        self.kept = state["kept"]
+
+    def _restore_pass(self, state: dict) -> None:
         if len(state["candidates"]) != self.num_samples:
             raise ValueError(
                 f"The saved selection covers {len(state['candidates'])} instances but the training set has "
                 f"{self.num_samples}. Resume with the training set the checkpoint was made with."
             )
-        self.epoch, self.candidates, self.kept = state["epoch"], state["candidates"], state["kept"]
+        self.epoch, self.candidates = state["epoch"], state["candidates"]
 
     @property
     def kept_fraction(self) -> float:
@@ -103,3 +112,144 @@ class AssistedBatchSampler(Sampler[list[int]]):
             return len(self.kept) // self.batch_size
         # the last batch may be short
         return math.ceil(len(self.kept) / self.batch_size)
+
+
+# (epoch, candidates, offset) -> keep mask: `candidates` are the pass's positions `offset` onwards
+BlockSelectFn = Callable[[int, torch.Tensor, int], torch.Tensor]
+
+
+class RescoringBatchSampler(AssistedBatchSampler):
+    """An [`AssistedBatchSampler`] that decides its pass block by block while it is iterated, not once per epoch.
+
+    When the batches decided so far run out, the next block of the pass is handed to `select_fn(epoch, candidates,
+    offset)`, sized to yield about `rescore_every` more batches at the last block's kept rate: each decision uses
+    what the selection learned from the batches trained before it. The epoch's length is therefore known only when
+    the whole pass is decided; until then `len()` is the full pass's (an upper bound) and `on_decided(sampler)` is
+    called after each decision, so that the trainer can plan its steps again.
+
+    When the pass ends, the kept count is topped up with rejected candidates to a multiple of `round_to` (a whole
+    number of accumulated steps on every rank); if too few were rejected, the epoch is the full pass, trimmed to a
+    multiple of `pad_to_multiple_of` like an epoch that keeps everything. The items such a trim could remove are
+    held back until the pass is decided, so nothing is removed after it was yielded.
+    """
+
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        rescore_every: int,
+        seed: int = 0,
+        select_fn: BlockSelectFn | None = None,
+        drop_last: bool = False,
+        pad_to_multiple_of: int | None = None,
+        round_to: int | None = None,
+        on_decided: Callable[["RescoringBatchSampler"], None] | None = None,
+    ):
+        super().__init__(num_samples, batch_size, seed, select_fn, drop_last, pad_to_multiple_of)
+        if rescore_every <= 0:
+            raise ValueError(f"rescore_every must be a positive number of batches, got {rescore_every}.")
+        self.rescore_every = rescore_every
+        self.round_to = round_to
+        self.on_decided = on_decided
+        # a full pass trims this many items to reach `pad_to_multiple_of`: they wait until the pass is decided
+        self.holdback = num_samples % pad_to_multiple_of if pad_to_multiple_of else 0
+        self.last_rate = 1.0
+        self._reset()
+
+    def _reset(self) -> None:
+        """A new pass: nothing decided yet (`last_rate`, the kept fraction of the last decision, carries over as
+        the first estimate of the new pass)."""
+        self.stream: list[int] = []  # the kept instances in the order they are yielded
+        self.decided = 0  # candidates of the pass decided so far
+        self.finished = False
+
+    def set_epoch(self, epoch: int) -> None:
+        if epoch == self.epoch:
+            return
+        generator = torch.Generator().manual_seed(self.seed + epoch)
+        self.candidates = torch.randperm(self.num_samples, generator=generator)
+        self.epoch = epoch
+        self._reset()
+
+    @property
+    def kept(self) -> torch.Tensor:
+        return torch.tensor(self.stream, dtype=torch.long)
+
+    @kept.setter
+    def kept(self, value) -> None:  # the parent's constructor sets it; the stream is the state here
+        pass
+
+    @property
+    def full_pass_items(self) -> int:
+        """Instances in an epoch that keeps everything (after the trim to `pad_to_multiple_of`)."""
+        return self.num_samples - self.holdback
+
+    def _decide_next_block(self, items_wanted: int) -> None:
+        rate = max(self.last_rate, 0.05)
+        size = max(self.rescore_every * self.batch_size, math.ceil(items_wanted / rate))
+        offset = self.decided
+        block = self.candidates[offset : offset + size]
+        if self.select_fn is None:
+            keep = torch.ones(len(block), dtype=torch.bool)
+        else:
+            keep = self.select_fn(self.epoch, block, offset).clone()
+        self.stream.extend(block[keep].tolist())
+        self.decided += len(block)
+        self.last_rate = float(keep.float().mean())
+        if self.decided == self.num_samples:
+            self._finish()
+        if self.on_decided is not None:
+            self.on_decided(self)
+
+    def _finish(self) -> None:
+        """Rounds the kept count once the pass is decided (see the class docstring)."""
+        if self.round_to and len(self.stream) % self.round_to:
+            in_stream = torch.zeros(self.num_samples, dtype=torch.bool)
+            in_stream[self.stream] = True
+            rejected = self.candidates[~in_stream[self.candidates]].tolist()
+            missing = -len(self.stream) % self.round_to
+            self.stream.extend(rejected[:missing])
+        if not self.stream:  # an empty epoch would stop the Trainer
+            self.stream = self.candidates[: self.round_to or 1].tolist()
+        if len(self.stream) == self.num_samples and self.holdback:
+            del self.stream[self.num_samples - self.holdback :]
+        self.finished = True
+
+    def _ensure(self, items: int) -> None:
+        """Decides blocks until `items` instances (plus the held-back tail) are decided, or the pass is."""
+        while not self.finished and len(self.stream) < items + self.holdback:
+            self._decide_next_block(items + self.holdback - len(self.stream) + self.rescore_every * self.batch_size)
+
+    def __iter__(self) -> Iterator[list[int]]:
+        batch = 0
+        while True:
+            end = (batch + 1) * self.batch_size
+            self._ensure(end)
+            if self.finished and batch >= len(self):
+                return
+            yield self.stream[batch * self.batch_size : end]
+            batch += 1
+
+    def __len__(self) -> int:
+        items = len(self.stream) if self.finished else self.full_pass_items
+        return items // self.batch_size if self.drop_last else math.ceil(items / self.batch_size)
+
+    def state_dict(self) -> dict:
+        return {
+            "epoch": self.epoch,
+            "candidates": self.candidates.clone(),
+            "kept": self.kept,
+            "decided": self.decided,
+            "last_rate": self.last_rate,
+            "finished": self.finished,
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        if "decided" not in state:
+            raise ValueError(
+                "The checkpoint's selection was decided once per epoch, but `autoassist_rescore_every` is set now. "
+                "Resume with the options the checkpoint was made with."
+            )
+        self._restore_pass(state)
+        self.stream = state["kept"].tolist()
+        self.decided, self.last_rate, self.finished = state["decided"], state["last_rate"], state["finished"]

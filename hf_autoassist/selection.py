@@ -47,16 +47,17 @@ def sample_keep_mask(probs: torch.Tensor, generator: torch.Generator) -> torch.T
     return torch.rand(probs.shape, generator=generator) < probs
 
 
-def selects_in_epoch(epoch: int, progress: float, warmup_epochs: float, full_data_finish: float) -> bool:
+def selects_in_epoch(epoch, progress, warmup_epochs: float, full_data_finish: float):
     """Whether an epoch is shrunk: not during the warmup, and not in the full-data finish.
 
-    `progress` is the fraction of training done when the epoch starts (epochs, or steps with `max_steps`).
+    `epoch` counts the epochs done, `progress` the fraction of training done (epochs, or steps with `max_steps`),
+    when the epoch starts; or both are tensors, one value per candidate, for decisions inside an epoch.
 
     Example:
         >>> [selects_in_epoch(e, e / 8, warmup_epochs=1, full_data_finish=0.125) for e in range(8)]
         [False, True, True, True, True, True, True, False]
     """
-    return epoch >= warmup_epochs and progress < 1.0 - full_data_finish
+    return (epoch >= warmup_epochs) & (progress < 1.0 - full_data_finish)
 
 
 def inverse_probability_weights(probs: torch.Tensor) -> torch.Tensor:

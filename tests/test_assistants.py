@@ -202,3 +202,42 @@ def test_decline_label_needs_the_loss_memory():
     pixels, labels, _ = planted_pixels(n=10)
     with pytest.raises(ValueError, match="WithLossMemory"):
         AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="decline")
+
+
+def test_reducible_label_prefers_instances_still_being_learned_over_learned_and_mislabelled_ones():
+    # the same three kinds as above (40% learning, 40% learned, 20% mislabelled), now with their irreducible losses:
+    # low for the learning and the learned ones (a model that never saw them predicts them), as high as their loss
+    # for the mislabelled (nobody can predict a wrong label)
+    pixels, labels, _ = planted_pixels(n=1500)
+    kind = torch.tensor([0, 0, 1, 1, 2]).repeat(300)
+    irreducible = torch.tensor([0.3, 0.05, 2.5])[kind]
+    g = torch.Generator().manual_seed(3)
+    worker = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), irreducible=irreducible), lr=0.2,
+                             synchronous=True, label="reducible", confidence="skill")  # fmt: skip
+    loss_seeking = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), lr=0.2, synchronous=True,
+                                   label="batch_median", confidence="skill")  # fmt: skip
+    for visit in range(5):
+        jitter = 1 + 0.1 * torch.randn(1500, generator=g)
+        losses = torch.stack([2.0 * 0.8**visit * jitter, 0.05 * jitter, 2.5 * jitter.abs()])[kind, torch.arange(1500)]
+        for batch in torch.randperm(1500, generator=torch.Generator().manual_seed(visit)).split(50):
+            worker.submit(batch, losses[batch])
+            loss_seeking.submit(batch, losses[batch])
+    by_kind = lambda scores: [float(scores[kind == k].mean()) for k in range(3)]  # noqa: E731
+    learning, learned, mislabelled = by_kind(worker.score(torch.arange(1500)))
+    assert learning > max(learned, mislabelled) + 0.3, (learning, learned, mislabelled)
+    assert worker.skill > 0.3
+    # on the same stream the loss-seeking label ranks the mislabelled first; this one well below the learning ones
+    seeking = by_kind(loss_seeking.score(torch.arange(1500)))
+    assert seeking[2] >= seeking[0] and mislabelled < seeking[2] - 0.15, (seeking, mislabelled)
+    # the memory's feature is the last reducible loss, as a log ratio
+    feature = worker.assistant.memory_features(torch.tensor([0, 2]))[:, 3]
+    expected = (losses[[0, 2]] / irreducible[[0, 2]]).log()
+    torch.testing.assert_close(feature, expected, rtol=1e-4, atol=1e-4)
+
+
+def test_reducible_label_needs_the_irreducible_losses():
+    pixels, labels, _ = planted_pixels(n=10)
+    with pytest.raises(ValueError, match="irreducible"):
+        AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), synchronous=True, label="reducible")
+    with pytest.raises(ValueError, match="one loss per instance"):
+        WithLossMemory(PixelAssistant(pixels, labels), irreducible=torch.zeros(9))

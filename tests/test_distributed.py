@@ -82,3 +82,20 @@ def test_a_two_process_run_resumed_mid_run_ends_as_the_uninterrupted_one(tmp_pat
             assert kept == whole[rank]["kept"][epoch], f"rank {rank}, epoch {epoch}"
         assert resumed[rank]["weights"] == pytest.approx(whole[rank]["weights"], rel=1e-6, abs=1e-6)
     assert resumed[0]["weights"] == resumed[1]["weights"]  # the ranks hold one model
+
+
+def test_two_ranks_agree_on_decisions_made_inside_the_epoch(tmp_path):
+    """`autoassist_rescore_every`: rank 0 decides each block of the pass as the epoch goes, every rank follows, and
+    a shrunk epoch ends on a whole accumulated step on both ranks."""
+    options = {"autoassist_rescore_every": 2, "autoassist_warmup_epochs": 0.5, "gradient_accumulation_steps": 2,
+               "autoassist_target_keep": 0.5}  # fmt: skip
+    ranks = launch("accelerate", tmp_path, options)
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == ranks[0]["max_steps"]
+    assert ranks[0]["kept"] == ranks[1]["kept"]
+    full = 600 - 600 % 32
+    for epoch, kept in ranks[0]["kept"].items():
+        first, second = ranks[0]["trained"][epoch], ranks[1]["trained"][epoch]
+        assert len(first) == len(second) and not set(first) & set(second)
+        assert sorted(first + second) == sorted(kept), f"epoch {epoch}: the ranks did not cover the selection"
+        assert len(kept) == full or len(kept) % (32 * 2) == 0, f"epoch {epoch} kept {len(kept)}"
+    assert len(ranks[0]["kept"]["0"]) < full  # the first epoch shrank after its half-epoch warmup

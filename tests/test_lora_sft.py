@@ -1,6 +1,8 @@
 """How most people fine-tune causal LMs today: a PEFT LoRA model under `AutoAssistTrainer`, and AutoAssist in TRL's
 `SFTTrainer` (`hf_autoassist.sft`), each from a saved tiny GPT-2 and tokenizer."""
 
+import gzip
+
 import datasets
 import numpy as np
 import pytest
@@ -10,7 +12,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DataCollatorForLan
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.losses import per_instance_loss_terms
 
-from conftest import assert_shrank_and_learned
+from conftest import DATA_DIR, assert_shrank_and_learned
 
 peft = pytest.importorskip("peft", reason="the LoRA test needs `pip install hf-autoassist[trl]`")
 sft = pytest.importorskip("hf_autoassist.sft", reason="the SFT tests need `pip install hf-autoassist[trl]`")
@@ -127,3 +129,23 @@ def test_sft_row_losses_equal_the_full_logits_losses(tmp_path, gpt2_dir, sentenc
 def test_sft_packing_is_refused_with_the_fix(tmp_path, option):
     with pytest.raises(ValueError, match="Set `packing=False` and `padding_free=False`"):
         sft.AutoAssistSFTConfig(output_dir=str(tmp_path), **{option: True})
+
+
+def test_a_one_epoch_sft_run_shrinks_after_its_warmup(tmp_path, gpt2_dir):
+    """The usual fine-tune is one epoch: with decisions inside the epoch and a quarter-epoch warmup, SFT skips rows
+    from the second quarter on, and its loss still falls."""
+    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as f:
+        text = [next(f).strip() for _ in range(1024)]
+    tokenizer = AutoTokenizer.from_pretrained(gpt2_dir)
+    model = AutoModelForCausalLM.from_pretrained(gpt2_dir)
+    args = sft.AutoAssistSFTConfig(**{**options(tmp_path), "num_train_epochs": 1}, max_length=48,
+                                   autoassist_assistant_lr=0.2, autoassist_warmup_epochs=0.25,
+                                   autoassist_rescore_every=4)  # fmt: skip
+    trainer = sft.AutoAssistSFTTrainer(model=model, args=args, train_dataset=datasets.Dataset.from_dict({"text": text}),
+                                       processing_class=tokenizer)  # fmt: skip
+    trainer.train()
+    assert trainer.kept_fractions[0] < 0.95, trainer.autoassist_history
+    assert trainer.instances_backpropagated == round(trainer.kept_fractions[0] * 1024)
+    losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
+    assert np.mean(losses[-3:]) < np.mean(losses[:3])
+    assert trainer.state.global_step == trainer.state.max_steps

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from hf_autoassist.sampler import AssistedBatchSampler
+from hf_autoassist.sampler import AssistedBatchSampler, RescoringBatchSampler
 from hf_autoassist.selection import acceptance_probability, sample_keep_mask
 
 
@@ -129,3 +129,100 @@ def test_state_dict_restores_the_epoch_without_deciding_again():
     assert calls == [3] and flatten(restored) == flatten(sampler)
     with pytest.raises(ValueError, match="training set the checkpoint was made with"):
         AssistedBatchSampler(49, 4).load_state_dict(sampler.state_dict())
+
+
+# ---- decisions inside the epoch -----------------------------------------------------------------------------------
+class Blocks:
+    """A block selection that keeps a third of the instances and writes down what it was asked, and when."""
+
+    def __init__(self):
+        self.calls = []  # (epoch, offset, block size, batches yielded before the decision)
+        self.yielded = 0
+
+    def __call__(self, epoch, candidates, offset):
+        self.calls.append((epoch, offset, len(candidates), self.yielded))
+        return candidates % 3 == 0
+
+
+def iterate(sampler, blocks):
+    out = []
+    for batch in sampler:
+        out.append(batch)
+        blocks.yielded += 1
+    return out
+
+
+def test_rescoring_decides_the_pass_in_order_while_it_is_iterated():
+    blocks = Blocks()
+    sampler = RescoringBatchSampler(100, 4, rescore_every=2, seed=0, select_fn=blocks)
+    sampler.set_epoch(0)
+    assert len(sampler) == 25 and blocks.calls == []  # nothing decided yet: the full pass bounds the epoch
+    batches = iterate(sampler, blocks)
+    kept = [i for batch in batches for i in batch]
+    assert sorted(kept) == [i for i in range(100) if i % 3 == 0] and len(sampler) == len(batches) == 9
+    # consecutive blocks cover the pass once, and decisions come as the batches are used, not all at the start
+    offsets = [offset for _, offset, _, _ in blocks.calls]
+    sizes = [size for _, _, size, _ in blocks.calls]
+    assert offsets == [sum(sizes[:i]) for i in range(len(sizes))] and sum(sizes) == 100
+    assert len(blocks.calls) >= 3 and blocks.calls[-1][3] > 0
+    # the order within the pass is the seeded shuffle's
+    order = [i for i in sampler.candidates.tolist() if i % 3 == 0]
+    assert kept == order
+
+
+def test_rescoring_rounds_a_shrunk_epoch_to_whole_accumulated_steps():
+    sampler = RescoringBatchSampler(100, 4, rescore_every=2, seed=0, select_fn=lambda e, c, o: c % 3 == 0,
+                                    pad_to_multiple_of=8, round_to=16)  # fmt: skip
+    sampler.set_epoch(0)
+    kept = flatten(sampler)
+    assert len(kept) == 48 and len(set(kept)) == 48 and {i for i in range(100) if i % 3 == 0} <= set(kept)
+
+
+def test_rescoring_a_full_pass_is_the_epoch_that_keeps_everything():
+    """Too few rejected to reach `round_to`: the full pass, trimmed to whole rounds, and nothing yielded is taken
+    back (the trimmed tail is held back until the pass is decided)."""
+    everything = AssistedBatchSampler(102, 4, seed=0, pad_to_multiple_of=8)
+    everything.set_epoch(0)
+    sampler = RescoringBatchSampler(102, 4, rescore_every=2, seed=0, select_fn=lambda e, c, o: c != 5,
+                                    pad_to_multiple_of=8, round_to=16)  # fmt: skip
+    sampler.set_epoch(0)
+    assert len(sampler) == len(everything) == 24
+    batches = list(sampler)
+    assert len(batches) == 24 and all(len(b) == 4 for b in batches)
+    assert len(set(flatten(sampler))) == 96
+
+
+def test_rescoring_state_dict_resumes_mid_pass_without_deciding_again():
+    def fresh(blocks):
+        return RescoringBatchSampler(200, 4, rescore_every=3, seed=1, select_fn=blocks)
+
+    reference_blocks = Blocks()
+    reference = fresh(reference_blocks)
+    reference.set_epoch(2)
+    expected = iterate(reference, reference_blocks)
+
+    blocks = Blocks()
+    interrupted = fresh(blocks)
+    interrupted.set_epoch(2)
+    head = []
+    for batch in interrupted:
+        head.append(batch)
+        if len(head) == 7:
+            break
+    restored_blocks = Blocks()
+    restored = fresh(restored_blocks)
+    restored.load_state_dict(interrupted.state_dict())
+    restored.set_epoch(2)  # the same epoch: nothing is drawn again
+    rest = list(restored)[7:]
+    assert head + rest == expected
+    assert restored_blocks.calls and restored_blocks.calls[0][1] == interrupted.decided  # went on where it stopped
+    with pytest.raises(ValueError, match="`autoassist_rescore_every`"):
+        AssistedBatchSampler(200, 4).load_state_dict(interrupted.state_dict())
+    with pytest.raises(ValueError, match="`autoassist_rescore_every`"):
+        fresh(Blocks()).load_state_dict(AssistedBatchSampler(200, 4).state_dict())
+
+
+def test_rescoring_an_epoch_that_keeps_nothing_still_trains_one_batch():
+    sampler = RescoringBatchSampler(40, 4, rescore_every=1, seed=0, select_fn=lambda e, c, o: torch.zeros(len(c), dtype=torch.bool))
+    sampler.set_epoch(0)
+    assert [len(b) for b in sampler] == [1]

@@ -23,15 +23,15 @@ class RecordingTrainer(AutoAssistTrainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
-def make_trainer(output_dir, vision_example, fashion_mnist, strategy="autoassist"):
+def make_trainer(output_dir, vision_example, fashion_mnist, strategy="autoassist", **options):
     train = fashion_mnist["train"].select(range(640)).with_format("numpy")
+    options = {"num_train_epochs": 3, **options}
     args = AutoAssistConfig(
         output_dir=str(output_dir),
         report_to="none",
         use_cpu=True,
         per_device_train_batch_size=64,
         gradient_accumulation_steps=2,
-        num_train_epochs=3,
         learning_rate=3e-3,
         save_strategy="steps",
         save_steps=2,
@@ -39,6 +39,7 @@ def make_trainer(output_dir, vision_example, fashion_mnist, strategy="autoassist
         seed=0,
         autoassist_synchronous=True,  # the Assistant learns inside the step: the run is reproducible to the bit
         autoassist_strategy=strategy,
+        **options,
     )
     trainer = RecordingTrainer(
         model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images
@@ -128,3 +129,29 @@ def test_a_run_that_fails_mid_training_resumes_from_its_last_checkpoint_exactly(
     assert resumed.state.global_step == reference.state.global_step
     for name, weight in resumed.model.state_dict().items():
         torch.testing.assert_close(weight, reference.model.state_dict()[name], msg=name)
+
+
+@pytest.mark.parametrize("strategy", ["autoassist", "infobatch"])
+def test_resume_inside_an_epoch_decided_block_by_block(tmp_path, vision_example, fashion_mnist, strategy):
+    """With `autoassist_rescore_every`, a checkpoint inside the epoch holds the blocks decided so far: the resumed
+    run trains them, then decides the rest as the uninterrupted run did."""
+    options = dict(num_train_epochs=2, autoassist_warmup_epochs=0.5, autoassist_rescore_every=2)
+    if strategy == "infobatch":
+        options["autoassist_full_data_finish"] = 0.0
+    else:  # a budget: the Assistant has little skill this early, and would keep about everything
+        options["autoassist_target_keep"] = 0.5
+    reference = make_trainer(tmp_path, vision_example, fashion_mnist, strategy, **options)
+    reference.train()
+    assert min(reference.kept_fractions.values()) < 1.0  # the first epoch already shrank, after its warmup
+
+    checkpoints = sorted(tmp_path.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    undecided = [c for c in checkpoints if not saved_state(c)["sampler"]["finished"]]
+    assert undecided, "no checkpoint was taken while the pass was still being decided"
+    for checkpoint in sorted({undecided[0], undecided[-1]}):
+        resumed = make_trainer(tmp_path / f"resume-{checkpoint.name}", vision_example, fashion_mnist, strategy, **options)
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+        assert resumed.trained_batches == batches_after(reference, int(checkpoint.name.split("-")[1])), checkpoint.name
+        assert resumed.state.global_step == reference.state.global_step == reference.state.max_steps
+        assert resumed.kept_fractions == reference.kept_fractions
+        for name, weight in resumed.model.state_dict().items():
+            torch.testing.assert_close(weight, reference.model.state_dict()[name], msg=f"{name} after {checkpoint.name}")

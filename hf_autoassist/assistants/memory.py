@@ -18,6 +18,8 @@ class WithLossMemory(Assistant):
       `log(loss before) - log(loss then)` (0 until it was seen twice): the learnability signal of Dynamic Sentence
       Sampling (Wang et al., ACL 2018). An instance still being learned declines; a learned one and a mislabelled
       one do not.
+    - last reducible loss (with `irreducible`): how far the last loss is above the instance's irreducible loss
+      (RHO-LOSS), `log(last loss) - log(irreducible loss)` (0 until seen).
 
     The worker calls `remember` after it has learned from a batch, so each prediction it learns from uses the
     memory from before: the Assistant learns how far the last loss predicts the next label. With several processes
@@ -27,10 +29,15 @@ class WithLossMemory(Assistant):
         base (`Assistant`): the input-feature Assistant (pixels, bag of tokens) to extend.
         momentum (`float`, *optional*, defaults to `0.99`): of the running mean of log losses.
         track_decline (`bool`, *optional*, defaults to `False`): also remember each instance's last decline, and read
-            it as a fourth feature (for `autoassist_label="decline"`).
+            it as a feature (for `autoassist_label="decline"`).
+        irreducible (`torch.Tensor`, *optional*): `(num_instances,)` irreducible losses
+            ([`~hf_autoassist.irreducible.IrreducibleLosses`]); the last reducible loss becomes a feature (for
+            `autoassist_label="reducible"`).
     """
 
-    def __init__(self, base: Assistant, momentum: float = 0.99, track_decline: bool = False):
+    def __init__(
+        self, base: Assistant, momentum: float = 0.99, track_decline: bool = False, irreducible: torch.Tensor | None = None
+    ):
         super().__init__()
         self.base = base
         self.num_instances = base.num_instances
@@ -45,17 +52,29 @@ class WithLossMemory(Assistant):
             self.register_buffer("last_decline", torch.zeros(self.num_instances))
             # running mean of |decline|: the feature is read in its units, whatever the loss's scale and pace
             self.register_buffer("mean_abs_decline", torch.zeros(()))
-        self.memory_weights = nn.Linear(4 if track_decline else 3, 1, bias=False)
+        if irreducible is not None:
+            if irreducible.shape != (self.num_instances,):
+                raise ValueError(
+                    f"`irreducible` needs one loss per instance, shape ({self.num_instances},), got "
+                    f"{tuple(irreducible.shape)}."
+                )
+            self.register_buffer("irreducible", irreducible.detach().float().clone())
+        else:
+            self.irreducible = None
+        self.memory_weights = nn.Linear(3 + track_decline + (irreducible is not None), 1, bias=False)
         nn.init.zeros_(self.memory_weights.weight)
 
     def memory_features(self, indices: torch.Tensor) -> torch.Tensor:
-        """`(B, 3)` features of `indices` from the memory (`(B, 4)` with `track_decline`)."""
+        """`(B, F)` features of `indices` from the memory: 3, plus one with `track_decline`, one with `irreducible`."""
         seen = self.last_clock[indices] >= 0
         relative = torch.where(seen, self.last_log_loss[indices] - self.mean_log_loss, torch.zeros(()))
         age = torch.where(seen, (self.clock - self.last_clock[indices]) / self.num_instances, torch.zeros(()))
         features = [relative, (~seen).float(), age]
         if self.track_decline:
             features.append(self.last_decline[indices] / self.mean_abs_decline.clamp(min=1e-6))
+        if self.irreducible is not None:
+            reducible = self.last_log_loss[indices] - self.irreducible[indices].clamp(min=1e-8).log()
+            features.append(torch.where(seen, reducible, torch.zeros(())))
         return torch.stack(features, dim=1)
 
     @torch.no_grad()

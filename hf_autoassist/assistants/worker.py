@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from .base import Assistant
 
 
-LABELS = ("running_mean", "batch_median", "decline")
+LABELS = ("running_mean", "batch_median", "decline", "reducible")
 
 
 class AssistantWorker:
@@ -22,8 +22,9 @@ class AssistantWorker:
       `loss_momentum`; the paper's label) or, with `label="batch_median"`, "loss above its batch's median" (balanced
       by construction, and never lagging a falling loss), or, with `label="decline"`, "the loss fell more since the
       instance's previous visit than the batch's median fall" (learnability rather than loss; instances seen for the
-      first time carry no label). It is predicted before the update to keep a running accuracy, then used for one
-      SGD step.
+      first time carry no label), or, with `label="reducible"`, "the loss over the instance's irreducible loss
+      (in log) is above the batch's median" (RHO-LOSS: what is left to learn, not what cannot be learned). It is predicted
+      before the update to keep a running accuracy, then used for one SGD step.
     - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
       answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
       with unbalanced labels an Assistant that learned nothing already scores the majority rate.
@@ -44,6 +45,12 @@ class AssistantWorker:
     ):
         if label not in LABELS:
             raise ValueError(f"`label` must be one of {list(LABELS)}, got {label!r}.")
+        if label == "reducible" and getattr(assistant, "irreducible", None) is None:
+            raise ValueError(
+                "`label='reducible'` needs each instance's irreducible loss: wrap the Assistant in "
+                "`WithLossMemory(assistant, irreducible=losses)` (the trainer computes them with "
+                "`autoassist_label='reducible'`)."
+            )
         if label == "decline" and not hasattr(assistant, "declines"):
             raise ValueError(
                 "`label='decline'` needs an Assistant that remembers each instance's losses: wrap it in "
@@ -232,6 +239,11 @@ class AssistantWorker:
 
     def _labels(self, indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The instances of the batch that get a label, and their labels (1: "still worth training on")."""
+        if self.label == "reducible":
+            # as a log ratio: a loss that only varies around a high irreducible loss (a wrong label's) is not read
+            # as something left to learn
+            reducible = losses.clamp(min=1e-8).log() - self.assistant.irreducible[indices].clamp(min=1e-8).log()
+            return indices, (reducible > reducible.median()).float()
         if self.label == "decline":
             declines, seen = self.assistant.declines(indices, losses)
             declines = declines[seen]

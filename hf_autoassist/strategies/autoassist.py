@@ -19,14 +19,17 @@ class AutoAssistSelection(SelectionStrategy):
         self.assistant: Assistant | None = None
         self.worker: AssistantWorker | None = None
 
-    def prepare(self, dataset, assistant=None):
+    def prepare(self, dataset, assistant=None, irreducible=None):
+        """`irreducible`: `(len(dataset),)` irreducible losses, for `autoassist_label="reducible"`."""
         args = self.args
         if assistant is None:
             assistant = build_assistant(
                 args.autoassist_assistant, dataset, pool_size=args.autoassist_pool_size, token_dim=args.autoassist_assistant_dim
             )
             if args.autoassist_assistant_memory:
-                assistant = WithLossMemory(assistant, track_decline=args.autoassist_label == "decline")
+                assistant = WithLossMemory(
+                    assistant, track_decline=args.autoassist_label == "decline", irreducible=irreducible
+                )
         if assistant.num_instances != len(dataset):
             raise ValueError(
                 f"The Assistant was built for {assistant.num_instances} instances but the training set has "

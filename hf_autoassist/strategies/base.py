@@ -20,7 +20,7 @@ class Selection(NamedTuple):
 class SelectionStrategy:
     """Base class of the strategies behind `autoassist_strategy`. The trainer calls, in this order:
 
-    - `prepare(dataset)` once, when the training DataLoader is built;
+    - `prepare(dataset, assistant, irreducible)` once, when the training DataLoader is built;
     - per epoch that is shrunk, `synchronize(accelerator)` on every rank, then `select(...)` on the main process only
       (its decision is broadcast to the other ranks);
     - `observe(indices, losses, step)` after each training forward pass, with one loss per instance (only if
@@ -41,7 +41,7 @@ class SelectionStrategy:
     def __init__(self, args):
         self.args = args
 
-    def prepare(self, dataset, assistant=None) -> None:
+    def prepare(self, dataset, assistant=None, irreducible=None) -> None:
         """Called once per training run with the (column-pruned) training set."""
 
     def synchronize(self, accelerator) -> None:

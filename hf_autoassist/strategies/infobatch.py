@@ -50,7 +50,7 @@ class InfoBatchSelection(SelectionStrategy):
     observes_losses = True
     reweights = True
 
-    def prepare(self, dataset, assistant=None):
+    def prepare(self, dataset, assistant=None, irreducible=None):
         self.memory = LossMemory(len(dataset))
 
     def synchronize(self, accelerator):

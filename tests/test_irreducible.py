@@ -1,0 +1,110 @@
+"""Irreducible losses (`autoassist_label="reducible"`): cross-fitted out-of-sample losses that tell a wrong label
+from a hard one, their cache and their place in checkpoints."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+from hf_autoassist.irreducible import IrreducibleLossModel, fold_ids
+
+from benchmarks.noise import flip_labels
+from conftest import tiny_resnet
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def noisy_slice(fashion_mnist):
+    """800 Fashion-MNIST images with 30% of the labels replaced by another class."""
+    train = fashion_mnist["train"].select(range(800))
+    labels, noisy = flip_labels(np.asarray(train["labels"]), num_classes=10, fraction=0.3, seed=0)
+    train = train.remove_columns("labels").add_column("labels", labels.tolist()).with_format("numpy")
+    return train, noisy
+
+
+def make_trainer(tmp_path, vision_example, train, **options):
+    defaults = dict(
+        output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=32, num_train_epochs=2,
+        learning_rate=3e-3, save_strategy="no", disable_tqdm=True, seed=0, autoassist_synchronous=True,
+        autoassist_label="reducible", autoassist_irreducible_epochs=3,
+    )  # fmt: skip
+    args = AutoAssistConfig(**{**defaults, **options})
+    return AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images)
+
+
+def test_fold_ids_cover_every_instance_once():
+    ids = fold_ids(101, 4, seed=3)
+    assert ids.shape == (101,) and set(ids.tolist()) == {0, 1, 2, 3}
+    assert ids.bincount().max() - ids.bincount().min() <= 1
+    assert torch.equal(ids, fold_ids(101, 4, seed=3)) and not torch.equal(ids, fold_ids(101, 4, seed=4))
+
+
+def test_irreducible_losses_tell_a_wrong_label_from_a_right_one(tmp_path, vision_example, noisy_slice):
+    train, noisy = noisy_slice
+    trainer = make_trainer(tmp_path, vision_example, train)
+    result = IrreducibleLossModel(trainer).compute(train, vision_example.collate_images)
+    assert result.losses.shape == (800,) and torch.isfinite(result.losses).all() and result.folds == 2
+    is_noisy = torch.zeros(800, dtype=torch.bool)
+    is_noisy[torch.as_tensor(noisy)] = True
+    # out of sample, a wrong label costs far more than a right one: ranked by irreducible loss, most wrong labels
+    # come first (the area under the ROC curve)
+    order = result.losses.argsort(descending=True)
+    ranks = torch.empty(800)
+    ranks[order] = torch.arange(800, 0, -1).float()
+    auc = (ranks[is_noisy].mean() - (is_noisy.sum() + 1) / 2) / (~is_noisy).sum()
+    assert auc > 0.75, float(auc)
+    # the held-out accuracy is against the noisy labels: near 70% of the clean accuracy at best
+    assert 0.2 < result.heldout_accuracy < 0.75
+    assert result.heldout_loss == pytest.approx(float(result.losses.mean()), rel=1e-3)
+    # the Boss is left as it was: its copies trained
+    untouched = tiny_resnet()
+    for name, weight in trainer.model.state_dict().items():
+        torch.testing.assert_close(weight, untouched.state_dict()[name])
+
+
+def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_path, vision_example, noisy_slice, caplog, monkeypatch):
+    train, _ = noisy_slice
+    train = train.select(range(320))
+    cache = tmp_path / "cache" / "irreducible.pt"
+    first = make_trainer(tmp_path / "first", vision_example, train, autoassist_irreducible_cache=str(cache),
+                         autoassist_irreducible_epochs=1, save_strategy="epoch")  # fmt: skip
+    first.train()
+    assert cache.is_file() and first.irreducible.source == "computed" and first.irreducible.seconds > 0
+    torch.testing.assert_close(first.assistant.irreducible, first.irreducible.losses)
+
+    computed = []
+    original = IrreducibleLossModel.compute
+    monkeypatch.setattr(IrreducibleLossModel, "compute", lambda self, *a: computed.append(1) or original(self, *a))
+    second = make_trainer(tmp_path / "second", vision_example, train, autoassist_irreducible_cache=str(cache),
+                          autoassist_irreducible_epochs=1)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
+        second.train()
+    assert not computed and "read from" in caplog.text and second.irreducible.source == str(cache)
+    torch.testing.assert_close(second.irreducible.losses, first.irreducible.losses)
+
+    # other settings: the cache does not apply, the losses are computed again
+    third = make_trainer(tmp_path / "third", vision_example, train, autoassist_irreducible_cache=str(cache),
+                         autoassist_irreducible_epochs=2, max_steps=1)  # fmt: skip
+    third.train()
+    assert computed == [1] and third.irreducible.epochs == 2
+
+    # a resumed run takes them from its checkpoint
+    checkpoint = sorted((tmp_path / "first").glob("checkpoint-*"))[0]
+    resumed = make_trainer(tmp_path / "first", vision_example, train, autoassist_irreducible_epochs=1, save_strategy="epoch")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert computed == [1] and resumed.irreducible.source == str(checkpoint)
+    torch.testing.assert_close(resumed.irreducible.losses, first.irreducible.losses)
+
+
+@pytest.mark.parametrize(
+    "options,message",
+    [({"autoassist_irreducible_fraction": 0.7}, "leave out at least half"),
+     ({"autoassist_irreducible_epochs": 0}, "must be > 0"),
+     ({"autoassist_label": "reducible", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True")],
+)  # fmt: skip
+def test_bad_irreducible_options_name_the_fix(tmp_path, options, message):
+    with pytest.raises(ValueError, match=message):
+        AutoAssistConfig(output_dir=str(tmp_path), **options)
