@@ -198,6 +198,36 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
     assert report.main(["--check"]) == 0, "run `python benchmarks/report.py` after the suite"
 
 
+@pytest.mark.slow
+def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes(tmp_path, capsys):
+    from benchmarks import run_benchmark, signals
+
+    common = ["--task", "vision-resnet-noisy", "--preset", "quick", "--data_dir", str(DATA_DIR),
+              "--max_train_samples", "256"]  # fmt: skip
+    run_benchmark.main([*common, "--output_dir", str(tmp_path), "--work_dir", str(tmp_path / "work"),
+                        "--strategies", "plain"])  # fmt: skip
+    argv = [*common, "--suite_dir", str(tmp_path), "--work_dir", str(tmp_path / "signals"),
+            "--seeds", "0", "--signals", "decline", "reducible, in-epoch"]  # fmt: skip
+    signals.main(argv)
+    result = json.loads((tmp_path / "signals-vision-resnet-noisy.json").read_text())
+    assert len(result["runs"]) == 4 and set(result["summary"]) == {"decline", "reducible, in-epoch"}
+    by = {(r["signal"], r["strategy"]): r for r in result["runs"]}
+    reducible = by[("reducible, in-epoch", "autoassist")]
+    # the irreducible-loss models' instances count with the Boss's, and their held-out accuracy is reported
+    assert reducible["irreducible"]["instances"] > 0 and 0 <= reducible["irreducible"]["heldout_accuracy"] <= 1
+    random = by[("reducible, in-epoch", "random")]
+    assert random["autoassist_config"]["autoassist_rescore_every"] == 20
+    assert random["autoassist_options"]["autoassist_keep_prob"] == signals.replayed_keep_probs(reducible["kept_fraction_per_epoch"], 1.0)
+    for run in result["runs"]:
+        assert run["iso_quality"]["instances"] > 0 and 0 <= run["kept_noisy_fraction"] <= 1
+    summary = result["summary"]["decline"]
+    assert summary["seeds"] == [0] and summary["minus_random"]["values"][0] == pytest.approx(
+        by[("decline", "autoassist")]["final_validation"] - by[("decline", "random")]["final_validation"])
+    capsys.readouterr()
+    signals.main(argv)  # resumes: nothing trains again
+    assert "validation" not in capsys.readouterr().out
+
+
 def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
     """Re-timing an autoassist run changes the kept fractions random replays: the new random run takes the old
     one's place in the JSON instead of sitting beside it."""

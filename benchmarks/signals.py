@@ -1,0 +1,175 @@
+#!/usr/bin/env python
+"""Which selection signal: each one against random at its own kept fractions and against the plain front.
+
+For every task, seed and signal (a few `autoassist_*` options over the library's defaults): an `autoassist` run,
+then a `random` run that keeps, epoch by epoch, the fraction the signal kept after the warmup (with the same warmup
+and the same in-epoch decisions, so that both skip in the same places). Each run is also placed on its seed's plain
+front, read from the suite's `benchmarks/results/<task>.json` (run `run_benchmark.py` first): its iso-quality
+speedup in instances and in seconds. On noisy tasks the kept fractions of noisy and clean instances are recorded.
+
+    python benchmarks/signals.py --task all --data_dir ../shared/data
+
+writes `benchmarks/results/signals-<task>.json` after every run; runs already recorded with the same configuration
+are kept, so the study resumes where it stopped.
+"""
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import transformers
+from transformers import HfArgumentParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.analysis import front_of, iso_quality, spread  # noqa: E402
+from benchmarks.run_benchmark import (  # noqa: E402
+    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
+)  # fmt: skip
+from benchmarks.tasks import TASKS  # noqa: E402
+
+# each signal is what it changes from the library's defaults
+SIGNALS = {
+    "loss (batch median)": {},
+    "decline": {"autoassist_label": "decline"},
+    "reducible": {"autoassist_label": "reducible"},
+    "loss, in-epoch": {"autoassist_rescore_every": 20},
+    "reducible, in-epoch": {"autoassist_label": "reducible", "autoassist_rescore_every": 20},
+}
+
+
+@dataclass
+class SignalsArguments:
+    task: str = field(default="all", metadata={"choices": ["all", *TASKS]})
+    preset: str = field(default="full", metadata={"choices": ["full", "quick"]})
+    data_dir: str = field(default="../shared/data")
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    signals: list[str] = field(default_factory=lambda: list(SIGNALS), metadata={"help": f"Among {list(SIGNALS)}."})
+    suite_dir: str | None = field(default=None, metadata={"help": "Where the suite's JSON with the plain front is; default benchmarks/results[/quick]."})
+    output_dir: str | None = field(default=None, metadata={"help": "Default: the suite_dir."})
+    work_dir: str = field(default="outputs/signals")
+    max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size (as the suite's)."})
+
+
+def replayed_keep_probs(kept_per_epoch: list[float], warmup: float) -> list[float]:
+    """Random's keep probability for each epoch after the warmup, replaying a run's kept fractions. An epoch in which
+    a fractional warmup ends kept its warmup part whole: only the rest was selected.
+
+    Example:
+        >>> replayed_keep_probs([1.0, 0.55, 0.4], warmup=1.0)
+        [0.55, 0.4]
+        >>> [round(p, 3) for p in replayed_keep_probs([0.7, 0.4], warmup=0.25)]  # (0.7 - 0.25) / 0.75
+        [0.6, 0.4]
+    """
+    first = math.floor(warmup)
+    probs = []
+    for epoch, kept in enumerate(kept_per_epoch[first:], start=first):
+        whole = min(1.0, max(0.0, warmup - epoch))  # the share of this epoch still in the warmup
+        probs.append(1.0 if whole >= 1.0 else max(0.0, min(1.0, (kept - whole) / (1.0 - whole))))
+    return probs or [1.0]
+
+
+def summarize(runs: list[dict], signals: list[str], seeds: list[int]) -> dict:
+    """Per signal: iso-quality speedups, the paired difference to random, kept fractions (noisy / clean)."""
+    summary = {}
+    for name in signals:
+        pairs = {}
+        for run in runs:
+            if run["signal"] == name:
+                pairs.setdefault(run["seed"], {})[run["strategy"]] = run
+        complete = [s for s in seeds if len(pairs.get(s, {})) == 2]
+        chosen = [pairs[s]["autoassist"] for s in complete]
+        summary[name] = {
+            "seeds": complete,
+            "final_validation": spread([r["final_validation"] for r in chosen]),
+            "minus_random": spread([pairs[s]["autoassist"]["final_validation"] - pairs[s]["random"]["final_validation"] for s in complete]),
+            "iso_quality_instances": spread([r["iso_quality"]["instances"] for r in chosen]),
+            "iso_quality_seconds": spread([r["iso_quality"]["seconds"] for r in chosen]),
+            "random_iso_quality_seconds": spread([pairs[s]["random"]["iso_quality"]["seconds"] for s in complete]),
+            "gain_over_full_plain": spread([r["iso_quality"]["gain_over_full_plain"] for r in chosen]),
+            "kept_noisy_fraction": spread([r.get("kept_noisy_fraction") for r in chosen]),
+            "kept_clean_fraction": spread([r.get("kept_clean_fraction") for r in chosen]),
+            "irreducible_heldout_accuracy": spread([r.get("irreducible", {}).get("heldout_accuracy") for r in chosen]),
+        }  # fmt: skip
+    return summary
+
+
+class SignalStudy:
+    """One task's JSON: the plain fronts it reads, the runs recorded so far (by fingerprint), saved after each run."""
+
+    def __init__(self, task, args: SignalsArguments):
+        self.task, self.args = task, args
+        self.preset = replace(task.presets[args.preset])
+        if args.max_train_samples is not None:
+            self.preset.train_samples = args.max_train_samples
+        suite_dir = args.suite_dir or os.path.join("benchmarks", "results", *(["quick"] if args.preset == "quick" else []))
+        with open(os.path.join(suite_dir, f"{task.name}.json")) as f:
+            suite_runs = json.load(f)["runs"]
+        self.fronts = {seed: front_of(suite_runs, seed) for seed in args.seeds}
+        missing = [seed for seed, front in self.fronts.items() if not front]
+        if missing:
+            raise ValueError(f"{task.name}: no plain front for seeds {missing} in {suite_dir}; run run_benchmark.py first.")
+        output_dir = args.output_dir or suite_dir
+        os.makedirs(output_dir, exist_ok=True)
+        self.path = os.path.join(output_dir, f"signals-{task.name}.json")
+        self.recorded = {}
+        if os.path.isfile(self.path):
+            with open(self.path) as f:
+                self.recorded = {run["fingerprint"]: run for run in json.load(f)["runs"]}
+        self.work_dir = task_work_dir(args, task)
+        self.data = task.load(args.data_dir, self.preset, self.work_dir, task.noise)
+        self.result = {
+            "task": task.name, "preset": args.preset, "command": "python benchmarks/signals.py " + " ".join(sys.argv[1:]),
+            "environment": environment(), "metric": self.data.metric, "signals": {n: SIGNALS[n] for n in args.signals},
+            "front_from": os.path.join(suite_dir, f"{task.name}.json"), "runs": [],
+        }  # fmt: skip
+
+    def run_seed(self, seed: int, progress: Progress) -> None:
+        task, preset, epochs = self.task, self.preset, self.preset.num_train_epochs
+        for name in self.args.signals:
+            options, chosen = SIGNALS[name], None
+            for strategy in ("autoassist", "random"):
+                if strategy == "random":  # the same warmup and decision points, the signal's kept fractions
+                    warmup = chosen["autoassist_config"]["autoassist_warmup_epochs"]
+                    options = {k: v for k, v in options.items() if k in ("autoassist_rescore_every", "autoassist_warmup_epochs")}
+                    options["autoassist_keep_prob"] = replayed_keep_probs(chosen["kept_fraction_per_epoch"], warmup)
+                args = training_arguments(task, preset, strategy, seed, self.work_dir, epochs, options)
+                key = fingerprint(task, preset, strategy, seed, epochs, autoassist_settings(args))
+                progress.announce(f"{task.name} seed {seed} {name}: {strategy}")
+                record = self.recorded.get(key)
+                if record is None:
+                    record = run_one(task, self.data, preset, strategy, seed, self.work_dir, epochs, options)
+                    record.update(fingerprint=key, signal=name, iso_quality=iso_quality(record, self.fronts[seed]))
+                    self.recorded[key] = record
+                    print(f"    validation {record['final_validation']:.4f}, {record['boss_instances']} instances, "
+                          f"iso-quality {record['iso_quality']['instances']:.2f} (instances)", flush=True)  # fmt: skip
+                    progress.finish_one(trained=True)
+                else:
+                    progress.finish_one(trained=False)
+                self.result["runs"] = [r for r in self.result["runs"] if r["fingerprint"] != key] + [record]
+                chosen = record if strategy == "autoassist" else chosen
+                self.result["summary"] = summarize(self.result["runs"], self.args.signals, self.args.seeds)
+                with open(self.path, "w") as f:
+                    json.dump(self.result, f, indent=1)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    (args,) = HfArgumentParser(SignalsArguments).parse_args_into_dataclasses(args=argv)
+    unknown = [name for name in args.signals if name not in SIGNALS]
+    if unknown:
+        raise ValueError(f"Unknown signals {unknown}; choose among {list(SIGNALS)}.")
+    transformers.utils.logging.set_verbosity_error()
+    tasks = list(TASKS.values()) if args.task == "all" else [TASKS[args.task]]
+    studies = [SignalStudy(task, args) for task in tasks]
+    progress = Progress(len(tasks) * len(args.seeds) * len(args.signals) * 2)
+    # seed by seed across the tasks, so that an interrupted study has every task at its first seeds
+    for seed in args.seeds:
+        for study in studies:
+            study.run_seed(seed, progress)
+    return [study.result for study in studies]
+
+
+if __name__ == "__main__":
+    main()
