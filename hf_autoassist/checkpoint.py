@@ -22,18 +22,24 @@ def save_state(folder: str, process_index: int, state: dict) -> None:
     torch.save(state, state_path(folder, process_index))
 
 
+def read_state(checkpoint: str, process_index: int) -> dict | None:
+    """The saved state as it is, or None when the checkpoint has none."""
+    path = state_path(checkpoint, process_index)
+    return torch.load(path, weights_only=False) if os.path.isfile(path) else None
+
+
 def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: str, trainer_name: str) -> dict | None:
     """The saved state, or None (with a warning that says what is lost) when the checkpoint has none or was saved
     with a training set of another size: training then resumes as the plain Trainer would."""
-    path = state_path(checkpoint, process_index)
-    if not os.path.isfile(path):
+    state = read_state(checkpoint, process_index)
+    if state is None:
+        path = state_path(checkpoint, process_index)
         logger.warning(
             f"{checkpoint} has no AutoAssist state ({os.path.basename(path)}): it was not written by {trainer_name}. "
             "Training resumes with a fresh Assistant, and the epoch to resume from is counted as if every epoch kept "
             "every instance."
         )
         return None
-    state = torch.load(path, weights_only=False)
     saved_size = len(state["sampler"]["candidates"])
     if saved_size != num_samples:
         lost = (

@@ -25,7 +25,7 @@ from torch.utils.data import DataLoader, Subset
 from transformers import Trainer
 from transformers.utils import is_datasets_available, logging
 
-from .checkpoint import state_path
+from .checkpoint import read_state
 from .losses import per_instance_loss_terms
 
 if is_datasets_available():
@@ -228,8 +228,7 @@ def irreducible_losses_for(trainer, dataset, collator, resume_from: str | None =
     """For an AutoAssist trainer's run: from the checkpoint being resumed, else from `autoassist_irreducible_cache`,
     else trained and scored now (and written to the cache)."""
     if resume_from is not None:
-        path = state_path(resume_from, trainer.args.process_index)
-        saved = torch.load(path, weights_only=False).get("irreducible") if os.path.isfile(path) else None
+        saved = (read_state(resume_from, trainer.args.process_index) or {}).get("irreducible")
         if saved is not None and len(saved["losses"]) == len(dataset):
             return IrreducibleLosses(**{**saved, "source": resume_from})
     model = IrreducibleLossModel(trainer, trainer.irreducible_model_init)

@@ -208,9 +208,7 @@ class AutoAssistMixin:
     def _build_sampler(self, num_samples: int) -> AssistedBatchSampler:
         """Decides each epoch at its start, or block by block with `autoassist_rescore_every`."""
         num_processes = self.accelerator.num_processes
-        split_batches = getattr(self.accelerator, "split_batches", False)
-        # instances in one round of batches, one batch per process (or one batch split across them)
-        per_round = self._train_batch_size * (1 if split_batches else num_processes)
+        per_round = self._train_batch_size * self._batches_per_round  # instances in one round of batches
         common = dict(
             batch_size=self._train_batch_size,
             seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
@@ -223,13 +221,22 @@ class AutoAssistMixin:
         accumulation = self.args.gradient_accumulation_steps
         return RescoringBatchSampler(
             num_samples,
-            rescore_every=self.args.autoassist_rescore_every * (per_round // self._train_batch_size),
+            rescore_every=self.args.autoassist_rescore_every * self._batches_per_round,
             select_fn=self._select_block,
             # a shrunk epoch ends on a whole accumulated step: the Trainer steps at a pass's end only at the full one
             round_to=per_round * accumulation if num_processes > 1 or accumulation > 1 else None,
             on_decided=self._plan_epoch_in_progress,
             **common,
         )
+
+    @property
+    def _batches_per_round(self) -> int:
+        """Sampler batches per round: one per process, or one split across them (`split_batches`)."""
+        return 1 if getattr(self.accelerator, "split_batches", False) else self.accelerator.num_processes
+
+    def _selection_seed(self, epoch: int, offset: int = 0) -> int:
+        """Seed of the draws for the epoch's pass from `offset` on, apart from the shuffle's and other blocks'."""
+        return self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1) + _BLOCK_SEED_STRIDE * offset
 
     def _select_instances(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`; decided on the main process and shared with every rank."""
@@ -244,8 +251,9 @@ class AutoAssistMixin:
         )
         if not selecting:
             return keep
-        seed = self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1)
-        keep, weights = self._decide(candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), seed)
+        keep, weights = self._decide(
+            candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), self._selection_seed(epoch)
+        )
         if not keep.any():  # an empty epoch would stop the Trainer
             keep[0] = True
         if self.strategy.reweights:
@@ -270,9 +278,10 @@ class AutoAssistMixin:
         selecting = selects_in_epoch(epochs_done, progress, self.args.autoassist_warmup_epochs, self.full_data_finish)
         if not selecting.any():
             return keep
-        seed = self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1) + _BLOCK_SEED_STRIDE * offset
         chosen = candidates[selecting]
-        kept, weights = self._decide(chosen, epoch - math.floor(self.args.autoassist_warmup_epochs), seed)
+        kept, weights = self._decide(
+            chosen, epoch - math.floor(self.args.autoassist_warmup_epochs), self._selection_seed(epoch, offset)
+        )
         keep[selecting] = kept
         if self.strategy.reweights:
             if self._loss_weights is None:
@@ -339,7 +348,7 @@ class AutoAssistMixin:
         """After each decision inside an epoch: the epoch's optimizer steps as expected now (the decided part, and
         the rest at the last decision's kept rate; exact once the pass is decided), and the plan from them. The
         plan never ends before the batches already decided are trained."""
-        rounds = 1 if getattr(self.accelerator, "split_batches", False) else self.accelerator.num_processes
+        rounds = self._batches_per_round
         accumulation = self.args.gradient_accumulation_steps
         self._epoch_batches_expected = math.ceil(expected_epoch_batches(sampler) / rounds)  # this process's
         steps = max(1, math.ceil(self._epoch_batches_expected / accumulation))

@@ -51,11 +51,14 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.candidates = torch.arange(num_samples)
         self.kept = self.candidates
 
+    def _draw_pass(self, epoch: int) -> torch.Tensor:
+        """The epoch's shuffled pass, the same on every process."""
+        return torch.randperm(self.num_samples, generator=torch.Generator().manual_seed(self.seed + epoch))
+
     def set_epoch(self, epoch: int) -> None:
         if epoch == self.epoch:
             return
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        self.candidates = torch.randperm(self.num_samples, generator=generator)
+        self.candidates = self._draw_pass(epoch)
         if self.select_fn is None:
             keep = torch.ones(self.num_samples, dtype=torch.bool)
         else:
@@ -107,11 +110,11 @@ class AssistedBatchSampler(Sampler[list[int]]):
             yield kept[start : start + self.batch_size]
 
     def __len__(self) -> int:
-        if self.drop_last:
-            # only full batches
-            return len(self.kept) // self.batch_size
-        # the last batch may be short
-        return math.ceil(len(self.kept) / self.batch_size)
+        return self.batches_of(len(self.kept))
+
+    def batches_of(self, items: int) -> int:
+        """Batches that `items` kept instances make: only full ones with `drop_last`, else the last may be short."""
+        return items // self.batch_size if self.drop_last else math.ceil(items / self.batch_size)
 
 
 # (epoch, candidates, offset) -> keep mask: `candidates` are the pass's positions `offset` onwards
@@ -166,8 +169,7 @@ class RescoringBatchSampler(AssistedBatchSampler):
     def set_epoch(self, epoch: int) -> None:
         if epoch == self.epoch:
             return
-        generator = torch.Generator().manual_seed(self.seed + epoch)
-        self.candidates = torch.randperm(self.num_samples, generator=generator)
+        self.candidates = self._draw_pass(epoch)
         self.epoch = epoch
         self._reset()
 
@@ -231,8 +233,7 @@ class RescoringBatchSampler(AssistedBatchSampler):
             batch += 1
 
     def __len__(self) -> int:
-        items = len(self.stream) if self.finished else self.full_pass_items
-        return items // self.batch_size if self.drop_last else math.ceil(items / self.batch_size)
+        return self.batches_of(len(self.stream) if self.finished else self.full_pass_items)
 
     def state_dict(self) -> dict:
         return {

@@ -53,7 +53,9 @@ def expected_epoch_batches(sampler: RescoringBatchSampler) -> int:
     the pass at the last decision's kept rate (at most the full pass's).
 
     Example:
-        >>> sampler = RescoringBatchSampler(100, batch_size=10, rescore_every=1, select_fn=lambda e, c, o: c < 50)
+        >>> import torch
+        >>> every_other = lambda epoch, candidates, offset: (offset + torch.arange(len(candidates))) % 2 == 0
+        >>> sampler = RescoringBatchSampler(100, batch_size=10, rescore_every=1, select_fn=every_other)
         >>> sampler.set_epoch(0); _ = next(iter(sampler)); sampler.decided, len(sampler.stream)
         (20, 10)
         >>> expected_epoch_batches(sampler)  # 10 decided, and half of the 80 undecided
@@ -62,8 +64,7 @@ def expected_epoch_batches(sampler: RescoringBatchSampler) -> int:
     if sampler.finished:
         return len(sampler)
     remaining = round(sampler.last_rate * (sampler.num_samples - sampler.decided))
-    items = min(sampler.full_pass_items, len(sampler.stream) + remaining)
-    return items // sampler.batch_size if sampler.drop_last else math.ceil(items / sampler.batch_size)
+    return sampler.batches_of(min(sampler.full_pass_items, len(sampler.stream) + remaining))
 
 
 class InEpochProgress(TrainerCallback):

@@ -154,31 +154,42 @@ def test_loss_memory_lets_the_assistant_learn_what_the_inputs_do_not_show():
     assert "last_log_loss" in state and state["clock"] == 4 * len(labels)
 
 
+def visit_three_kinds(workers, kind: torch.Tensor, visits: int, decay: float) -> torch.Tensor:
+    """Feeds every worker `visits` passes over a planted stream of three kinds of instance, nothing in the pixels
+    telling which: 0 still being learned (the loss falls by `1 - decay` per visit), 1 learned (low, flat) and 2
+    mislabelled (high, flat, noisy). Returns the last pass's losses."""
+    g = torch.Generator().manual_seed(3)
+    n = len(kind)
+    for visit in range(visits):
+        jitter = 1 + 0.1 * torch.randn(n, generator=g)
+        losses = torch.stack([2.0 * decay**visit * jitter, 0.05 * jitter, 2.5 * jitter.abs()])[kind, torch.arange(n)]
+        for batch in torch.randperm(n, generator=torch.Generator().manual_seed(visit)).split(50):
+            for worker in workers:
+                worker.submit(batch, losses[batch])
+    return losses
+
+
+def mean_score_by_kind(worker, kind: torch.Tensor) -> list[float]:
+    scores = worker.score(torch.arange(len(kind)))
+    return [float(scores[kind == k].mean()) for k in range(3)]
+
+
 def test_decline_label_prefers_instances_still_being_learned_over_learned_and_mislabelled_ones():
-    # three kinds of instance, nothing in the pixels tells which: one third still being learned (the loss falls by
-    # 30% per visit), one third learned (low, flat) and one third mislabelled (high, flat, noisy): the last is
-    # what a loss-seeking label keeps most
+    # one third of each kind (the loss of those being learned falls by 30% per visit): the mislabelled are what a
+    # loss-seeking label keeps most
     pixels, labels, _ = planted_pixels(n=1500)
     kind = torch.arange(1500) % 3  # 0 learning, 1 learned, 2 mislabelled
-    g = torch.Generator().manual_seed(3)
     decline = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), track_decline=True), lr=0.2,
                               synchronous=True, label="decline", confidence="skill")  # fmt: skip
     loss_seeking = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), lr=0.2, synchronous=True,
                                    label="batch_median", confidence="skill")  # fmt: skip
-    for visit in range(8):
-        jitter = 1 + 0.1 * torch.randn(1500, generator=g)
-        losses = torch.stack([2.0 * 0.7**visit * jitter, 0.05 * jitter, 2.5 * jitter.abs()])[kind, torch.arange(1500)]
-        for worker in (decline, loss_seeking):
-            for batch in torch.randperm(1500, generator=torch.Generator().manual_seed(visit)).split(50):
-                worker.submit(batch, losses[batch])
-    every = torch.arange(1500)
-    by_kind = lambda scores: [float(scores[kind == k].mean()) for k in range(3)]  # noqa: E731
-    learning, learned, mislabelled = by_kind(decline.score(every))
+    visit_three_kinds((decline, loss_seeking), kind, visits=8, decay=0.7)
+    learning, learned, mislabelled = mean_score_by_kind(decline, kind)
     # a quarter of the flat instances' declines still beat the batch median by chance: their labels are 1 that often
     assert learning > max(learned, mislabelled) + 0.25 and max(learned, mislabelled) < 0.5, (learning, learned, mislabelled)
     assert decline.skill > 0.2  # an Assistant that knows nothing has none
     # the loss-seeking label ranks the mislabelled instances first
-    seeking = by_kind(loss_seeking.score(every))
+    seeking = mean_score_by_kind(loss_seeking, kind)
     assert seeking[2] > seeking[0] and seeking[2] > 0.7
 
 
@@ -211,23 +222,16 @@ def test_reducible_label_prefers_instances_still_being_learned_over_learned_and_
     pixels, labels, _ = planted_pixels(n=1500)
     kind = torch.tensor([0, 0, 1, 1, 2]).repeat(300)
     irreducible = torch.tensor([0.3, 0.05, 2.5])[kind]
-    g = torch.Generator().manual_seed(3)
     worker = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), irreducible=irreducible), lr=0.2,
                              synchronous=True, label="reducible", confidence="skill")  # fmt: skip
     loss_seeking = AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), lr=0.2, synchronous=True,
                                    label="batch_median", confidence="skill")  # fmt: skip
-    for visit in range(5):
-        jitter = 1 + 0.1 * torch.randn(1500, generator=g)
-        losses = torch.stack([2.0 * 0.8**visit * jitter, 0.05 * jitter, 2.5 * jitter.abs()])[kind, torch.arange(1500)]
-        for batch in torch.randperm(1500, generator=torch.Generator().manual_seed(visit)).split(50):
-            worker.submit(batch, losses[batch])
-            loss_seeking.submit(batch, losses[batch])
-    by_kind = lambda scores: [float(scores[kind == k].mean()) for k in range(3)]  # noqa: E731
-    learning, learned, mislabelled = by_kind(worker.score(torch.arange(1500)))
+    losses = visit_three_kinds((worker, loss_seeking), kind, visits=5, decay=0.8)
+    learning, learned, mislabelled = mean_score_by_kind(worker, kind)
     assert learning > max(learned, mislabelled) + 0.3, (learning, learned, mislabelled)
     assert worker.skill > 0.3
     # on the same stream the loss-seeking label ranks the mislabelled first; this one well below the learning ones
-    seeking = by_kind(loss_seeking.score(torch.arange(1500)))
+    seeking = mean_score_by_kind(loss_seeking, kind)
     assert seeking[2] >= seeking[0] and mislabelled < seeking[2] - 0.15, (seeking, mislabelled)
     # the memory's feature is the last reducible loss, as a log ratio
     feature = worker.assistant.memory_features(torch.tensor([0, 2]))[:, 3]
