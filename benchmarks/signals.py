@@ -37,6 +37,8 @@ SIGNALS = {
     "reducible": {"autoassist_label": "reducible"},
     "loss, in-epoch": {"autoassist_rescore_every": 20},
     "reducible, in-epoch": {"autoassist_label": "reducible", "autoassist_rescore_every": 20},
+    # added after the reducible label was measured to prefer wrong labels (its scale): the same idea in ranks
+    "learnable": {"autoassist_label": "learnable"},
 }
 
 

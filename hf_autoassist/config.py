@@ -71,17 +71,21 @@ class AutoAssistArguments:
             mislabelled instance stops declining; needs `autoassist_assistant_memory`, and a second visit before
             an instance is labelled), or `"reducible"`, the loss over the instance's irreducible loss (in log) above
             the batch's median (RHO-LOSS: skips what is learned and what cannot be learned, such as a wrong label;
-            needs `autoassist_assistant_memory`; see `autoassist_irreducible_*`).
+            needs `autoassist_assistant_memory`; see `autoassist_irreducible_*`), or `"learnable"`, the instance's
+            rank by Boss loss in its batch times its rank by irreducible loss counted from the top, above the median
+            (both at once: a high loss that a model which never saw the instance could predict; in ranks, because a
+            Boss soon more confident than a briefly trained irreducible-loss model makes `"reducible"` read wrong
+            labels as still to learn).
         autoassist_irreducible_fraction (`float`, *optional*, defaults to `0.5`):
-            `"reducible"` only: each irreducible-loss model trains on this fraction of the training set and scores
+            `"reducible"` / `"learnable"` only: each irreducible-loss model trains on this fraction of the training set and scores
             the rest (`round(1 / fraction)` models, so that every instance is scored out of sample; the Boss still
             trains on every instance). The models are copies of the Boss at its starting weights, or
             `irreducible_model_init()` passed to the trainer.
         autoassist_irreducible_epochs (`float`, *optional*, defaults to `1.0`):
-            `"reducible"` only: epochs each irreducible-loss model trains on its fraction. Their cost, about
-            `epochs` Boss epochs in all, is part of `train()`'s time.
+            `"reducible"` / `"learnable"` only: epochs each irreducible-loss model trains on its fraction. Their
+            cost, about `epochs` Boss epochs in all, is part of `train()`'s time.
         autoassist_irreducible_cache (`str`, *optional*):
-            `"reducible"` only: a file to write the irreducible losses to, and to read them from in a later run of
+            `"reducible"` / `"learnable"` only: a file to write the irreducible losses to, and to read them from in a later run of
             the same data and settings (logged when it is used).
         autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
             How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
@@ -182,21 +186,22 @@ class AutoAssistArguments:
         metadata={
             "help": "Assistant's label: Boss loss above its 'batch_median', above its 'running_mean' (the paper's), or "
             "a loss 'decline' since the previous visit above the batch's median, or a 'reducible' loss (minus the "
-            "instance's irreducible loss) above the batch's median.",
-            "choices": ["running_mean", "batch_median", "decline", "reducible"],
+            "instance's irreducible loss) above the batch's median, or 'learnable': the loss's rank in the batch times "
+            "the irreducible loss's rank from the top, above the median.",
+            "choices": ["running_mean", "batch_median", "decline", "reducible", "learnable"],
         },
     )
     autoassist_irreducible_fraction: float = field(
         default=0.5,
-        metadata={"help": "'reducible' only: fraction of the training set each irreducible-loss model trains on, in "
+        metadata={"help": "'reducible' / 'learnable' only: fraction of the training set each irreducible-loss model trains on, in "
                   "(0, 0.5]; it scores the rest."},
     )
     autoassist_irreducible_epochs: float = field(
-        default=1.0, metadata={"help": "'reducible' only: epochs each irreducible-loss model trains."}
+        default=1.0, metadata={"help": "'reducible' / 'learnable' only: epochs each irreducible-loss model trains."}
     )
     autoassist_irreducible_cache: str | None = field(
         default=None,
-        metadata={"help": "'reducible' only: file to write the irreducible losses to and reuse in later runs of the "
+        metadata={"help": "'reducible' / 'learnable' only: file to write the irreducible losses to and reuse in later runs of the "
                   "same data and settings."},
     )
     autoassist_confidence: str = field(
@@ -282,7 +287,7 @@ class AutoAssistArguments:
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
             )
-        if self.autoassist_label in ("decline", "reducible") and not self.autoassist_assistant_memory:
+        if self.autoassist_label in ("decline", "reducible", "learnable") and not self.autoassist_assistant_memory:
             raise ValueError(
                 f"`autoassist_label={self.autoassist_label!r}` learns from each instance's past losses, which the loss "
                 "memory keeps: set `autoassist_assistant_memory=True`."

@@ -22,6 +22,7 @@ from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker
 from .assistants.factory import columns_read_once
+from .assistants.worker import IRREDUCIBLE_LABELS
 from .checkpoint import load_state, save_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
@@ -53,7 +54,7 @@ class AutoAssistMixin:
         per_instance_loss_fn (`Callable[[outputs, labels], Tensor]`, *optional*): one loss per instance, shape
             `(B,)`, for models whose output has no `logits` to derive it from.
         irreducible_model_init (`Callable[[], PreTrainedModel]`, *optional*): builds each irreducible-loss model
-            (`autoassist_label="reducible"`), e.g. a smaller one; by default a copy of the Boss before training.
+            (`autoassist_label="reducible"` or `"learnable"`), e.g. a smaller one; by default a copy of the Boss before training.
     """
 
     config_class: type = AutoAssistArguments
@@ -76,7 +77,7 @@ class AutoAssistMixin:
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self.per_instance_loss_fn = per_instance_loss_fn
         self.irreducible_model_init = irreducible_model_init
-        # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"`)
+        # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"` / `"learnable"`)
         self.irreducible: IrreducibleLosses | None = None
         self._resume_from: str | None = None
         self.strategy: SelectionStrategy | None = None
@@ -173,7 +174,7 @@ class AutoAssistMixin:
         self._close_strategy()
         self.strategy = build_strategy(self.args)
         irreducible = None
-        if self.args.autoassist_strategy == "autoassist" and self.args.autoassist_label == "reducible":
+        if self.args.autoassist_strategy == "autoassist" and self.args.autoassist_label in IRREDUCIBLE_LABELS:
             self.irreducible = irreducible_losses_for(self, dataset, collator, resume_from=self._resume_from)
             irreducible = self.irreducible.losses
         with columns_read_once():  # the Assistant and the report read the same label / token columns

@@ -6,6 +6,7 @@ import torch
 
 from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, WithLossMemory, build_assistant
 from hf_autoassist.assistants.base import Assistant
+from hf_autoassist.assistants.worker import batch_ranks
 
 
 def planted_pixels(n=3000, seed=0):
@@ -239,9 +240,39 @@ def test_reducible_label_prefers_instances_still_being_learned_over_learned_and_
     torch.testing.assert_close(feature, expected, rtol=1e-4, atol=1e-4)
 
 
+def test_learnable_label_keeps_to_instances_still_being_learned_when_the_boss_outgrows_the_irreducible_model():
+    # the irreducible-loss model trained briefly: less confident than the Boss, on the right labels (0.4 where the
+    # Boss reaches 0.05) and on the wrong ones (1.8 where the Boss's loss stays near 2.5), as measured on Fashion-MNIST
+    # with flipped labels. A wrong label's loss is then above its irreducible loss, and "reducible" reads it as
+    # something left to learn; ranks do not depend on either model's scale
+    pixels, labels, _ = planted_pixels(n=1500)
+    kind = torch.tensor([0, 0, 1, 1, 2]).repeat(300)
+    jitter = 1 + 0.1 * torch.randn(1500, generator=torch.Generator().manual_seed(5))
+    irreducible = torch.tensor([0.6, 0.4, 1.8])[kind] * jitter
+    workers = {
+        label: AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), irreducible=irreducible), lr=0.2,
+                               synchronous=True, label=label, confidence="skill")
+        for label in ("learnable", "reducible")
+    }  # fmt: skip
+    visit_three_kinds(workers.values(), kind, visits=5, decay=0.8)
+    learning, learned, mislabelled = mean_score_by_kind(workers["learnable"], kind)
+    # its labels need a loss neither low nor out of reach: the linear Assistant learns that order, with less margin
+    assert learning > learned + 0.08 and learning > mislabelled + 0.15, (learning, learned, mislabelled)
+    reducible = mean_score_by_kind(workers["reducible"], kind)
+    assert reducible[2] > reducible[0] and reducible[2] > mislabelled + 0.4, (reducible, mislabelled)
+
+
+def test_batch_ranks_run_from_zero_to_one_in_order():
+    values = torch.tensor([2.0, -1.0, 7.0, 3.0])
+    assert batch_ranks(values).tolist() == pytest.approx([1 / 3, 0.0, 1.0, 2 / 3])
+    assert batch_ranks(torch.tensor([4.0])).tolist() == [0.0]
+
+
 def test_reducible_label_needs_the_irreducible_losses():
     pixels, labels, _ = planted_pixels(n=10)
     with pytest.raises(ValueError, match="irreducible"):
         AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), synchronous=True, label="reducible")
+    with pytest.raises(ValueError, match="learnable"):
+        AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), synchronous=True, label="learnable")
     with pytest.raises(ValueError, match="one loss per instance"):
         WithLossMemory(PixelAssistant(pixels, labels), irreducible=torch.zeros(9))

@@ -78,11 +78,13 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     computed = []
     original = IrreducibleLossModel.compute
     monkeypatch.setattr(IrreducibleLossModel, "compute", lambda self, *a: computed.append(1) or original(self, *a))
+    # the losses do not depend on the label that reads them: a "learnable" run reuses them
     second = make_trainer(tmp_path / "second", vision_example, train, autoassist_irreducible_cache=str(cache),
-                          autoassist_irreducible_epochs=1)  # fmt: skip
+                          autoassist_irreducible_epochs=1, autoassist_label="learnable")  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
         second.train()
     assert not computed and "read from" in caplog.text and second.irreducible.source == str(cache)
+    assert second.strategy.worker.label == "learnable" and second.strategy.worker.trained > 0
     torch.testing.assert_close(second.irreducible.losses, first.irreducible.losses)
 
     # other settings: the cache does not apply, the losses are computed again
@@ -103,7 +105,8 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     "options,message",
     [({"autoassist_irreducible_fraction": 0.7}, "leave out at least half"),
      ({"autoassist_irreducible_epochs": 0}, "must be > 0"),
-     ({"autoassist_label": "reducible", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True")],
+     ({"autoassist_label": "reducible", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True"),
+     ({"autoassist_label": "learnable", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True")],
 )  # fmt: skip
 def test_bad_irreducible_options_name_the_fix(tmp_path, options, message):
     with pytest.raises(ValueError, match=message):

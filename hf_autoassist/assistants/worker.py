@@ -10,7 +10,19 @@ import torch.nn.functional as F
 from .base import Assistant
 
 
-LABELS = ("running_mean", "batch_median", "decline", "reducible")
+LABELS = ("running_mean", "batch_median", "decline", "reducible", "learnable")
+# the labels read from each instance's irreducible loss
+IRREDUCIBLE_LABELS = ("reducible", "learnable")
+
+
+def batch_ranks(values: torch.Tensor) -> torch.Tensor:
+    """Each value's rank in its batch, scaled to [0, 1] (0: the smallest).
+
+    Example:
+        >>> batch_ranks(torch.tensor([0.3, 5.0, 0.1]))
+        tensor([0.5000, 1.0000, 0.0000])
+    """
+    return values.argsort().argsort().float() / max(1, len(values) - 1)
 
 
 class AssistantWorker:
@@ -23,7 +35,10 @@ class AssistantWorker:
       by construction, and never lagging a falling loss), or, with `label="decline"`, "the loss fell more since the
       instance's previous visit than the batch's median fall" (learnability rather than loss; instances seen for the
       first time carry no label), or, with `label="reducible"`, "the loss over the instance's irreducible loss
-      (in log) is above the batch's median" (RHO-LOSS: what is left to learn, not what cannot be learned). It is predicted
+      (in log) is above the batch's median" (RHO-LOSS: what is left to learn, not what cannot be learned), or, with
+      `label="learnable"`, "the instance's rank by loss in its batch times its rank by irreducible loss counted
+      from the top is above the median": a high loss that a model which never saw the instance could predict (the
+      same idea in ranks, so that neither model's confidence matters). It is predicted
       before the update to keep a running accuracy, then used for one SGD step.
     - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
       answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
@@ -45,11 +60,11 @@ class AssistantWorker:
     ):
         if label not in LABELS:
             raise ValueError(f"`label` must be one of {list(LABELS)}, got {label!r}.")
-        if label == "reducible" and getattr(assistant, "irreducible", None) is None:
+        if label in IRREDUCIBLE_LABELS and getattr(assistant, "irreducible", None) is None:
             raise ValueError(
-                "`label='reducible'` needs each instance's irreducible loss: wrap the Assistant in "
+                f"`label={label!r}` needs each instance's irreducible loss: wrap the Assistant in "
                 "`WithLossMemory(assistant, irreducible=losses)` (the trainer computes them with "
-                "`autoassist_label='reducible'`)."
+                f"`autoassist_label={label!r}`)."
             )
         if label == "decline" and not hasattr(assistant, "declines"):
             raise ValueError(
@@ -244,6 +259,13 @@ class AssistantWorker:
             # as something left to learn
             reducible = losses.clamp(min=1e-8).log() - self.assistant.irreducible[indices].clamp(min=1e-8).log()
             return indices, (reducible > reducible.median()).float()
+        if self.label == "learnable":
+            # ranks, not losses: a Boss more confident than a briefly trained irreducible-loss model makes a wrong
+            # label's loss exceed its irreducible loss, and "reducible" then prefers wrong labels (measured on 30%
+            # flipped labels); a product, so that a learned instance (low loss) and a wrong label (high irreducible
+            # loss) both rank low
+            priority = batch_ranks(losses) * (1.0 - batch_ranks(self.assistant.irreducible[indices]))
+            return indices, (priority > priority.median()).float()
         if self.label == "decline":
             declines, seen = self.assistant.declines(indices, losses)
             declines = declines[seen]

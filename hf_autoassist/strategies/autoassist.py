@@ -20,7 +20,7 @@ class AutoAssistSelection(SelectionStrategy):
         self.worker: AssistantWorker | None = None
 
     def prepare(self, dataset, assistant=None, irreducible=None):
-        """`irreducible`: `(len(dataset),)` irreducible losses, for `autoassist_label="reducible"`."""
+        """`irreducible`: `(len(dataset),)` irreducible losses, for `autoassist_label="reducible"` / `"learnable"`."""
         args = self.args
         if assistant is None:
             assistant = build_assistant(
