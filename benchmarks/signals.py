@@ -16,6 +16,7 @@ are kept, so the study resumes where it stopped.
 import json
 import math
 import os
+import shlex
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -101,7 +102,7 @@ def summarize(runs: list[dict], signals: list[str], seeds: list[int]) -> dict:
 class SignalStudy:
     """One task's JSON: the plain fronts it reads, the runs recorded so far (by fingerprint), saved after each run."""
 
-    def __init__(self, task, args: SignalsArguments):
+    def __init__(self, task, args: SignalsArguments, command: str):
         self.task, self.args = task, args
         self.preset = replace(task.presets[args.preset])
         if args.max_train_samples is not None:
@@ -116,16 +117,19 @@ class SignalStudy:
         output_dir = args.output_dir or suite_dir
         os.makedirs(output_dir, exist_ok=True)
         self.path = os.path.join(output_dir, f"signals-{task.name}.json")
-        self.recorded = {}
+        self.recorded, earlier = {}, {"runs": [], "commands": []}
         if os.path.isfile(self.path):
             with open(self.path) as f:
-                self.recorded = {run["fingerprint"]: run for run in json.load(f)["runs"]}
+                earlier = json.load(f)
+            self.recorded = {run["fingerprint"]: run for run in earlier["runs"]}
         self.work_dir = task_work_dir(args, task)
         self.data = task.load(args.data_dir, self.preset, self.work_dir, task.noise)
+        commands = [c for c in earlier.get("commands", [earlier.get("command")]) if c and c != command] + [command]
         self.result = {
-            "task": task.name, "preset": args.preset, "command": "python benchmarks/signals.py " + " ".join(sys.argv[1:]),
-            "environment": environment(), "metric": self.data.metric, "signals": {n: SIGNALS[n] for n in args.signals},
-            "front_from": os.path.join(suite_dir, f"{task.name}.json"), "runs": [],
+            "task": task.name, "preset": args.preset, "commands": commands, "environment": environment(),
+            "metric": self.data.metric, "front_from": os.path.join(suite_dir, f"{task.name}.json"),
+            # a study of some signals keeps what earlier studies recorded for the others
+            "runs": [run for run in earlier["runs"] if run["signal"] not in args.signals],
         }  # fmt: skip
 
     def run_seed(self, seed: int, progress: Progress) -> None:
@@ -152,7 +156,9 @@ class SignalStudy:
                     progress.finish_one(trained=False)
                 self.result["runs"] = [r for r in self.result["runs"] if r["fingerprint"] != key] + [record]
                 chosen = record if strategy == "autoassist" else chosen
-                self.result["summary"] = summarize(self.result["runs"], self.args.signals, self.args.seeds)
+                studied = [n for n in SIGNALS if any(r["signal"] == n for r in self.result["runs"])]
+                self.result["signals"] = {n: SIGNALS[n] for n in studied}
+                self.result["summary"] = summarize(self.result["runs"], studied, self.args.seeds)
                 with open(self.path, "w") as f:
                     json.dump(self.result, f, indent=1)
 
@@ -164,7 +170,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
         raise ValueError(f"Unknown signals {unknown}; choose among {list(SIGNALS)}.")
     transformers.utils.logging.set_verbosity_error()
     tasks = list(TASKS.values()) if args.task == "all" else [TASKS[args.task]]
-    studies = [SignalStudy(task, args) for task in tasks]
+    command = "python benchmarks/signals.py " + shlex.join(argv if argv is not None else sys.argv[1:])
+    studies = [SignalStudy(task, args, command) for task in tasks]
     progress = Progress(len(tasks) * len(args.seeds) * len(args.signals) * 2)
     # seed by seed across the tasks, so that an interrupted study has every task at its first seeds
     for seed in args.seeds:

@@ -226,6 +226,11 @@ def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes
     capsys.readouterr()
     signals.main(argv)  # resumes: nothing trains again
     assert "validation" not in capsys.readouterr().out
+    # a later study of another signal adds to the JSON, keeping what the first recorded
+    signals.main([*argv[:-3], "--signals", "learnable"])
+    result = json.loads((tmp_path / "signals-vision-resnet-noisy.json").read_text())
+    assert len(result["runs"]) == 6 and list(result["summary"]) == ["decline", "reducible, in-epoch", "learnable"]
+    assert result["commands"][0].endswith("'reducible, in-epoch'") and result["commands"][-1].endswith("learnable")
 
 
 def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
