@@ -32,6 +32,7 @@ from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import InEpochProgress, expected_epoch_batches, fast_forward, planned_total_steps, resize_progress_bars
 from .selection import selects_in_epoch
+from .single_pass import SinglePassLoss
 from .strategies import AutoAssistSelection, SelectionStrategy, build_strategy
 
 if is_datasets_available():
@@ -58,6 +59,9 @@ class AutoAssistMixin:
     """
 
     config_class: type = AutoAssistArguments
+    # whether the loss may be rebuilt from the per-instance terms once checked (`single_pass.py`); a trainer whose
+    # loss already comes with them from one computation (TRL's SFT) says no
+    single_pass_loss: bool = True
 
     def __init__(
         self, *args, assistant: Assistant | None = None, per_instance_loss_fn=None, irreducible_model_init=None, **kwargs
@@ -76,6 +80,7 @@ class AutoAssistMixin:
         self.assistant = assistant
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self.per_instance_loss_fn = per_instance_loss_fn
+        self._single_pass = SinglePassLoss(self)
         self.irreducible_model_init = irreducible_model_init
         # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"` / `"learnable"`)
         self.irreducible: IrreducibleLosses | None = None
@@ -173,6 +178,7 @@ class AutoAssistMixin:
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts from a fresh strategy
         self._close_strategy()
         self.strategy = build_strategy(self.args)
+        self._single_pass.reset()
         irreducible = None
         if self.args.autoassist_strategy == "autoassist" and self.args.autoassist_label in IRREDUCIBLE_LABELS:
             self.irreducible = irreducible_losses_for(self, dataset, collator, resume_from=self._resume_from)
@@ -468,10 +474,17 @@ class AutoAssistMixin:
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
-        loss, outputs = self._loss_and_outputs(model, inputs, num_items_in_batch)
-        # with weights the terms keep their graph, to rebuild the loss; without, they are only read
-        with torch.set_grad_enabled(weights is not None):
+        if self._single_pass.applies(labels):  # one cross entropy: the loss is rebuilt from the terms
+            outputs = self._single_pass.forward(model, inputs)
             sums, counts = self._per_instance_loss_terms(model, outputs, labels)
+            loss = self._single_pass.loss(sums, counts, num_items_in_batch)
+        else:
+            loss, outputs = self._loss_and_outputs(model, inputs, num_items_in_batch)
+            # with weights the terms keep their graph, to rebuild the loss; without, they are only read
+            with torch.set_grad_enabled(weights is not None):
+                sums, counts = self._per_instance_loss_terms(model, outputs, labels)
+            if self._single_pass.should_check(labels):
+                self._single_pass.check(model, loss, sums, counts, num_items_in_batch)
         if weights is not None:
             loss = reweighted_loss(loss, sums, counts, weights[indices.cpu()].to(sums.device))
         if needs_losses:

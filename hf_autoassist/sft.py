@@ -44,6 +44,8 @@ class AutoAssistSFTTrainer(AutoAssistMixin, SFTTrainer):
     """
 
     config_class = AutoAssistSFTConfig
+    # TRL's fused loss hands out per-token log-probabilities: the per-row losses cost no second computation already
+    single_pass_loss = False
 
     def _loss_and_outputs(self, model, inputs, num_items_in_batch):
         # `return_outputs=True` would cost TRL an extra forward pass to build the logits: capture the outputs of the

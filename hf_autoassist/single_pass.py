@@ -1,0 +1,112 @@
+"""One cross entropy per step: the Trainer's loss rebuilt from the per-instance loss terms AutoAssist reads anyway.
+
+AutoAssist needs each instance's loss. Computing it beside the model's own loss doubles the cross entropy, which
+on a large vocabulary is not free. Most models' loss is a reduction of the same terms: the mean over counted target
+tokens (or examples), or their sum over the Trainer's `num_items_in_batch`. When that is so, the labels are withheld
+from the forward pass (the model returns its logits only) and the loss is rebuilt from the terms, with the
+Trainer's scaling, so that its value and its gradients are the Trainer's.
+
+Whether it is so is not guessed from the model's class: on the first training batch both are computed and
+compared. If they differ (a model with its own loss: auxiliary terms, a regression head, class weights...), the
+model keeps computing its loss and the terms are computed beside it, as before, for the rest of the run.
+"""
+
+import torch
+from transformers.utils import logging
+
+logger = logging.get_logger(__name__)
+
+
+class SinglePassLoss:
+    """The check, and the loss rebuilt from per-instance terms, for one AutoAssist trainer.
+
+    `verified` is None until a batch with labels has been compared, then True (labels withheld from the forward
+    from then on) or False (the model's loss is its own). `reduction` is what the model's loss was found to be:
+    `"num_items"`, the sum over the Trainer's `num_items_in_batch` (models that take it, such as causal LMs), or
+    `"mean"`, the mean over this batch's terms (models that take the keyword and ignore it, such as most
+    classifiers).
+    """
+
+    REDUCTIONS = ("num_items", "mean")
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.verified: bool | None = None
+        self.reduction: str | None = None
+
+    def reset(self) -> None:
+        """A new `train()` checks again: the model or the arguments may have changed."""
+        self.verified, self.reduction = None, None
+
+    def _possible(self, labels) -> bool:
+        trainer = self.trainer
+        return (
+            trainer.single_pass_loss
+            and labels is not None
+            and trainer.compute_loss_func is None
+            and trainer.per_instance_loss_fn is None
+        )
+
+    def applies(self, labels) -> bool:
+        """Whether the loss of a batch with these `labels` is rebuilt from its terms: checked, and no custom loss."""
+        return self.verified is True and self._possible(labels)
+
+    def should_check(self, labels) -> bool:
+        return self.verified is None and self._possible(labels)
+
+    def _base_model(self, model):
+        base = self.trainer.accelerator.unwrap_model(model)
+        return base.get_base_model() if hasattr(base, "get_base_model") else base  # a `peft.PeftModel`'s own
+
+    def forward(self, model, inputs):
+        """The model's outputs for `inputs` without their labels: logits, and no loss of its own."""
+        labels = inputs["labels"]
+        inputs = {k: v for k, v in inputs.items() if k != "labels"}
+        base = self._base_model(model)
+        if getattr(base.config, "is_encoder_decoder", False) and "decoder_input_ids" not in inputs:
+            # what the model itself would build from the labels
+            inputs["decoder_input_ids"] = base.prepare_decoder_input_ids_from_labels(labels=labels)
+        return model(**inputs)
+
+    def loss(self, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch, reduction: str | None = None):
+        """The Trainer's loss from `(batch,)` summed terms and counts, reduced as the model reduces them (over the
+        whole accumulated batch's `num_items_in_batch` when the Trainer passes it and the model uses it, else over
+        this batch's count), then scaled across processes as the Trainer scales a model's loss."""
+        trainer = self.trainer
+        if num_items_in_batch is None:
+            return sums.sum() / counts.sum().clamp(min=1)
+        if (reduction or self.reduction) == "mean":
+            loss = sums.sum() / counts.sum().clamp(min=1)
+        else:
+            if torch.is_tensor(num_items_in_batch):
+                num_items_in_batch = num_items_in_batch.to(sums.device)
+            loss = sums.sum() / num_items_in_batch
+        if trainer.args.average_tokens_across_devices and trainer.model_accepts_loss_kwargs:
+            loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())
+        return loss
+
+    def check(self, model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch) -> None:
+        """Compares the model's loss with the ones rebuilt from the same batch's terms. A batch on which both
+        reductions agree (its count is `num_items_in_batch`) tells nothing: the next one is compared."""
+        loss = loss.detach().float()
+        matching = []
+        for reduction in self.REDUCTIONS:
+            rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, reduction).float()
+            if rebuilt.shape == loss.shape and torch.allclose(rebuilt, loss, rtol=1e-4, atol=1e-6):
+                matching.append(reduction)
+        base = self._base_model(model)
+        if getattr(getattr(base, "config", None), "is_encoder_decoder", False) and not hasattr(
+            base, "prepare_decoder_input_ids_from_labels"
+        ):
+            matching = []  # without the labels it could not build its decoder inputs
+        if len(matching) == 2 and num_items_in_batch is not None:
+            return
+        self.verified = bool(matching)
+        self.reduction = matching[0] if matching else None
+        if not self.verified:
+            rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, "mean")
+            logger.info(
+                f"{type(self.trainer.accelerator.unwrap_model(model)).__name__}'s loss ({float(loss):.6g}) is not the "
+                f"mean of its per-instance cross entropies ({float(rebuilt):.6g}): AutoAssist computes them beside "
+                "it, one more cross entropy per step."
+            )
