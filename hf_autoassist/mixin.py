@@ -12,7 +12,6 @@ from dataclasses import asdict
 from functools import partial
 
 import torch
-from accelerate.utils import broadcast
 from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, IterableDataset
 from transformers.data.data_collator import default_data_collator
@@ -27,11 +26,11 @@ from .checkpoint import load_state, save_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
 from .diagnostics import SelectionReport
+from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses, irreducible_losses_for
 from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import InEpochProgress, expected_epoch_batches, fast_forward, planned_total_steps, resize_progress_bars
-from .selection import selects_in_epoch
 from .single_pass import SinglePassLoss
 from .strategies import AutoAssistSelection, SelectionStrategy, build_strategy
 
@@ -39,12 +38,6 @@ if is_datasets_available():
     import datasets
 
 logger = logging.get_logger(__name__)
-
-# keeps the acceptance draws independent of the shuffling draws that use the same seed
-_SELECTION_SEED_OFFSET = 1_000_003
-# and, with in-epoch decisions, each block's draws independent of the others'
-_BLOCK_SEED_STRIDE = 7_919
-
 
 class AutoAssistMixin:
     """Adds AutoAssist (Zhang, Yu & Dhillon, NeurIPS 2019) to a `transformers.Trainer` subclass.
@@ -88,8 +81,8 @@ class AutoAssistMixin:
         self.strategy: SelectionStrategy | None = None
         self.autoassist_sampler: AssistedBatchSampler | None = None
         self._autoassist_indices: torch.Tensor | None = None
-        # loss weight of every instance in the running epoch, or None to leave the Trainer's loss untouched
-        self._loss_weights: torch.Tensor | None = None
+        # what each pass keeps, and the loss weights of the running one (one per `train()`)
+        self.epoch_selection: EpochSelection | None = None
         self.instances_backpropagated = 0  # by this process
         # per epoch: what it kept, per group, and the Assistant then (`autoassist_history`)
         self.autoassist_report = SelectionReport()
@@ -188,7 +181,7 @@ class AutoAssistMixin:
             self.autoassist_report.start(dataset)
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant
-        self.instances_backpropagated, self._loss_weights = 0, None
+        self.instances_backpropagated = 0
         if self.args.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.args.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
@@ -216,20 +209,22 @@ class AutoAssistMixin:
         """Decides each epoch at its start, or block by block with `autoassist_rescore_every`."""
         num_processes = self.accelerator.num_processes
         per_round = self._train_batch_size * self._batches_per_round  # instances in one round of batches
+        seed = self.args.data_seed if self.args.data_seed is not None else self.args.seed
+        self.epoch_selection = EpochSelection(self, num_samples, seed)
         common = dict(
             batch_size=self._train_batch_size,
-            seed=self.args.data_seed if self.args.data_seed is not None else self.args.seed,
+            seed=seed,
             drop_last=self.args.dataloader_drop_last,
             # every rank gets the same number of full batches, so accelerate never repeats instances to even them
             pad_to_multiple_of=per_round if num_processes > 1 else None,
         )
         if self.args.autoassist_rescore_every is None:
-            return AssistedBatchSampler(num_samples, select_fn=self._select_instances, **common)
+            return AssistedBatchSampler(num_samples, select_fn=self.epoch_selection.whole_pass, **common)
         accumulation = self.args.gradient_accumulation_steps
         return RescoringBatchSampler(
             num_samples,
             rescore_every=self.args.autoassist_rescore_every * self._batches_per_round,
-            select_fn=self._select_block,
+            select_fn=self.epoch_selection.block,
             # a shrunk epoch ends on a whole accumulated step: the Trainer steps at a pass's end only at the full one
             round_to=per_round * accumulation if num_processes > 1 or accumulation > 1 else None,
             on_decided=self._plan_epoch_in_progress,
@@ -240,77 +235,6 @@ class AutoAssistMixin:
     def _batches_per_round(self) -> int:
         """Sampler batches per round: one per process, or one split across them (`split_batches`)."""
         return 1 if getattr(self.accelerator, "split_batches", False) else self.accelerator.num_processes
-
-    def _selection_seed(self, epoch: int, offset: int = 0) -> int:
-        """Seed of the draws for the epoch's pass from `offset` on, apart from the shuffle's and other blocks'."""
-        return self.autoassist_sampler.seed + _SELECTION_SEED_OFFSET * (epoch + 1) + _BLOCK_SEED_STRIDE * offset
-
-    def _select_instances(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
-        """The epoch's keep mask over `candidates`; decided on the main process and shared with every rank."""
-        keep = torch.ones(len(candidates), dtype=torch.bool)
-        self._loss_weights = None
-        if self.args.max_steps > 0:
-            progress = self.state.global_step / self.args.max_steps
-        else:
-            progress = epoch / self.args.num_train_epochs
-        selecting = self.args.autoassist_strategy != "none" and selects_in_epoch(
-            epoch, progress, self.args.autoassist_warmup_epochs, self.full_data_finish
-        )
-        if not selecting:
-            return keep
-        keep, weights = self._decide(
-            candidates, epoch - math.ceil(self.args.autoassist_warmup_epochs), self._selection_seed(epoch)
-        )
-        if not keep.any():  # an empty epoch would stop the Trainer
-            keep[0] = True
-        if self.strategy.reweights:
-            self._loss_weights = torch.ones(self.autoassist_sampler.num_samples)
-            self._loss_weights[candidates] = weights
-        return keep
-
-    def _select_block(self, epoch: int, candidates: torch.Tensor, offset: int) -> torch.Tensor:
-        """The keep mask of one block of the pass, `candidates` being its positions `offset` onwards: the warmup
-        and the full-data finish are told apart candidate by candidate, by the training done when each comes."""
-        num_samples = self.autoassist_sampler.num_samples
-        if offset == 0:
-            self._loss_weights = None
-        keep = torch.ones(len(candidates), dtype=torch.bool)
-        if self.args.autoassist_strategy == "none":
-            return keep
-        epochs_done = epoch + (offset + torch.arange(len(candidates))) / num_samples
-        if self.args.max_steps > 0:
-            progress = torch.full_like(epochs_done, self.state.global_step / self.args.max_steps)
-        else:
-            progress = epochs_done / self.args.num_train_epochs
-        selecting = selects_in_epoch(epochs_done, progress, self.args.autoassist_warmup_epochs, self.full_data_finish)
-        if not selecting.any():
-            return keep
-        chosen = candidates[selecting]
-        kept, weights = self._decide(
-            chosen, epoch - math.floor(self.args.autoassist_warmup_epochs), self._selection_seed(epoch, offset)
-        )
-        keep[selecting] = kept
-        if self.strategy.reweights:
-            if self._loss_weights is None:
-                self._loss_weights = torch.ones(num_samples)
-            self._loss_weights[chosen] = weights
-        return keep
-
-    def _decide(self, candidates: torch.Tensor, selecting_epoch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """The strategy's keep mask and loss weights over `candidates`, decided on the main process (each rank's
-        strategy saw its own shard) and shared with every rank, so that batch counts agree."""
-        self.strategy.synchronize(self.accelerator)
-        keep, weights = torch.ones(len(candidates), dtype=torch.bool), torch.ones(len(candidates))
-        if self.accelerator.is_main_process:
-            selection = self.strategy.select(candidates, selecting_epoch, torch.Generator().manual_seed(seed))
-            keep = selection.keep.clone()
-            if selection.weights is not None:
-                weights = selection.weights.float()
-        if self.accelerator.num_processes > 1:
-            keep = broadcast(keep.to(torch.uint8).to(self.accelerator.device), from_process=0).cpu().bool()
-            if self.strategy.reweights:
-                weights = broadcast(weights.to(self.accelerator.device), from_process=0).cpu()
-        return keep, weights
 
     # ---- steps and schedule -------------------------------------------------------------------------------------
     def set_initial_training_values(self, args, dataloader):
@@ -418,7 +342,7 @@ class AutoAssistMixin:
         state = {
             "sampler": self.autoassist_sampler.state_dict(),
             "strategy": self.strategy.state_dict(),
-            "loss_weights": self._loss_weights,
+            "loss_weights": self.epoch_selection.loss_weights,
             "instances_backpropagated": self.instances_backpropagated,
             "history": self.autoassist_history,
             "epoch_start_step": self._epoch_start_step,
@@ -446,7 +370,7 @@ class AutoAssistMixin:
             return epochs_trained, steps_trained
         self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
         self.autoassist_sampler.load_state_dict(state["sampler"])
-        self._loss_weights = state.get("loss_weights")
+        self.epoch_selection.loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)
         self.autoassist_report.history = list(state.get("history", []))
         epoch = state["sampler"]["epoch"]
@@ -467,7 +391,7 @@ class AutoAssistMixin:
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         indices, self._autoassist_indices = self._autoassist_indices, None
-        weights = self._loss_weights
+        weights = None if self.epoch_selection is None else self.epoch_selection.loss_weights
         needs_losses = self.strategy is not None and self.strategy.observes_losses
         if indices is None or not model.training or (not needs_losses and weights is None):
             return super().compute_loss(

@@ -142,7 +142,7 @@ def test_infobatch_rescales_the_kept_below_mean_losses_and_finishes_on_full_data
 
     def recording_run_epoch(**kwargs):
         result = original_run_epoch(**kwargs)
-        weights = trainer._loss_weights
+        weights = trainer.epoch_selection.loss_weights
         weights_per_epoch[kwargs["epoch"]] = None if weights is None else sorted(set(weights.tolist()))
         return result
 
@@ -166,8 +166,8 @@ def test_reweighted_autoassist_changes_the_loss_only_when_asked(tmp_path, vision
         autoassist_reweight=True,
     )  # fmt: skip
     weighted.train()
-    assert plain._loss_weights is None  # reweighting off: the Trainer's loss is untouched
-    weights = weighted._loss_weights
+    assert plain.epoch_selection.loss_weights is None  # reweighting off: the Trainer's loss is untouched
+    weights = weighted.epoch_selection.loss_weights
     assert weights is not None and weights.min() >= 1.0 and weights.max() > 1.0  # 1/p, with p <= 1
     # the same selections (the Assistant saw the same losses in warmup), different losses after it
     assert plain.kept_fractions[1] == weighted.kept_fractions[1]

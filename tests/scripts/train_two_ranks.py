@@ -26,7 +26,7 @@ class RecordingTrainer(AutoAssistTrainer):
         epoch = self.autoassist_sampler.epoch
         self.trained_indices.setdefault(epoch, []).extend(inputs[INDEX_KEY].tolist())
         self.kept_indices[epoch] = self.autoassist_sampler.kept.tolist()
-        weights = self._loss_weights
+        weights = self.epoch_selection.loss_weights
         self.weight_sums[epoch] = None if weights is None else round(float(weights.sum()), 4)
         return super().training_step(model, inputs, *args, **kwargs)
 
