@@ -10,7 +10,8 @@ speedup in instances and in seconds. On noisy tasks the kept fractions of noisy 
     python benchmarks/signals.py --task all --data_dir ../shared/data
 
 writes `benchmarks/results/signals-<task>.json` after every run; runs already recorded with the same configuration
-are kept, so the study resumes where it stopped.
+are kept, so the study resumes where it stopped. `--retime_above 0.10` trains again the runs whose seconds something
+else disturbed (and the random run replaying a re-trained signal run).
 """
 
 import json
@@ -27,7 +28,7 @@ from transformers import HfArgumentParser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import front_of, iso_quality, spread  # noqa: E402
 from benchmarks.run_benchmark import (  # noqa: E402
-    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
+    Progress, autoassist_settings, disturbed, environment, fingerprint, run_one, task_work_dir, training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS  # noqa: E402
 
@@ -54,6 +55,11 @@ class SignalsArguments:
     output_dir: str | None = field(default=None, metadata={"help": "Default: the suite_dir."})
     work_dir: str = field(default="outputs/signals")
     max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size (as the suite's)."})
+    retime_above: float | None = field(
+        default=None,
+        metadata={"help": "Train again a recorded run whose foreign CPU seconds exceeded this share of its training "
+                  "seconds (as run_benchmark.py's): its seconds are not comparable."},
+    )
 
 
 def replayed_keep_probs(kept_per_epoch: list[float], warmup: float) -> list[float]:
@@ -145,6 +151,8 @@ class SignalStudy:
                 key = fingerprint(task, preset, strategy, seed, epochs, autoassist_settings(args))
                 progress.announce(f"{task.name} seed {seed} {name}: {strategy}")
                 record = self.recorded.get(key)
+                if record is not None and self.args.retime_above is not None and disturbed(record, self.args.retime_above):
+                    record = None
                 if record is None:
                     record = run_one(task, self.data, preset, strategy, seed, self.work_dir, epochs, options)
                     record.update(fingerprint=key, signal=name, iso_quality=iso_quality(record, self.fronts[seed]))

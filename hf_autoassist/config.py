@@ -61,6 +61,11 @@ class AutoAssistArguments:
             SGD step size of the Assistant.
         autoassist_queue_size (`int`, *optional*, defaults to `512`):
             Batches of Boss losses waiting for the Assistant; when full the oldest batch is dropped and counted.
+        autoassist_assistant_cpu_share (`float`, *optional*, defaults to `0.1`):
+            Bound on the Assistant thread's CPU time, as a share of the wall-clock time since training started
+            (0.1: a tenth of one core). Past it the thread sleeps and batches wait in the queue (the oldest dropped
+            when it is full), so that the Boss keeps the cores. Measured on the benchmark's small models: 0.05
+            (ResNet) and 0.01 (Marian). `None` for no bound.
         autoassist_loss_momentum (`float`, *optional*, defaults to `0.99`):
             Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
         autoassist_label (`str`, *optional*, defaults to `"batch_median"`):
@@ -177,6 +182,11 @@ class AutoAssistArguments:
         default=512,
         metadata={"help": "Batches of Boss losses queued for the Assistant; when full the oldest is dropped."},
     )
+    autoassist_assistant_cpu_share: float | None = field(
+        default=0.1,
+        metadata={"help": "Bound on the Assistant thread's CPU time as a share of wall-clock time (0.1: a tenth of "
+                  "one core); past it the thread sleeps. None for no bound."},
+    )
     autoassist_loss_momentum: float = field(
         default=0.99,
         metadata={"help": "Momentum of the running mean of Boss losses (the Assistant's label threshold), in [0, 1)."},
@@ -280,6 +290,11 @@ class AutoAssistArguments:
             )
         if self.autoassist_assistant_lr <= 0:
             raise ValueError(f"`autoassist_assistant_lr` must be > 0, got {self.autoassist_assistant_lr}.")
+        if self.autoassist_assistant_cpu_share is not None and not 0.0 < self.autoassist_assistant_cpu_share <= 1.0:
+            raise ValueError(
+                f"`autoassist_assistant_cpu_share` must be in (0, 1], got {self.autoassist_assistant_cpu_share}; "
+                "set it to None for no bound."
+            )
         if self.autoassist_queue_size < 1:
             raise ValueError(f"`autoassist_queue_size` must be >= 1, got {self.autoassist_queue_size}.")
         if not 0.0 <= self.autoassist_loss_momentum < 1.0:

@@ -276,3 +276,39 @@ def test_reducible_label_needs_the_irreducible_losses():
         AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels)), synchronous=True, label="learnable")
     with pytest.raises(ValueError, match="one loss per instance"):
         WithLossMemory(PixelAssistant(pixels, labels), irreducible=torch.zeros(9))
+
+
+class BusyPixelAssistant(PixelAssistant):
+    """Takes `busy` seconds of CPU per forward: an Assistant too costly for the Boss's cores."""
+
+    busy = 0.004
+
+    def forward(self, indices):
+        end = time.thread_time() + self.busy
+        while time.thread_time() < end:
+            pass
+        return super().forward(indices)
+
+
+def test_the_thread_keeps_within_its_cpu_share_and_drops_what_it_cannot_learn():
+    pixels, labels, losses = planted_pixels(n=640)
+    worker = AssistantWorker(BusyPixelAssistant(pixels, labels), queue_size=4, cpu_share=0.1)
+    start = time.perf_counter()
+    for _ in range(5):  # a Boss taking 2 ms per step: the unbounded thread would want two cores' worth
+        for batch in torch.arange(640).split(32):
+            worker.submit(batch, losses[batch])
+            time.sleep(0.002)
+    elapsed = time.perf_counter() - start
+    used = worker.train_cpu_seconds
+    # within the share, give or take the batch being learned when it was read
+    assert used <= 0.1 * elapsed + 2 * BusyPixelAssistant.busy + 0.01, (used, elapsed)
+    assert worker.dropped > 0 and worker.throttled_seconds > 0
+    assert worker.metrics()["autoassist/assistant_cpu_share"] <= 0.2
+    worker.close()
+    assert worker.trained + worker.dropped == worker.seen  # nothing lost unaccounted
+
+
+def test_cpu_share_must_be_a_share():
+    pixels, labels, _ = planted_pixels(n=10)
+    with pytest.raises(ValueError, match="cpu_share"):
+        AssistantWorker(PixelAssistant(pixels, labels), cpu_share=0.0)

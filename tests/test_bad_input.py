@@ -32,6 +32,7 @@ def config(tmp_path, **kwargs):
         ("autoassist_warmup_epochs", -1.0, "Use 0 to let the Assistant select"),
         ("autoassist_assistant_lr", 0.0, "must be > 0"),
         ("autoassist_queue_size", 0, "must be >= 1"),
+        ("autoassist_assistant_cpu_share", 1.5, "set it to None for no bound"),
         ("autoassist_loss_momentum", 1.0, "0 compares each loss with its own batch"),
         ("autoassist_assistant_dim", 0, "must be >= 1"),
         ("autoassist_pool_size", 0, "must be >= 1"),

@@ -43,6 +43,9 @@ class AssistantWorker:
     - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
       answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
       with unbalanced labels an Assistant that learned nothing already scores the majority rate.
+    - `cpu_share` bounds the thread's CPU time to that share of the wall-clock time since it started: past it, the
+      thread sleeps (holding neither the GIL nor a core) and batches wait in the queue, the oldest dropped when it
+      is full. The Boss trains on the same cores; `metrics()` reports the share taken and the time slept.
     - An exception in the thread is kept and re-raised in the training process by `raise_if_failed`.
     - `synchronous=True` trains inside `submit` instead: bit-reproducible, for debugging and tests.
     """
@@ -57,6 +60,7 @@ class AssistantWorker:
         synchronous: bool = False,
         label: str = "running_mean",
         confidence: str = "accuracy",
+        cpu_share: float | None = None,
     ):
         if label not in LABELS:
             raise ValueError(f"`label` must be one of {list(LABELS)}, got {label!r}.")
@@ -72,6 +76,8 @@ class AssistantWorker:
                 "`WithLossMemory(assistant, track_decline=True)` (the trainer does so with "
                 "`autoassist_assistant_memory=True`)."
             )
+        if cpu_share is not None and not 0.0 < cpu_share <= 1.0:
+            raise ValueError(f"`cpu_share` must be in (0, 1] or None (no bound), got {cpu_share}.")
         if confidence not in ("accuracy", "skill"):
             raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
         self.label, self.confidence_kind = label, confidence
@@ -80,6 +86,7 @@ class AssistantWorker:
         self.loss_momentum = loss_momentum
         self.accuracy_momentum = accuracy_momentum
         self.synchronous = synchronous
+        self.cpu_share = cpu_share
         self.queue: collections.deque = collections.deque(maxlen=queue_size)
         self.lock = threading.Lock()  # guards the Assistant's parameters and the statistics
         self.wakeup = threading.Condition()
@@ -93,6 +100,9 @@ class AssistantWorker:
         self.train_seconds = 0.0  # time the thread spent learning
         self.train_cpu_seconds = 0.0  # CPU time the thread took for it: its share of the cores the Boss trains on
         self.score_seconds = 0.0  # time the trainer spent scoring epochs
+        self.throttled_seconds = 0.0  # time the thread slept to keep within `cpu_share`
+        # the share is counted over this worker's life: from its start, or from the checkpoint it resumed from
+        self._started, self._cpu_before = time.perf_counter(), 0.0
         self.error: BaseException | None = None
         self._idle = True
         self._stop = False
@@ -188,12 +198,19 @@ class AssistantWorker:
             "autoassist/queue_dropped": self.dropped,
             "autoassist/assistant_seconds": round(self.seconds, 3),
             "autoassist/assistant_cpu_seconds": round(self.train_cpu_seconds, 3),
+            "autoassist/assistant_cpu_share": round(self.cpu_share_taken, 4),
+            "autoassist/assistant_throttled_seconds": round(self.throttled_seconds, 3),
         }
+
+    @property
+    def cpu_share_taken(self) -> float:
+        """The thread's CPU time over the wall-clock time since the worker started."""
+        return (self.train_cpu_seconds - self._cpu_before) / max(time.perf_counter() - self._started, 1e-9)
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
     _STATISTICS = (
         "running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped",
-        "train_seconds", "score_seconds", "train_cpu_seconds",
+        "train_seconds", "score_seconds", "train_cpu_seconds", "throttled_seconds",
     )  # fmt: skip
 
     def state_dict(self) -> dict:
@@ -212,6 +229,7 @@ class AssistantWorker:
             self.optimizer.load_state_dict(state["optimizer"])
             for name in self._STATISTICS:
                 setattr(self, name, state.get(name, 0.0))
+            self._started, self._cpu_before = time.perf_counter(), self.train_cpu_seconds
 
     # ---- the background thread -----------------------------------------------------------------------------------
     def _loop(self) -> None:
@@ -237,6 +255,19 @@ class AssistantWorker:
                     self._idle = True
                     self.wakeup.notify_all()
                 return
+            self._keep_within_cpu_share()
+
+    def _keep_within_cpu_share(self) -> None:
+        """Sleeps until the thread's CPU time is back within `cpu_share` of the time since it started (at once
+        when the worker is closing: training is over, the queue is drained at full speed)."""
+        if self.cpu_share is None:
+            return
+        excess = (self.train_cpu_seconds - self._cpu_before) / self.cpu_share - (time.perf_counter() - self._started)
+        if excess > 0:
+            with self.wakeup:
+                slept = time.perf_counter()
+                self.wakeup.wait_for(lambda: self._stop, timeout=excess)
+                self.throttled_seconds += time.perf_counter() - slept
 
     def _learn(self, indices: torch.Tensor, targets: torch.Tensor) -> None:
         """One SGD step on `indices` and their labels, predicted first to keep the running accuracy."""

@@ -44,6 +44,7 @@ class AutoAssistSelection(SelectionStrategy):
             synchronous=args.autoassist_synchronous,
             label=args.autoassist_label,
             confidence=args.autoassist_confidence,
+            cpu_share=args.autoassist_assistant_cpu_share,
         )
 
     def synchronize(self, accelerator):
