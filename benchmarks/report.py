@@ -1,6 +1,7 @@
 #!/usr/bin/env python
-"""README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the curve and ablation tables of
-benchmarks/README.md, from the same JSON and `benchmarks/results/ablation-<task>.json` (never typed by hand).
+"""README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the curve, ablation and signal
+tables of benchmarks/README.md, from the same JSON, `benchmarks/results/ablation-<task>.json` and
+`benchmarks/results/signals-<task>.json` (never typed by hand).
 
     python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
     python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
@@ -16,6 +17,7 @@ RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
 ABLATION_BEGIN, ABLATION_END = "<!-- ablation-results -->", "<!-- /ablation-results -->"
 CURVES_BEGIN, CURVES_END = "<!-- curve-results -->", "<!-- /curve-results -->"
+SIGNALS_BEGIN, SIGNALS_END = "<!-- signal-results -->", "<!-- /signal-results -->"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
@@ -181,6 +183,32 @@ def render_ablation(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def render_signals(folder: Path = RESULTS) -> str:
+    """Per task and signal (`signals.py`): signal − random at the same kept fractions per seed, the kept fractions
+    of noisy / clean instances, and the iso-quality speedup in instances, median (per seed)."""
+    studies = {task: json.loads((folder / f"signals-{task}.json").read_text()) for task in TASK_ORDER
+               if (folder / f"signals-{task}.json").exists()}  # fmt: skip
+    signals = list(dict.fromkeys(name for study in studies.values() for name in study["summary"]))
+    lines = [f"| task | {' | '.join(signals)} |", "|---|" + "---|" * len(signals)]
+    for task, study in studies.items():
+        digits = 2 if study["metric"] == "bleu" else 4
+        cells = []
+        for name in signals:
+            summary = study["summary"].get(name)
+            if not summary or not summary["seeds"]:
+                cells.append("–")
+                continue
+            cell = f"{_signed(summary['minus_random']['values'], digits)}"
+            if summary["kept_noisy_fraction"]["median"] is not None:
+                cell += f" ({summary['kept_noisy_fraction']['median']:.2f} / {summary['kept_clean_fraction']['median']:.2f})"
+            iso = summary["iso_quality_instances"]
+            cell += f"; iso {_number(iso['median'], 2)} ({', '.join(_number(v, 2) for v in iso['values'])})"
+            cells.append(cell)
+        metric = " (BLEU)" if study["metric"] == "bleu" else ""
+        lines.append(f"| {task}{metric} | {' | '.join(cells)} |")
+    return "\n".join(lines)
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -204,6 +232,7 @@ def main(argv=None) -> int:
     readme, benchmarks_readme = Path(args.readme), Path(args.benchmarks_readme)
     results = load_results()
     benchmarks_text = replace_section(benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END)
+    benchmarks_text = replace_section(benchmarks_text, render_signals(), SIGNALS_BEGIN, SIGNALS_END)
     updates = {
         readme: replace_section(readme.read_text(), render(results)),
         benchmarks_readme: replace_section(benchmarks_text, render_curves(results), CURVES_BEGIN, CURVES_END),

@@ -250,8 +250,9 @@ def test_learnable_label_keeps_to_instances_still_being_learned_when_the_boss_ou
     jitter = 1 + 0.1 * torch.randn(1500, generator=torch.Generator().manual_seed(5))
     irreducible = torch.tensor([0.6, 0.4, 1.8])[kind] * jitter
     workers = {
-        label: AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), irreducible=irreducible), lr=0.2,
-                               synchronous=True, label=label, confidence="skill")
+        label: AssistantWorker(WithLossMemory(PixelAssistant(pixels, labels), irreducible=irreducible,
+                                              learnable=label == "learnable"),
+                               lr=0.2, synchronous=True, label=label, confidence="skill")
         for label in ("learnable", "reducible")
     }  # fmt: skip
     visit_three_kinds(workers.values(), kind, visits=5, decay=0.8)
@@ -260,6 +261,17 @@ def test_learnable_label_keeps_to_instances_still_being_learned_when_the_boss_ou
     assert learning > learned + 0.08 and learning > mislabelled + 0.15, (learning, learned, mislabelled)
     reducible = mean_score_by_kind(workers["reducible"], kind)
     assert reducible[2] > reducible[0] and reducible[2] > mislabelled + 0.4, (reducible, mislabelled)
+    # the memory reads the label's priority from the last losses: normal CDFs standing in for batch ranks
+    memory = workers["learnable"].assistant
+    log_loss, log_irreducible = memory.last_log_loss[:5], irreducible[:5].log()
+    spread = (memory.mean_square_log_loss - memory.mean_log_loss**2).sqrt()
+    normal = torch.distributions.Normal(0.0, 1.0)
+    expected = normal.cdf((log_loss - memory.mean_log_loss) / spread) * (
+        1 - normal.cdf((log_irreducible - irreducible.log().mean()) / irreducible.log().std())
+    ) - 0.25
+    torch.testing.assert_close(memory.memory_features(torch.arange(5))[:, 4], expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="irreducible="):
+        WithLossMemory(PixelAssistant(pixels, labels), learnable=True)
 
 
 def test_batch_ranks_run_from_zero_to_one_in_order():

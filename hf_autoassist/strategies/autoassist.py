@@ -28,7 +28,10 @@ class AutoAssistSelection(SelectionStrategy):
             )
             if args.autoassist_assistant_memory:
                 assistant = WithLossMemory(
-                    assistant, track_decline=args.autoassist_label == "decline", irreducible=irreducible
+                    assistant,
+                    track_decline=args.autoassist_label == "decline",
+                    irreducible=irreducible,
+                    learnable=args.autoassist_label == "learnable",
                 )
         if assistant.num_instances != len(dataset):
             raise ValueError(
