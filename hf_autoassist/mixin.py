@@ -39,6 +39,7 @@ if is_datasets_available():
 
 logger = logging.get_logger(__name__)
 
+
 class AutoAssistMixin:
     """Adds AutoAssist (Zhang, Yu & Dhillon, NeurIPS 2019) to a `transformers.Trainer` subclass.
 
@@ -48,7 +49,8 @@ class AutoAssistMixin:
         per_instance_loss_fn (`Callable[[outputs, labels], Tensor]`, *optional*): one loss per instance, shape
             `(B,)`, for models whose output has no `logits` to derive it from.
         irreducible_model_init (`Callable[[], PreTrainedModel]`, *optional*): builds each irreducible-loss model
-            (`autoassist_label="reducible"` or `"learnable"`), e.g. a smaller one; by default a copy of the Boss before training.
+            (`autoassist_label="reducible"` or `"learnable"`), e.g. a smaller one; by default a copy of the Boss
+            before training.
     """
 
     config_class: type = AutoAssistArguments
