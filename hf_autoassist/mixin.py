@@ -5,14 +5,12 @@ It overrides narrow hooks only: the training DataLoader (index-carrying dataset,
 epoch length and a re-planned schedule) and `log`. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
 """
 
-import math
 import os
 import sys
 from dataclasses import asdict
 from functools import partial
 
 import torch
-from torch.optim.lr_scheduler import LambdaLR
 from torch.utils.data import DataLoader, IterableDataset
 from transformers.data.data_collator import default_data_collator
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
@@ -30,7 +28,7 @@ from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses, irreducible_losses_for
 from .losses import per_instance_loss_terms, reweighted_loss
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
-from .schedule import InEpochProgress, expected_epoch_batches, fast_forward, planned_total_steps, resize_progress_bars
+from .schedule import EpochPlan, InEpochProgress
 from .single_pass import SinglePassLoss
 from .strategies import AutoAssistSelection, SelectionStrategy, build_strategy
 
@@ -88,13 +86,8 @@ class AutoAssistMixin:
         self.instances_backpropagated = 0  # by this process
         # per epoch: what it kept, per group, and the Assistant then (`autoassist_history`)
         self.autoassist_report = SelectionReport()
-        # where the running epoch started (optimizer steps) and how many it holds: saved with checkpoints
-        self._epoch_start_step = 0
-        self._epoch_update_steps = 0
-        self._resumed_epoch: tuple[int, int] | None = None  # (epoch, its start step) of a resumed mid-epoch run
-        # this process's batches of the running epoch: trained, and expected (`autoassist_rescore_every`)
-        self._epoch_batches_done = 0
-        self._epoch_batches_expected = 0
+        # the running epoch's place in the plan, and the plan made again when it changes
+        self.epoch_plan = EpochPlan(self)
         self.add_callback(InEpochProgress(self))
 
     @property
@@ -229,7 +222,7 @@ class AutoAssistMixin:
             select_fn=self.epoch_selection.block,
             # a shrunk epoch ends on a whole accumulated step: the Trainer steps at a pass's end only at the full one
             round_to=per_round * accumulation if num_processes > 1 or accumulation > 1 else None,
-            on_decided=self._plan_epoch_in_progress,
+            on_decided=self.epoch_plan.in_progress,
             **common,
         )
 
@@ -253,19 +246,7 @@ class AutoAssistMixin:
         # and the length is the full pass's (an upper bound) until the pass is decided
         sampler.set_epoch(epoch)
         steps_in_epoch = len(train_dataloader)
-        num_update_steps_per_epoch = max(1, math.ceil(steps_in_epoch / self.args.gradient_accumulation_steps))
-        if self._resumed_epoch is not None and self._resumed_epoch[0] == epoch:
-            self._epoch_start_step = self._resumed_epoch[1]
-        else:
-            self._epoch_start_step = self.state.global_step
-        self._resumed_epoch = None
-        self._epoch_batches_done = (self.state.global_step - self._epoch_start_step) * self.args.gradient_accumulation_steps
-        if isinstance(sampler, RescoringBatchSampler):
-            self._plan_epoch_in_progress(sampler)
-        else:
-            self._epoch_update_steps = num_update_steps_per_epoch
-            self._replan(epoch, num_update_steps_per_epoch)
-            self._record_epoch(epoch)
+        num_update_steps_per_epoch = self.epoch_plan.start(epoch, sampler, steps_in_epoch)
         if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
             self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(
@@ -276,21 +257,6 @@ class AutoAssistMixin:
             num_update_steps_per_epoch=num_update_steps_per_epoch,
             **kwargs,
         )
-
-    def _plan_epoch_in_progress(self, sampler: RescoringBatchSampler) -> None:
-        """After each decision inside an epoch: the epoch's optimizer steps as expected now (the decided part, and
-        the rest at the last decision's kept rate; exact once the pass is decided), and the plan from them. The
-        plan never ends before the batches already decided are trained."""
-        rounds = self._batches_per_round
-        accumulation = self.args.gradient_accumulation_steps
-        self._epoch_batches_expected = math.ceil(expected_epoch_batches(sampler) / rounds)  # this process's
-        steps = max(1, math.ceil(self._epoch_batches_expected / accumulation))
-        if not sampler.finished:
-            steps = max(steps, len(sampler.stream) // (sampler.batch_size * rounds * accumulation) + 1)
-        self._epoch_update_steps = steps
-        self._replan(sampler.epoch, steps)
-        if sampler.finished:
-            self._record_epoch(sampler.epoch)
 
     def _record_epoch(self, epoch: int) -> None:
         worker = self.assistant_worker
@@ -318,23 +284,6 @@ class AutoAssistMixin:
             for callback in integrations:
                 callback.on_log(self.args, self.state, self.control, logs=dict(metrics))
 
-    def _replan(self, epoch: int, update_steps_this_epoch: int) -> None:
-        """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length."""
-        if self.args.max_steps > 0:
-            return  # `max_steps` is honoured exactly; epochs just hold fewer steps
-        planned = planned_total_steps(
-            self._epoch_start_step, epoch, self.args.num_train_epochs, update_steps_this_epoch
-        )
-        self.state.max_steps = planned
-        # rebuilt even when the total did not change: a scheduler loaded from a checkpoint keeps the state but not
-        # the plan it was built for (LambdaLR does not save its functions)
-        if isinstance(self.lr_scheduler, LambdaLR) and self._created_lr_scheduler:
-            self.lr_scheduler = None
-            self.create_scheduler(num_training_steps=planned, optimizer=self.optimizer)
-            fast_forward(self.lr_scheduler, self.state.global_step)
-            self.callback_handler.lr_scheduler = self.lr_scheduler
-        resize_progress_bars(self.callback_handler.callbacks, planned)
-
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
@@ -347,8 +296,7 @@ class AutoAssistMixin:
             "loss_weights": self.epoch_selection.loss_weights,
             "instances_backpropagated": self.instances_backpropagated,
             "history": self.autoassist_history,
-            "epoch_start_step": self._epoch_start_step,
-            "epoch_update_steps": self._epoch_update_steps,
+            **self.epoch_plan.state_dict(),
             "irreducible": None if self.irreducible is None else {**asdict(self.irreducible), "source": "computed"},
         }
         save_state(folder, self.args.process_index, state)
@@ -379,14 +327,14 @@ class AutoAssistMixin:
         steps_done = self.state.global_step - state["epoch_start_step"]
         if epoch is None or steps_done >= state["epoch_update_steps"]:
             return (0 if epoch is None else epoch + 1), 0  # saved at an epoch end: the next epoch starts afresh
-        self._resumed_epoch = (epoch, state["epoch_start_step"])
+        self.epoch_plan.resumed = (epoch, state["epoch_start_step"])
         skip = 0 if self.args.ignore_data_skip else steps_done * self.args.gradient_accumulation_steps
         return epoch, skip
 
     # ---- per-instance losses ------------------------------------------------------------------------------------
     def training_step(self, model, inputs, *args, **kwargs):
         self._autoassist_indices = inputs.pop(INDEX_KEY, None)
-        self._epoch_batches_done += 1
+        self.epoch_plan.batches_done += 1
         if self._autoassist_indices is not None:
             self.instances_backpropagated += len(self._autoassist_indices)
         return super().training_step(model, inputs, *args, **kwargs)

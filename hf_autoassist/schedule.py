@@ -2,10 +2,10 @@
 
 The Trainer fixes `max_steps` and builds its scheduler from the length of the first epoch. With AutoAssist an
 epoch is a pass over the data that keeps only the selected instances, so its length is known only when the
-epoch starts. These helpers let the trainer plan again at each epoch start: the plan is exact once the last
-epoch has started, so the LR schedule and the progress bar end together. Deciding inside the epoch
-(`autoassist_rescore_every`), the length is known only when the pass is decided: the trainer plans again after each
-decision, from `expected_epoch_batches`.
+epoch starts. `EpochPlan` plans again at each epoch start: the plan is exact once the last epoch has started, so
+the LR schedule and the progress bar end together. Deciding inside the epoch (`autoassist_rescore_every`), the
+length is known only when the pass is decided: it plans again after each decision, from `expected_epoch_batches`,
+and `InEpochProgress` ends the epoch when its decided batches are trained.
 """
 
 import math
@@ -67,6 +67,72 @@ def expected_epoch_batches(sampler: RescoringBatchSampler) -> int:
     return sampler.batches_of(min(sampler.full_pass_items, len(sampler.stream) + remaining))
 
 
+class EpochPlan:
+    """The running epoch's place in the Trainer's plan: where it started, how many optimizer steps it holds, the
+    batches trained and expected in it; and the plan made again from them (total steps, LR schedule, progress bar)
+    each time they change. One per AutoAssist trainer; its numbers are saved with every checkpoint."""
+
+    def __init__(self, trainer):
+        self.trainer = trainer
+        self.start_step = 0  # optimizer steps done when the running epoch started
+        self.update_steps = 0  # optimizer steps it holds, as planned now
+        self.resumed: tuple[int, int] | None = None  # (epoch, its start step) of a run resumed inside it
+        self.batches_done = 0  # this process's batches of the running epoch, trained
+        self.batches_expected = 0  # and expected (`autoassist_rescore_every`)
+
+    def start(self, epoch: int, sampler, steps_in_epoch: int) -> int:
+        """At the epoch's start, its sampler drawn: the plan from its length; returns its optimizer steps (the full
+        pass's until decided, when deciding inside the epoch)."""
+        trainer = self.trainer
+        accumulation = trainer.args.gradient_accumulation_steps
+        update_steps = max(1, math.ceil(steps_in_epoch / accumulation))
+        resumed, self.resumed = self.resumed, None
+        self.start_step = resumed[1] if resumed is not None and resumed[0] == epoch else trainer.state.global_step
+        self.batches_done = (trainer.state.global_step - self.start_step) * accumulation
+        if isinstance(sampler, RescoringBatchSampler):
+            self.in_progress(sampler)
+        else:
+            self.update_steps = update_steps
+            self.replan(epoch, update_steps)
+            trainer._record_epoch(epoch)
+        return update_steps
+
+    def in_progress(self, sampler: RescoringBatchSampler) -> None:
+        """After each decision inside an epoch: the epoch's optimizer steps as expected now (the decided part, and
+        the rest at the last decision's kept rate; exact once the pass is decided), and the plan from them. The
+        plan never ends before the batches already decided are trained."""
+        trainer = self.trainer
+        rounds = trainer._batches_per_round
+        accumulation = trainer.args.gradient_accumulation_steps
+        self.batches_expected = math.ceil(expected_epoch_batches(sampler) / rounds)  # this process's
+        steps = max(1, math.ceil(self.batches_expected / accumulation))
+        if not sampler.finished:
+            steps = max(steps, len(sampler.stream) // (sampler.batch_size * rounds * accumulation) + 1)
+        self.update_steps = steps
+        self.replan(sampler.epoch, steps)
+        if sampler.finished:
+            trainer._record_epoch(sampler.epoch)
+
+    def replan(self, epoch: int, update_steps_this_epoch: int) -> None:
+        """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length."""
+        trainer = self.trainer
+        if trainer.args.max_steps > 0:
+            return  # `max_steps` is honoured exactly; epochs just hold fewer steps
+        planned = planned_total_steps(self.start_step, epoch, trainer.args.num_train_epochs, update_steps_this_epoch)
+        trainer.state.max_steps = planned
+        # rebuilt even when the total did not change: a scheduler loaded from a checkpoint keeps the state but not
+        # the plan it was built for (LambdaLR does not save its functions)
+        if isinstance(trainer.lr_scheduler, LambdaLR) and trainer._created_lr_scheduler:
+            trainer.lr_scheduler = None
+            trainer.create_scheduler(num_training_steps=planned, optimizer=trainer.optimizer)
+            fast_forward(trainer.lr_scheduler, trainer.state.global_step)
+            trainer.callback_handler.lr_scheduler = trainer.lr_scheduler
+        resize_progress_bars(trainer.callback_handler.callbacks, planned)
+
+    def state_dict(self) -> dict:
+        return {"epoch_start_step": self.start_step, "epoch_update_steps": self.update_steps}
+
+
 class InEpochProgress(TrainerCallback):
     """With decisions inside the epoch (`autoassist_rescore_every`) the Trainer measures an epoch against the full
     pass: this sets `state.epoch` from the batches expected instead, and ends the epoch once its decided pass is
@@ -80,7 +146,7 @@ class InEpochProgress(TrainerCallback):
         sampler = trainer.autoassist_sampler
         if not isinstance(sampler, RescoringBatchSampler) or sampler.epoch is None:
             return
-        done, expected = trainer._epoch_batches_done, max(1, trainer._epoch_batches_expected)
+        done, expected = trainer.epoch_plan.batches_done, max(1, trainer.epoch_plan.batches_expected)
         state.epoch = sampler.epoch + min(1.0, done / expected)
         if sampler.finished and done >= expected:
             control.should_epoch_stop = True
