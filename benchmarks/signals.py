@@ -137,8 +137,9 @@ class SignalStudy:
         self.result = {
             "task": task.name, "preset": args.preset, "commands": commands, "environment": environment(),
             "metric": self.data.metric, "front_from": os.path.join(suite_dir, f"{task.name}.json"),
-            # a study of some signals keeps what earlier studies recorded for the others
-            "runs": [run for run in earlier["runs"] if run["signal"] not in args.signals],
+            # every run recorded so far stays until its slot is visited again: a study stopped midway, or one of
+            # some signals only, keeps what the file held
+            "runs": list(earlier["runs"]),
         }  # fmt: skip
 
     def run_seed(self, seed: int, progress: Progress) -> None:
@@ -165,7 +166,12 @@ class SignalStudy:
                     progress.finish_one(trained=True)
                 else:
                     progress.finish_one(trained=False)
-                self.result["runs"] = [r for r in self.result["runs"] if r["fingerprint"] != key] + [record]
+                # one record per (signal, seed, strategy): a run trained again (another configuration, or re-timed)
+                # replaces the one it supersedes
+                slot = (name, seed, strategy)
+                self.result["runs"] = [
+                    r for r in self.result["runs"] if (r["signal"], r["seed"], r["strategy"]) != slot
+                ] + [record]
                 chosen = record if strategy == "autoassist" else chosen
                 studied = [n for n in SIGNALS if any(r["signal"] == n for r in self.result["runs"])]
                 self.result["signals"] = {n: SIGNALS[n] for n in studied}

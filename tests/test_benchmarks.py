@@ -231,6 +231,12 @@ def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes
     result = json.loads((tmp_path / "signals-vision-resnet-noisy.json").read_text())
     assert len(result["runs"]) == 6 and list(result["summary"]) == ["decline", "reducible, in-epoch", "learnable"]
     assert result["commands"][0].endswith("'reducible, in-epoch'") and result["commands"][-1].endswith("learnable")
+    # a study that has not reached a seed yet (or was stopped before it) keeps that seed's records in the file
+    later_seed = {**result["runs"][0], "seed": 1, "fingerprint": "recorded by an earlier study"}
+    (tmp_path / "signals-vision-resnet-noisy.json").write_text(json.dumps({**result, "runs": result["runs"] + [later_seed]}))
+    signals.main(argv)
+    runs = json.loads((tmp_path / "signals-vision-resnet-noisy.json").read_text())["runs"]
+    assert len(runs) == 7 and later_seed in runs
 
 
 def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
