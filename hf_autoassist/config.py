@@ -82,16 +82,16 @@ class AutoAssistArguments:
             Boss soon more confident than a briefly trained irreducible-loss model makes `"reducible"` read wrong
             labels as still to learn).
         autoassist_irreducible_fraction (`float`, *optional*, defaults to `0.5`):
-            `"reducible"` / `"learnable"` only: each irreducible-loss model trains on this fraction of the training set and scores
-            the rest (`round(1 / fraction)` models, so that every instance is scored out of sample; the Boss still
-            trains on every instance). The models are copies of the Boss at its starting weights, or
+            `"reducible"` / `"learnable"` only: each irreducible-loss model trains on this fraction of the training
+            set and scores the rest (`round(1 / fraction)` models, so that every instance is scored out of sample;
+            the Boss still trains on every instance). The models are copies of the Boss at its starting weights, or
             `irreducible_model_init()` passed to the trainer.
         autoassist_irreducible_epochs (`float`, *optional*, defaults to `1.0`):
             `"reducible"` / `"learnable"` only: epochs each irreducible-loss model trains on its fraction. Their
             cost, about `epochs` Boss epochs in all, is part of `train()`'s time.
         autoassist_irreducible_cache (`str`, *optional*):
-            `"reducible"` / `"learnable"` only: a file to write the irreducible losses to, and to read them from in a later run of
-            the same data and settings (logged when it is used).
+            `"reducible"` / `"learnable"` only: a file to write the irreducible losses to, and to read them from in a
+            later run of the same data and settings (logged when it is used).
         autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
             How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
             so that an Assistant that learned nothing keeps everything, or its running `"accuracy"` (the paper's,
@@ -203,16 +203,16 @@ class AutoAssistArguments:
     )
     autoassist_irreducible_fraction: float = field(
         default=0.5,
-        metadata={"help": "'reducible' / 'learnable' only: fraction of the training set each irreducible-loss model trains on, in "
-                  "(0, 0.5]; it scores the rest."},
+        metadata={"help": "'reducible' / 'learnable' only: fraction of the training set each irreducible-loss model "
+                  "trains on, in (0, 0.5]; it scores the rest."},
     )
     autoassist_irreducible_epochs: float = field(
         default=1.0, metadata={"help": "'reducible' / 'learnable' only: epochs each irreducible-loss model trains."}
     )
     autoassist_irreducible_cache: str | None = field(
         default=None,
-        metadata={"help": "'reducible' / 'learnable' only: file to write the irreducible losses to and reuse in later runs of the "
-                  "same data and settings."},
+        metadata={"help": "'reducible' / 'learnable' only: file to write the irreducible losses to and reuse in "
+                  "later runs of the same data and settings."},
     )
     autoassist_confidence: str = field(
         default="skill",

@@ -33,10 +33,12 @@ class SinglePassLoss:
         self.trainer = trainer
         self.verified: bool | None = None
         self.reduction: str | None = None
+        # an encoder-decoder's own way to build its decoder inputs from the labels (found once, at the check)
+        self._decoder_inputs_from_labels = None
 
     def reset(self) -> None:
         """A new `train()` checks again: the model or the arguments may have changed."""
-        self.verified, self.reduction = None, None
+        self.verified, self.reduction, self._decoder_inputs_from_labels = None, None, None
 
     def _possible(self, labels) -> bool:
         trainer = self.trainer
@@ -62,10 +64,9 @@ class SinglePassLoss:
         """The model's outputs for `inputs` without their labels: logits, and no loss of its own."""
         labels = inputs["labels"]
         inputs = {k: v for k, v in inputs.items() if k != "labels"}
-        base = self._base_model(model)
-        if getattr(base.config, "is_encoder_decoder", False) and "decoder_input_ids" not in inputs:
+        if self._decoder_inputs_from_labels is not None and "decoder_input_ids" not in inputs:
             # what the model itself would build from the labels
-            inputs["decoder_input_ids"] = base.prepare_decoder_input_ids_from_labels(labels=labels)
+            inputs["decoder_input_ids"] = self._decoder_inputs_from_labels(labels=labels)
         return model(**inputs)
 
     def loss(self, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch, reduction: str | None = None):
@@ -95,10 +96,10 @@ class SinglePassLoss:
             if rebuilt.shape == loss.shape and torch.allclose(rebuilt, loss, rtol=1e-4, atol=1e-6):
                 matching.append(reduction)
         base = self._base_model(model)
-        if getattr(getattr(base, "config", None), "is_encoder_decoder", False) and not hasattr(
-            base, "prepare_decoder_input_ids_from_labels"
-        ):
-            matching = []  # without the labels it could not build its decoder inputs
+        if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
+            self._decoder_inputs_from_labels = getattr(base, "prepare_decoder_input_ids_from_labels", None)
+            if self._decoder_inputs_from_labels is None:
+                matching = []  # without the labels it could not build its decoder inputs
         if len(matching) == 2 and num_items_in_batch is not None:
             return
         self.verified = bool(matching)

@@ -118,6 +118,10 @@ class WithLossMemory(Assistant):
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return self.base(indices) + self.memory_weights(self.memory_features(indices)).squeeze(-1)
 
+    def _update_running(self, buffer: torch.Tensor, value: torch.Tensor) -> None:
+        """A running mean over the batches remembered, with `momentum`, started at the first batch's value."""
+        buffer.copy_(value if self.clock == 0 else self.momentum * buffer + (1 - self.momentum) * value)
+
     @torch.no_grad()
     def remember(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         log_losses = losses.clamp(min=1e-8).log()
@@ -128,14 +132,9 @@ class WithLossMemory(Assistant):
                 size = float(declines[seen].abs().mean())
                 first = self.mean_abs_decline == 0
                 self.mean_abs_decline.fill_(size if first else self.momentum * float(self.mean_abs_decline) + (1 - self.momentum) * size)
-        if self.clock == 0:
-            self.mean_log_loss.fill_(float(log_losses.mean()))
-        else:
-            self.mean_log_loss.mul_(self.momentum).add_((1 - self.momentum) * log_losses.mean())
+        self._update_running(self.mean_log_loss, log_losses.mean())
         if self.learnable:
-            square = log_losses.pow(2).mean()
-            first = self.clock == 0
-            self.mean_square_log_loss.copy_(square if first else self.momentum * self.mean_square_log_loss + (1 - self.momentum) * square)
+            self._update_running(self.mean_square_log_loss, log_losses.pow(2).mean())
         self.last_log_loss[indices] = log_losses
         self.last_clock[indices] = self.clock
         self.clock += len(indices)
