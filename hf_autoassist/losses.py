@@ -60,6 +60,21 @@ def per_instance_loss_terms(
     return (token_loss * mask).sum(-1), mask.sum(-1).to(token_loss.dtype)
 
 
+def count_loss_terms(labels: torch.Tensor, ignore_index: int = -100, shift_labels: bool = False) -> torch.Tensor:
+    """How many loss terms a batch's labels make, as [`per_instance_loss_terms`] counts them: one per class label,
+    one per target token (after the shift of a causal LM).
+
+    Example:
+        >>> count_loss_terms(torch.tensor([[5, 6, -100], [7, -100, -100]]), shift_labels=True)
+        tensor(1)
+    """
+    if labels.dim() == 1:
+        return torch.tensor(len(labels))
+    if shift_labels:
+        labels = labels[:, 1:]
+    return labels.ne(ignore_index).sum()
+
+
 def reweighted_loss(loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The Trainer's `loss` with each instance's terms weighted by `weights`, shape `(batch,)`.
 

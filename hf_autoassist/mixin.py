@@ -74,6 +74,7 @@ class AutoAssistMixin:
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self.per_instance_loss_fn = per_instance_loss_fn
         self._single_pass = SinglePassLoss(self)
+        self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `_is_causal_lm`
         self.irreducible_model_init = irreducible_model_init
         # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"` / `"learnable"`)
         self.irreducible: IrreducibleLosses | None = None
@@ -348,7 +349,7 @@ class AutoAssistMixin:
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
-        if self._single_pass.applies(labels):  # one cross entropy: the loss is rebuilt from the terms
+        if self._single_pass.applies(model, labels, num_items_in_batch):  # one cross entropy: the loss is rebuilt from the terms
             outputs = self._single_pass.forward(model, inputs)
             sums, counts = self._per_instance_loss_terms(model, outputs, labels)
             loss = self._single_pass.loss(sums, counts, num_items_in_batch)
@@ -357,7 +358,7 @@ class AutoAssistMixin:
             # with weights the terms keep their graph, to rebuild the loss; without, they are only read
             with torch.set_grad_enabled(weights is not None):
                 sums, counts = self._per_instance_loss_terms(model, outputs, labels)
-            if self._single_pass.should_check(labels):
+            if self._single_pass.should_check(model, labels, num_items_in_batch):
                 self._single_pass.check(model, loss, sums, counts, num_items_in_batch)
         if weights is not None:
             loss = reweighted_loss(loss, sums, counts, weights[indices.cpu()].to(sums.device))
@@ -389,11 +390,14 @@ class AutoAssistMixin:
         )
 
     def _is_causal_lm(self, model) -> bool:
-        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM."""
-        model = self.accelerator.unwrap_model(model)
-        if hasattr(model, "get_base_model"):  # a `peft.PeftModel`
-            model = model.get_base_model()
-        return model._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values()
+        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM; found once
+        per model (it is asked every step)."""
+        if self._causal_lm is None or self._causal_lm[0] is not model:
+            base = self.accelerator.unwrap_model(model)
+            if hasattr(base, "get_base_model"):  # a `peft.PeftModel`
+                base = base.get_base_model()
+            self._causal_lm = (model, base._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+        return self._causal_lm[1]
 
     # ---- logging ------------------------------------------------------------------------------------------------
     def autoassist_metrics(self) -> dict[str, float]:

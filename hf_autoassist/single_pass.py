@@ -8,11 +8,15 @@ Trainer's scaling, so that its value and its gradients are the Trainer's.
 
 Whether it is so is not guessed from the model's class: on the first training batch both are computed and
 compared. If they differ (a model with its own loss: auxiliary terms, a regression head, class weights...), the
-model keeps computing its loss and the terms are computed beside it, as before, for the rest of the run.
+model keeps computing its loss and the terms are computed beside it, as before, for the rest of the run. Whether
+the model divides by its batch's count or by the Trainer's `num_items_in_batch` is told only by a batch on which the
+two differ (gradient accumulation, several processes); until one comes, each batch counts the same both ways.
 """
 
 import torch
 from transformers.utils import logging
+
+from .losses import count_loss_terms
 
 logger = logging.get_logger(__name__)
 
@@ -24,7 +28,8 @@ class SinglePassLoss:
     from then on) or False (the model's loss is its own). `reduction` is what the model's loss was found to be:
     `"num_items"`, the sum over the Trainer's `num_items_in_batch` (models that take it, such as causal LMs), or
     `"mean"`, the mean over this batch's terms (models that take the keyword and ignore it, such as most
-    classifiers).
+    classifiers), or None while no compared batch has told them apart (both agreed): a batch whose count is not
+    its `num_items_in_batch` is then compared again, and any other is rebuilt (both give its loss).
     """
 
     REDUCTIONS = ("num_items", "mean")
@@ -49,12 +54,30 @@ class SinglePassLoss:
             and trainer.per_instance_loss_fn is None
         )
 
-    def applies(self, labels) -> bool:
-        """Whether the loss of a batch with these `labels` is rebuilt from its terms: checked, and no custom loss."""
-        return self.verified is True and self._possible(labels)
+    def _reductions_differ(self, model, labels, num_items_in_batch) -> bool:
+        """Whether "mean" and "num_items" give this batch different losses: its count of loss terms is not the
+        Trainer's `num_items_in_batch` (summed over accumulated batches and processes)."""
+        if num_items_in_batch is None:
+            return False
+        count = count_loss_terms(labels, shift_labels=self.trainer._is_causal_lm(model))
+        return int(count) != int(num_items_in_batch)
 
-    def should_check(self, labels) -> bool:
-        return self.verified is None and self._possible(labels)
+    def applies(self, model, labels, num_items_in_batch) -> bool:
+        """Whether the loss of this batch is rebuilt from its terms: checked, no custom loss, and a reduction known
+        or not needed (both give this batch's loss)."""
+        if self.verified is not True or not self._possible(labels):
+            return False
+        return self.reduction is not None or not self._reductions_differ(model, labels, num_items_in_batch)
+
+    def should_check(self, model, labels, num_items_in_batch) -> bool:
+        """Whether this batch's own loss is compared with the rebuilt ones: the first with labels, then one that
+        tells the two reductions apart while they agreed."""
+        if not self._possible(labels):
+            return False
+        if self.verified is None:
+            return True
+        undecided = self.verified is True and self.reduction is None
+        return undecided and self._reductions_differ(model, labels, num_items_in_batch)
 
     def _base_model(self, model):
         base = self.trainer.accelerator.unwrap_model(model)
@@ -87,8 +110,8 @@ class SinglePassLoss:
         return loss
 
     def check(self, model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch) -> None:
-        """Compares the model's loss with the ones rebuilt from the same batch's terms. A batch on which both
-        reductions agree (its count is `num_items_in_batch`) tells nothing: the next one is compared."""
+        """Compares the model's loss with the ones rebuilt from the same batch's terms. When both reductions match
+        (its count is `num_items_in_batch`) the loss is verified and the reduction left open."""
         loss = loss.detach().float()
         matching = []
         for reduction in self.REDUCTIONS:
@@ -100,10 +123,8 @@ class SinglePassLoss:
             self._decoder_inputs_from_labels = getattr(base, "prepare_decoder_input_ids_from_labels", None)
             if self._decoder_inputs_from_labels is None:
                 matching = []  # without the labels it could not build its decoder inputs
-        if len(matching) == 2 and num_items_in_batch is not None:
-            return
         self.verified = bool(matching)
-        self.reduction = matching[0] if matching else None
+        self.reduction = matching[0] if len(matching) == 1 else None
         if not self.verified:
             rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, "mean")
             logger.info(

@@ -116,6 +116,40 @@ def test_auto_picks_the_assistant_from_the_columns():
         build_assistant("auto", datasets.Dataset.from_dict({"text": ["a"]}))
 
 
+@pytest.mark.parametrize("shape", [(1, 6, 6), (6, 6)])
+def test_fixed_shape_pixels_are_read_from_the_buffers_as_the_numpy_format_reads_them(shape):
+    import datasets
+
+    from hf_autoassist.assistants.factory import _read_column_now
+
+    g = torch.Generator().manual_seed(0)
+    feature = (datasets.Array3D if len(shape) == 3 else datasets.Array2D)(shape=shape, dtype="uint8")
+    parts = [
+        datasets.Dataset.from_dict(
+            {"pixel_values": torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8).numpy(), "labels": [1] * n},
+            features=datasets.Features({"pixel_values": feature, "labels": datasets.Value("int64")}),
+        )
+        for n in (7, 5)
+    ]
+    dataset = datasets.concatenate_datasets(parts)  # two Arrow chunks
+    assert dataset.data.column("pixel_values").num_chunks == 2
+    for view in (dataset, dataset.shuffle(seed=1).select(range(2, 11)), dataset.filter(lambda item: True).select([9, 0, 3])):
+        fast = _read_column_now(view, "pixel_values")
+        expected = view.with_format("numpy")["pixel_values"][:]
+        assert fast.shape == expected.shape == (len(view), *shape)
+        assert (fast == expected).all()
+
+
+def test_a_fixed_shape_column_with_missing_rows_is_read_row_by_row():
+    import datasets
+
+    from hf_autoassist.assistants.factory import _fixed_shape_column
+
+    features = datasets.Features({"pixel_values": datasets.Array2D(shape=(2, 2), dtype="float32")})
+    dataset = datasets.Dataset.from_dict({"pixel_values": [[[1.0, 2.0], [3.0, 4.0]], None]}, features=features)
+    assert _fixed_shape_column(dataset, "pixel_values") is None
+
+
 def test_skill_is_zero_for_an_assistant_that_only_knows_the_majority_label():
     # 80% of the losses are low, and nothing in the pixels tells which: accuracy settles at the majority rate
     pixels, labels, _ = planted_pixels()

@@ -153,16 +153,41 @@ def test_a_compute_loss_func_keeps_its_loss_and_the_terms_are_computed_beside_it
     assert trainer.strategy.losses[1].shape == (6,)
 
 
-def test_a_training_run_computes_one_cross_entropy_per_batch(tmp_path, monkeypatch, vision_example, fashion_mnist):
+def test_the_reduction_is_checked_again_on_the_first_batch_that_tells_them_apart(tmp_path, monkeypatch):
+    # a classifier takes `num_items_in_batch` and divides by its own batch's count: batches whose count is the
+    # Trainer's number cannot tell which; rebuilt either way they have the model's loss, and the first batch whose
+    # count differs (as under gradient accumulation) is compared again and settles it
+    torch.manual_seed(0)
+    model, batch = batch_for("classification")
+    options = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True)
+    plain = Trainer(model=copy.deepcopy(model), args=TrainingArguments(**options))
+    trainer = AutoAssistTrainer(model=model, args=AutoAssistConfig(**options))
+    trainer.strategy = Observer()
+    indices = torch.arange(len(batch["labels"]))
+    calls = count_cross_entropies(monkeypatch)
+    for num_items, cross_entropies, reduction in [(6, 2, None), (6, 1, None), (12, 2, "mean"), (12, 1, "mean")]:
+        expected_loss, expected_grads = loss_and_grads(plain, plain.model, batch, num_items)
+        calls.clear()
+        loss, grads = loss_and_grads(trainer, model, batch, num_items, indices)
+        torch.testing.assert_close(loss, expected_loss)
+        for name, grad in expected_grads.items():
+            torch.testing.assert_close(grads[name], grad)
+        assert len(calls) == cross_entropies and trainer._single_pass.verified is True
+        assert trainer._single_pass.reduction == reduction
+
+
+@pytest.mark.parametrize("accumulation", [1, 2])
+def test_a_training_run_computes_one_cross_entropy_per_batch(tmp_path, monkeypatch, vision_example, fashion_mnist, accumulation):
     train = fashion_mnist["train"].select(range(96)).with_format("numpy")
     args = AutoAssistConfig(
         output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=16, num_train_epochs=1,
-        gradient_accumulation_steps=2, save_strategy="no", disable_tqdm=True, autoassist_synchronous=True,
+        gradient_accumulation_steps=accumulation, save_strategy="no", disable_tqdm=True, autoassist_synchronous=True,
     )  # fmt: skip
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images)
     calls = count_cross_entropies(monkeypatch)
     trainer.train()
     # 6 batches; the first also computes the model's own loss, to check it against the rebuilt one
     assert len(calls) == 6 + 1
-    assert trainer._single_pass.verified is True and trainer._single_pass.reduction in ("mean", "num_items")
+    # without accumulation every batch's count is its `num_items_in_batch`: either reduction is its loss
+    assert trainer._single_pass.verified is True and trainer._single_pass.reduction == (None if accumulation == 1 else "mean")
     assert trainer.strategy.worker.seen == 96

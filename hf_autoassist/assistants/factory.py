@@ -1,9 +1,11 @@
 """Builds the Assistant named in the config from the training set's columns, read once in bulk."""
 
+import math
 from contextlib import contextmanager
 
 import datasets
 import numpy as np
+import pyarrow as pa
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -71,10 +73,41 @@ def _read_column(dataset: Dataset, column: str) -> list:
 
 def _read_column_now(dataset: Dataset, column: str) -> list:
     if isinstance(dataset, datasets.Dataset) and column in dataset.column_names:
+        fixed = _fixed_shape_column(dataset, column)
+        if fixed is not None:
+            return fixed
         # reads this column only, as one numpy array (an object array of arrays when ragged); `with_format` drops
         # any transform, so augmentations and decoding do not run for it
         return dataset.with_format("numpy")[column][:]
     return [dataset[i][column] for i in range(len(dataset))]
+
+
+_FIXED_SHAPE_FEATURES = (datasets.Array2D, datasets.Array3D, datasets.Array4D, datasets.Array5D)
+
+
+def _fixed_shape_column(dataset: datasets.Dataset, column: str) -> np.ndarray | None:
+    """A fixed-shape array column (`datasets.Array2D` to `Array5D`, e.g. stored `pixel_values`) as one `(N, *shape)`
+    array read from the Arrow buffers, or None for any other column. The numpy format builds such a column row by
+    row (0.54 s for 8,000 Fashion-MNIST images, against 4 ms here), which a short run pays at every `train()`."""
+    feature = dataset.features.get(column)
+    if not isinstance(feature, _FIXED_SHAPE_FEATURES):
+        return None
+    table_column = dataset.data.column(column)  # every row of the table, before any `select` / `shuffle`
+    flat = [_flat_values(chunk) for chunk in table_column.chunks]
+    values = np.concatenate(flat) if flat else np.empty(0, dtype=feature.dtype)
+    if values.size != len(table_column) * math.prod(feature.shape):  # null rows or values: read row by row
+        return None
+    rows = values.reshape(len(table_column), *feature.shape)
+    indices = getattr(dataset, "_indices", None)  # the rows a `select` / `shuffle` / `filter` kept, in order
+    return rows if indices is None else rows[indices.column(0).to_numpy()]
+
+
+def _flat_values(chunk: pa.Array) -> np.ndarray:
+    """The innermost values of a chunk of (nested) lists, in row order."""
+    values = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
+    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
+        values = values.flatten()
+    return values.to_numpy(zero_copy_only=False)
 
 
 def _image_column(dataset: Dataset) -> str | None:
