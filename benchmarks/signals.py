@@ -44,7 +44,12 @@ SIGNALS = {
     # its label separates wrong from right labels far better with irreducible-loss models trained 3 epochs
     # (0.28-0.32 vs 0.58-0.59 labelled positive on noisy ResNet, against 0.40-0.42 vs 0.53-0.54 with 1)
     "learnable, 3-epoch irreducible": {"autoassist_label": "learnable", "autoassist_irreducible_epochs": 3.0},
+    # the irreducible losses alone tell wrong labels well (AUC 0.91): those less likely than chance are kept at the
+    # floor, the rest chosen by the default label
+    "implausible skipped": {"autoassist_skip_implausible": True},
 }
+# signals that read class ids (not run on translation)
+CLASSIFICATION_ONLY = {"implausible skipped"}
 
 
 @dataclass
@@ -145,6 +150,10 @@ class SignalStudy:
     def run_seed(self, seed: int, progress: Progress) -> None:
         task, preset, epochs = self.task, self.preset, self.preset.num_train_epochs
         for name in self.args.signals:
+            if name in CLASSIFICATION_ONLY and self.data.metric != "accuracy":
+                progress.finish_one(trained=False)
+                progress.finish_one(trained=False)
+                continue
             options, chosen = SIGNALS[name], None
             for strategy in ("autoassist", "random"):
                 if strategy == "random":  # the same warmup and decision points, the signal's kept fractions

@@ -81,16 +81,23 @@ class AutoAssistArguments:
             (both at once: a high loss that a model which never saw the instance could predict; in ranks, because a
             Boss soon more confident than a briefly trained irreducible-loss model makes `"reducible"` read wrong
             labels as still to learn).
+        autoassist_skip_implausible (`bool`, *optional*, defaults to `False`):
+            Keep an instance whose label the irreducible-loss models find less likely than a uniform guess over the
+            classes (irreducible loss above `log(number of classes)`) with `autoassist_base_prob` only, whatever the
+            Assistant says: mostly wrong labels, which a loss-seeking rule would keep (measured on Fashion-MNIST with
+            30% of the labels flipped: 70% of the wrong labels and 7% of the right ones with the default one-epoch
+            models, 82% and 3% with three). Classification sets only; it trains the irreducible-loss models as the
+            labels that read them do (`autoassist_irreducible_*`).
         autoassist_irreducible_fraction (`float`, *optional*, defaults to `0.5`):
-            `"reducible"` / `"learnable"` only: each irreducible-loss model trains on this fraction of the training
+            With irreducible losses only: each irreducible-loss model trains on this fraction of the training
             set and scores the rest (`round(1 / fraction)` models, so that every instance is scored out of sample;
             the Boss still trains on every instance). The models are copies of the Boss at its starting weights, or
             `irreducible_model_init()` passed to the trainer.
         autoassist_irreducible_epochs (`float`, *optional*, defaults to `1.0`):
-            `"reducible"` / `"learnable"` only: epochs each irreducible-loss model trains on its fraction. Their
+            With irreducible losses only: epochs each irreducible-loss model trains on its fraction. Their
             cost, about `epochs` Boss epochs in all, is part of `train()`'s time.
         autoassist_irreducible_cache (`str`, *optional*):
-            `"reducible"` / `"learnable"` only: a file to write the irreducible losses to, and to read them from in a
+            With irreducible losses only: a file to write the irreducible losses to, and to read them from in a
             later run of the same data and settings (logged when it is used).
         autoassist_confidence (`str`, *optional*, defaults to `"skill"`):
             How far the shrinking rule trusts the Assistant: its `"skill"` over always answering the majority label,
@@ -201,17 +208,22 @@ class AutoAssistArguments:
             "choices": ["running_mean", "batch_median", "decline", "reducible", "learnable"],
         },
     )
+    autoassist_skip_implausible: bool = field(
+        default=False,
+        metadata={"help": "Keep instances whose label the irreducible-loss models find less likely than chance "
+                  "(loss above log(classes)) with autoassist_base_prob only: mostly wrong labels. Classification."},
+    )
     autoassist_irreducible_fraction: float = field(
         default=0.5,
-        metadata={"help": "'reducible' / 'learnable' only: fraction of the training set each irreducible-loss model "
+        metadata={"help": "With irreducible losses only: fraction of the training set each irreducible-loss model "
                   "trains on, in (0, 0.5]; it scores the rest."},
     )
     autoassist_irreducible_epochs: float = field(
-        default=1.0, metadata={"help": "'reducible' / 'learnable' only: epochs each irreducible-loss model trains."}
+        default=1.0, metadata={"help": "With irreducible losses only: epochs each irreducible-loss model trains."}
     )
     autoassist_irreducible_cache: str | None = field(
         default=None,
-        metadata={"help": "'reducible' / 'learnable' only: file to write the irreducible losses to and reuse in "
+        metadata={"help": "With irreducible losses only: file to write the irreducible losses to and reuse in "
                   "later runs of the same data and settings."},
     )
     autoassist_confidence: str = field(
@@ -244,6 +256,13 @@ class AutoAssistArguments:
         metadata={"help": "Write autoassist_diagnostics.json/.png into output_dir at the end; default: when the "
                   "Trainer saves (save_strategy != 'no')."},
     )
+
+    @property
+    def needs_irreducible_losses(self) -> bool:
+        """Whether the run trains irreducible-loss models: a label that reads them, or `autoassist_skip_implausible`."""
+        return self.autoassist_strategy == "autoassist" and (
+            self.autoassist_label in ("reducible", "learnable") or self.autoassist_skip_implausible
+        )
 
     def __post_init__(self):
         super().__post_init__()

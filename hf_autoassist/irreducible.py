@@ -1,5 +1,5 @@
 """Irreducible losses for `autoassist_label="reducible"` and `"learnable"` (RHO-LOSS: Mindermann et al., ICML 2022,
-arXiv 2206.07137).
+arXiv 2206.07137) and for `autoassist_skip_implausible`.
 
 An instance's *reducible* loss is its training loss minus its *irreducible* loss, the loss of a model that learned
 the task without ever seeing that instance. A mislabelled image or a misaligned pair has a high loss under both
@@ -41,6 +41,7 @@ class IrreducibleLosses:
 
     heldout_loss / heldout_accuracy: mean loss and accuracy (of class ids, or of target tokens) of the fold models
     on the instances they did not train on, against the training set's own labels (a noisy set lowers it).
+    num_classes: the models' number of classes for a classification set, None for sequences.
     """
 
     losses: torch.Tensor
@@ -51,10 +52,22 @@ class IrreducibleLosses:
     instances: int  # the models' training instances (forward and backward), to add to the Boss's
     seconds: float
     fingerprint: str
+    num_classes: int | None = None
     source: str = "computed"  # "computed", or the cache file / checkpoint it was read from
 
+    def implausible(self) -> torch.Tensor | None:
+        """`(N,)`: the instances whose label the models found less likely than a uniform guess over the classes
+        (loss above `log(num_classes)`), mostly wrong labels; None for sequences, where no such line exists."""
+        if self.num_classes is None or self.num_classes < 2:
+            return None
+        return self.losses > math.log(self.num_classes)
+
     def summary(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k != "losses"}
+        summary = {k: v for k, v in asdict(self).items() if k != "losses"}
+        implausible = self.implausible()
+        if implausible is not None:
+            summary["implausible_fraction"] = round(float(implausible.float().mean()), 4)
+        return summary
 
 
 def fold_ids(num_instances: int, folds: int, seed: int) -> torch.Tensor:
@@ -122,14 +135,14 @@ class IrreducibleLossModel:
         folds = fold_ids(len(dataset), self.folds, self.seed)
         totals, counts = torch.zeros(len(dataset)), torch.zeros(len(dataset))
         heldout_loss = heldout_hits = heldout_terms = 0.0
-        trained = 0
+        trained, num_classes = 0, None
         for fold in range(self.folds):
             model, instances = self._train_fold(
                 model_init, fold, (folds == fold).nonzero().squeeze(1).tolist(), dataset, collator
             )
             trained += instances
             others = (folds != fold).nonzero().squeeze(1)
-            losses, hits, terms = self._score(model, others.tolist(), dataset, collator)
+            losses, hits, terms, num_classes = self._score(model, others.tolist(), dataset, collator)
             totals[others] += losses
             counts[others] += 1
             heldout_loss += float(losses.sum())
@@ -145,6 +158,7 @@ class IrreducibleLossModel:
             instances=trained,
             seconds=round(time.perf_counter() - start, 2),
             fingerprint=self.fingerprint(dataset),
+            num_classes=num_classes,
         )
 
     def _train_fold(self, model_init, fold: int, indices: list[int], dataset, collator):
@@ -174,7 +188,8 @@ class IrreducibleLossModel:
 
     @torch.no_grad()
     def _score(self, model, indices: list[int], dataset, collator):
-        """Per-instance losses of `indices`, and the correct predictions and the terms they were counted over."""
+        """Per-instance losses of `indices`, the correct predictions and the terms they were counted over, and the
+        number of classes (None for sequences)."""
         trainer = self.trainer
         model.eval()
         device = next(model.parameters()).device
@@ -182,7 +197,7 @@ class IrreducibleLossModel:
             _subset(dataset, indices), batch_size=trainer.args.per_device_eval_batch_size, collate_fn=collator
         )
         causal = trainer._is_causal_lm(model)
-        losses, hits, terms = [], 0.0, 0.0
+        losses, hits, terms, num_classes = [], 0.0, 0.0, None
         for batch in loader:
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
             labels = batch.get("labels")
@@ -190,21 +205,22 @@ class IrreducibleLossModel:
             logits = outputs.get("logits") if isinstance(outputs, dict) else None
             if logits is None or labels is None:
                 raise ValueError(
-                    f"`autoassist_label={trainer.args.autoassist_label!r}` scores each instance with the "
-                    "irreducible-loss model's `logits` and the batch's `labels`; this model or batch has none. Use "
-                    "another `autoassist_label`."
+                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_skip_implausible`) scores "
+                    "each instance with the irreducible-loss model's `logits` and the batch's `labels`; this model or "
+                    "batch has none. Use another `autoassist_label` (and leave `autoassist_skip_implausible` off)."
                 )
             sums, counts = per_instance_loss_terms(
                 logits, labels, label_smoothing=trainer.args.label_smoothing_factor, shift_labels=causal
             )
             losses.append((sums / counts.clamp(min=1)).float().cpu())
+            num_classes = logits.shape[-1] if logits.dim() == 2 else None
             predicted, target = logits.argmax(-1), labels
             if causal:
                 predicted, target = predicted[:, :-1], target[:, 1:]
             counted = target.ne(-100)
             hits += float((predicted.eq(target) & counted).sum())
             terms += float(counted.sum())
-        return torch.cat(losses), hits, terms
+        return torch.cat(losses), hits, terms, num_classes
 
 
 def load_cached(path: str, fingerprint: str) -> IrreducibleLosses | None:
@@ -212,6 +228,9 @@ def load_cached(path: str, fingerprint: str) -> IrreducibleLosses | None:
     if not os.path.isfile(path):
         return None
     saved = torch.load(path, weights_only=False)
+    if "num_classes" not in saved:
+        logger.warning(f"The irreducible losses in {path} were written by an older version: computing them again.")
+        return None
     if saved.get("fingerprint") != fingerprint:
         logger.warning(
             f"The irreducible losses in {path} were computed for other data or settings: computing them again "
@@ -245,7 +264,8 @@ def irreducible_losses_for(trainer, dataset, collator, resume_from: str | None =
             return cached
     logger.info(
         f"Training {model.folds} irreducible-loss models for {model.epochs} epoch(s) each, each on 1/{model.folds} "
-        f"of the training set, to score the rest (autoassist_label={trainer.args.autoassist_label!r})."
+        f"of the training set, to score the rest (autoassist_label={trainer.args.autoassist_label!r}, "
+        f"autoassist_skip_implausible={trainer.args.autoassist_skip_implausible})."
     )
     result = model.compute(dataset, collator)
     logger.info(f"Irreducible losses: {result.summary()}")

@@ -19,7 +19,6 @@ from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker
 from .assistants.factory import columns_read_once
-from .assistants.worker import IRREDUCIBLE_LABELS
 from .checkpoint import load_state, save_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
@@ -76,7 +75,7 @@ class AutoAssistMixin:
         self._single_pass = SinglePassLoss(self)
         self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `_is_causal_lm`
         self.irreducible_model_init = irreducible_model_init
-        # each instance's irreducible loss and how it was obtained (`autoassist_label="reducible"` / `"learnable"`)
+        # each instance's irreducible loss and how it was obtained (`args.needs_irreducible_losses`)
         self.irreducible: IrreducibleLosses | None = None
         self._resume_from: str | None = None
         self.strategy: SelectionStrategy | None = None
@@ -168,12 +167,11 @@ class AutoAssistMixin:
         self._close_strategy()
         self.strategy = build_strategy(self.args)
         self._single_pass.reset()
-        irreducible = None
-        if self.args.autoassist_strategy == "autoassist" and self.args.autoassist_label in IRREDUCIBLE_LABELS:
+        self.irreducible = None
+        if self.args.needs_irreducible_losses:
             self.irreducible = irreducible_losses_for(self, dataset, collator, resume_from=self._resume_from)
-            irreducible = self.irreducible.losses
         with columns_read_once():  # the Assistant and the report read the same label / token columns
-            self.strategy.prepare(dataset, assistant=self._user_assistant, irreducible=irreducible)
+            self.strategy.prepare(dataset, assistant=self._user_assistant, irreducible=self.irreducible)
             self.autoassist_report.start(dataset)
         if isinstance(self.strategy, AutoAssistSelection):
             self.assistant = self.strategy.assistant

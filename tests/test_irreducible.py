@@ -59,6 +59,12 @@ def test_irreducible_losses_tell_a_wrong_label_from_a_right_one(tmp_path, vision
     # the held-out accuracy is against the noisy labels: near 70% of the clean accuracy at best
     assert 0.2 < result.heldout_accuracy < 0.75
     assert result.heldout_loss == pytest.approx(float(result.losses.mean()), rel=1e-3)
+    # less likely than a uniform guess over the 10 classes: mostly the wrong labels
+    implausible = result.implausible()
+    assert result.num_classes == 10 and implausible.shape == (800,)
+    wrong, right = float(implausible[is_noisy].float().mean()), float(implausible[~is_noisy].float().mean())
+    assert wrong > 0.4 and right < 0.2 and wrong > 3 * right, (wrong, right)
+    assert result.summary()["implausible_fraction"] == pytest.approx(float(implausible.float().mean()), abs=1e-4)
     # the Boss is left as it was: its copies trained
     untouched = tiny_resnet()
     for name, weight in trainer.model.state_dict().items():
@@ -99,6 +105,47 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     resumed.train(resume_from_checkpoint=str(checkpoint))
     assert computed == [1] and resumed.irreducible.source == str(checkpoint)
     torch.testing.assert_close(resumed.irreducible.losses, first.irreducible.losses)
+
+
+def test_implausible_instances_are_kept_at_the_floor_whatever_the_assistant_says(tmp_path, vision_example, noisy_slice):
+    train, noisy = noisy_slice
+    trainer = make_trainer(tmp_path, vision_example, train, autoassist_label="batch_median", num_train_epochs=3,
+                           autoassist_skip_implausible=True, autoassist_base_prob=0.2)  # fmt: skip
+    kept_per_epoch = []
+    original = trainer._record_epoch
+    trainer._record_epoch = lambda epoch: kept_per_epoch.append(trainer.autoassist_sampler.kept.clone()) or original(epoch)
+    trainer.train()
+    implausible = trainer.irreducible.implausible()
+    assert torch.equal(trainer.strategy.implausible, implausible) and 0.1 < float(implausible.float().mean()) < 0.5
+    assert len(kept_per_epoch) == 3 and len(kept_per_epoch[0]) == 800  # the warmup keeps everything
+    for kept in kept_per_epoch[1:]:  # then the flagged ones are drawn at the floor, 0.2
+        mask = torch.zeros(800, dtype=torch.bool)
+        mask[kept] = True
+        flagged, others = float(mask[implausible].float().mean()), float(mask[~implausible].float().mean())
+        assert 0.1 < flagged < 0.3 and others > flagged + 0.2, (flagged, others)
+
+
+def test_skipping_implausible_labels_needs_class_ids():
+    from hf_autoassist.irreducible import IrreducibleLosses
+    from hf_autoassist.strategies import build_strategy
+
+    args = AutoAssistConfig(output_dir="unused", report_to="none", use_cpu=True, autoassist_skip_implausible=True)
+    assert args.needs_irreducible_losses
+    sequences = IrreducibleLosses(torch.ones(4), folds=2, epochs=1.0, heldout_loss=1.0, heldout_accuracy=0.1,
+                                  instances=4, seconds=0.1, fingerprint="f", num_classes=None)  # fmt: skip
+    with pytest.raises(ValueError, match="needs a classification set"):
+        build_strategy(args).prepare(None, irreducible=sequences)
+
+
+def test_a_cache_written_before_the_number_of_classes_was_kept_is_computed_again(tmp_path, caplog):
+    from hf_autoassist.irreducible import load_cached
+
+    path = tmp_path / "old.pt"
+    torch.save({"losses": torch.ones(4), "folds": 2, "epochs": 1.0, "heldout_loss": 1.0, "heldout_accuracy": 0.5,
+                "instances": 4, "seconds": 0.1, "fingerprint": "f"}, path)  # fmt: skip
+    with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
+        assert load_cached(str(path), "f") is None
+    assert "older version" in caplog.text
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,7 @@
 """`autoassist`: the paper's shrinking rule, driven by a learned Assistant that trains in the background."""
 
+import torch
+
 from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant
 from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, scaled_to_target
 from .base import Selection, SelectionStrategy
@@ -18,10 +20,22 @@ class AutoAssistSelection(SelectionStrategy):
         self.reweights = args.autoassist_reweight
         self.assistant: Assistant | None = None
         self.worker: AssistantWorker | None = None
+        # `(N,)` instances kept at the floor whatever the Assistant says (`autoassist_skip_implausible`)
+        self.implausible = None
 
     def prepare(self, dataset, assistant=None, irreducible=None):
-        """`irreducible`: `(len(dataset),)` irreducible losses, for `autoassist_label="reducible"` / `"learnable"`."""
+        """`irreducible`: the `IrreducibleLosses`, for `autoassist_label="reducible"` / `"learnable"` and
+        `autoassist_skip_implausible`."""
         args = self.args
+        if args.autoassist_skip_implausible:
+            self.implausible = None if irreducible is None else irreducible.implausible()
+            if self.implausible is None:
+                raise ValueError(
+                    "`autoassist_skip_implausible` compares each instance's irreducible loss with log(number of "
+                    "classes), which needs a classification set (one class id per instance, `logits` of shape "
+                    "(batch, classes)); this training set's labels are sequences. Unset it; `autoassist_label="
+                    "'learnable'` reads the irreducible losses of sequences in ranks."
+                )
         if assistant is None:
             assistant = build_assistant(
                 args.autoassist_assistant, dataset, pool_size=args.autoassist_pool_size, token_dim=args.autoassist_assistant_dim
@@ -30,7 +44,7 @@ class AutoAssistSelection(SelectionStrategy):
                 assistant = WithLossMemory(
                     assistant,
                     track_decline=args.autoassist_label == "decline",
-                    irreducible=irreducible,
+                    irreducible=None if irreducible is None else irreducible.losses,
                     learnable=args.autoassist_label == "learnable",
                 )
         if assistant.num_instances != len(dataset):
@@ -58,6 +72,8 @@ class AutoAssistSelection(SelectionStrategy):
 
     def select(self, candidates, selecting_epoch, generator):
         probs = acceptance_probability(self.worker.score(candidates), self.worker.confidence, self.args.autoassist_base_prob)
+        if self.implausible is not None:
+            probs = torch.where(self.implausible[candidates], self.args.autoassist_base_prob, probs)
         if self.args.autoassist_target_keep is not None:  # a budget: the rule's order, the kept fraction asked for
             probs = scaled_to_target(probs, self.args.autoassist_target_keep, self.args.autoassist_base_prob)
         keep = sample_keep_mask(probs, generator)

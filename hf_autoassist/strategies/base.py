@@ -42,7 +42,8 @@ class SelectionStrategy:
         self.args = args
 
     def prepare(self, dataset, assistant=None, irreducible=None) -> None:
-        """Called once per training run with the (column-pruned) training set."""
+        """Called once per training run with the (column-pruned) training set, and the `IrreducibleLosses` when the
+        run computes them."""
 
     def synchronize(self, accelerator) -> None:
         """Called on every rank before the main process selects: a place for collective calls."""
