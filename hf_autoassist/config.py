@@ -81,13 +81,14 @@ class AutoAssistArguments:
             (both at once: a high loss that a model which never saw the instance could predict; in ranks, because a
             Boss soon more confident than a briefly trained irreducible-loss model makes `"reducible"` read wrong
             labels as still to learn).
-        autoassist_skip_implausible (`bool`, *optional*, defaults to `False`):
-            Keep an instance whose label the irreducible-loss models find less likely than a uniform guess over the
-            classes (irreducible loss above `log(number of classes)`) with `autoassist_base_prob` only, whatever the
-            Assistant says: mostly wrong labels, which a loss-seeking rule would keep (measured on Fashion-MNIST with
-            30% of the labels flipped: 70% of the wrong labels and 7% of the right ones with the default one-epoch
-            models, 82% and 3% with three). Classification sets only; it trains the irreducible-loss models as the
-            labels that read them do (`autoassist_irreducible_*`).
+        autoassist_implausible_keep_prob (`float`, *optional*):
+            Set, an instance whose label the irreducible-loss models find less likely than a uniform guess over the
+            classes (irreducible loss above `log(number of classes)`) is kept with this probability in each selecting
+            epoch, whatever the Assistant says (below `autoassist_base_prob` if asked; 0 drops it): mostly wrong
+            labels, which a loss-seeking rule keeps (measured on Fashion-MNIST with 30% of the labels flipped: 70% of
+            the wrong labels and 7% of the right ones are flagged with the default one-epoch models, 82% and 3% with
+            three). Classification sets only; it trains the irreducible-loss models as the labels that read them do
+            (`autoassist_irreducible_*`).
         autoassist_irreducible_fraction (`float`, *optional*, defaults to `0.5`):
             With irreducible losses only: each irreducible-loss model trains on this fraction of the training
             set and scores the rest (`round(1 / fraction)` models, so that every instance is scored out of sample;
@@ -208,10 +209,11 @@ class AutoAssistArguments:
             "choices": ["running_mean", "batch_median", "decline", "reducible", "learnable"],
         },
     )
-    autoassist_skip_implausible: bool = field(
-        default=False,
-        metadata={"help": "Keep instances whose label the irreducible-loss models find less likely than chance "
-                  "(loss above log(classes)) with autoassist_base_prob only: mostly wrong labels. Classification."},
+    autoassist_implausible_keep_prob: float | None = field(
+        default=None,
+        metadata={"help": "Set: keep instances whose label the irreducible-loss models find less likely than chance "
+                  "(loss above log(classes)) with this probability (0 drops them): mostly wrong labels. "
+                  "Classification only."},
     )
     autoassist_irreducible_fraction: float = field(
         default=0.5,
@@ -259,9 +261,10 @@ class AutoAssistArguments:
 
     @property
     def needs_irreducible_losses(self) -> bool:
-        """Whether the run trains irreducible-loss models: a label that reads them, or `autoassist_skip_implausible`."""
+        """Whether the run trains irreducible-loss models: a label that reads them, or
+        `autoassist_implausible_keep_prob`."""
         return self.autoassist_strategy == "autoassist" and (
-            self.autoassist_label in ("reducible", "learnable") or self.autoassist_skip_implausible
+            self.autoassist_label in ("reducible", "learnable") or self.autoassist_implausible_keep_prob is not None
         )
 
     def __post_init__(self):
@@ -278,6 +281,11 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_base_prob` must be in (0, 1], got {self.autoassist_base_prob}. It is the smallest "
                 "chance any instance has to be trained on; use 1.0 to train on every instance."
+            )
+        if self.autoassist_implausible_keep_prob is not None and not 0.0 <= self.autoassist_implausible_keep_prob <= 1.0:
+            raise ValueError(
+                f"`autoassist_implausible_keep_prob` must be in [0, 1], got {self.autoassist_implausible_keep_prob}: the "
+                "chance to keep an instance whose label looks wrong (0 drops it). Leave it unset to keep the rule's."
             )
         if self.autoassist_target_keep is not None and not 0.0 < self.autoassist_target_keep <= 1.0:
             raise ValueError(

@@ -1,5 +1,5 @@
 """Irreducible losses for `autoassist_label="reducible"` and `"learnable"` (RHO-LOSS: Mindermann et al., ICML 2022,
-arXiv 2206.07137) and for `autoassist_skip_implausible`.
+arXiv 2206.07137) and for `autoassist_implausible_keep_prob`.
 
 An instance's *reducible* loss is its training loss minus its *irreducible* loss, the loss of a model that learned
 the task without ever seeing that instance. A mislabelled image or a misaligned pair has a high loss under both
@@ -205,9 +205,9 @@ class IrreducibleLossModel:
             logits = outputs.get("logits") if isinstance(outputs, dict) else None
             if logits is None or labels is None:
                 raise ValueError(
-                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_skip_implausible`) scores "
+                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_implausible_keep_prob`) scores "
                     "each instance with the irreducible-loss model's `logits` and the batch's `labels`; this model or "
-                    "batch has none. Use another `autoassist_label` (and leave `autoassist_skip_implausible` off)."
+                    "batch has none. Use another `autoassist_label` (and leave `autoassist_implausible_keep_prob` unset)."
                 )
             sums, counts = per_instance_loss_terms(
                 logits, labels, label_smoothing=trainer.args.label_smoothing_factor, shift_labels=causal
@@ -265,7 +265,7 @@ def irreducible_losses_for(trainer, dataset, collator, resume_from: str | None =
     logger.info(
         f"Training {model.folds} irreducible-loss models for {model.epochs} epoch(s) each, each on 1/{model.folds} "
         f"of the training set, to score the rest (autoassist_label={trainer.args.autoassist_label!r}, "
-        f"autoassist_skip_implausible={trainer.args.autoassist_skip_implausible})."
+        f"autoassist_implausible_keep_prob={trainer.args.autoassist_implausible_keep_prob})."
     )
     result = model.compute(dataset, collator)
     logger.info(f"Irreducible losses: {result.summary()}")

@@ -107,10 +107,10 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     torch.testing.assert_close(resumed.irreducible.losses, first.irreducible.losses)
 
 
-def test_implausible_instances_are_kept_at_the_floor_whatever_the_assistant_says(tmp_path, vision_example, noisy_slice):
+def test_implausible_instances_are_kept_with_their_own_probability_whatever_the_assistant_says(tmp_path, vision_example, noisy_slice):
     train, noisy = noisy_slice
     trainer = make_trainer(tmp_path, vision_example, train, autoassist_label="batch_median", num_train_epochs=3,
-                           autoassist_skip_implausible=True, autoassist_base_prob=0.2)  # fmt: skip
+                           autoassist_implausible_keep_prob=0.2, autoassist_base_prob=0.3)  # fmt: skip
     kept_per_epoch = []
     original = trainer._record_epoch
     trainer._record_epoch = lambda epoch: kept_per_epoch.append(trainer.autoassist_sampler.kept.clone()) or original(epoch)
@@ -118,7 +118,7 @@ def test_implausible_instances_are_kept_at_the_floor_whatever_the_assistant_says
     implausible = trainer.irreducible.implausible()
     assert torch.equal(trainer.strategy.implausible, implausible) and 0.1 < float(implausible.float().mean()) < 0.5
     assert len(kept_per_epoch) == 3 and len(kept_per_epoch[0]) == 800  # the warmup keeps everything
-    for kept in kept_per_epoch[1:]:  # then the flagged ones are drawn at the floor, 0.2
+    for kept in kept_per_epoch[1:]:  # then the flagged ones are drawn with 0.2, below the others' floor
         mask = torch.zeros(800, dtype=torch.bool)
         mask[kept] = True
         flagged, others = float(mask[implausible].float().mean()), float(mask[~implausible].float().mean())
@@ -129,7 +129,7 @@ def test_skipping_implausible_labels_needs_class_ids():
     from hf_autoassist.irreducible import IrreducibleLosses
     from hf_autoassist.strategies import build_strategy
 
-    args = AutoAssistConfig(output_dir="unused", report_to="none", use_cpu=True, autoassist_skip_implausible=True)
+    args = AutoAssistConfig(output_dir="unused", report_to="none", use_cpu=True, autoassist_implausible_keep_prob=0.0)
     assert args.needs_irreducible_losses
     sequences = IrreducibleLosses(torch.ones(4), folds=2, epochs=1.0, heldout_loss=1.0, heldout_accuracy=0.1,
                                   instances=4, seconds=0.1, fingerprint="f", num_classes=None)  # fmt: skip
@@ -152,6 +152,7 @@ def test_a_cache_written_before_the_number_of_classes_was_kept_is_computed_again
     "options,message",
     [({"autoassist_irreducible_fraction": 0.7}, "leave out at least half"),
      ({"autoassist_irreducible_epochs": 0}, "must be > 0"),
+     ({"autoassist_implausible_keep_prob": 1.5}, "0 drops it"),
      ({"autoassist_label": "reducible", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True"),
      ({"autoassist_label": "learnable", "autoassist_assistant_memory": False}, "autoassist_assistant_memory=True")],
 )  # fmt: skip

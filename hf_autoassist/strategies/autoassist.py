@@ -9,8 +9,9 @@ from .base import Selection, SelectionStrategy
 
 class AutoAssistSelection(SelectionStrategy):
     """Keeps each candidate with `q + (1 - q) * s` ([`acceptance_probability`]), `s` the Assistant's score, scaled to
-    keep `autoassist_target_keep` of each epoch on average when that is set; with `autoassist_reweight` the kept
-    instances' losses are scaled by `1 / p`."""
+    keep `autoassist_target_keep` of each epoch on average when that is set; with `autoassist_implausible_keep_prob`
+    an instance whose label looks wrong to the irreducible-loss models is kept with that probability instead; with
+    `autoassist_reweight` the kept instances' losses are scaled by `1 / p`."""
 
     name = "autoassist"
     observes_losses = True
@@ -20,18 +21,18 @@ class AutoAssistSelection(SelectionStrategy):
         self.reweights = args.autoassist_reweight
         self.assistant: Assistant | None = None
         self.worker: AssistantWorker | None = None
-        # `(N,)` instances kept at the floor whatever the Assistant says (`autoassist_skip_implausible`)
+        # `(N,)` instances kept with `autoassist_implausible_keep_prob` whatever the Assistant says
         self.implausible = None
 
     def prepare(self, dataset, assistant=None, irreducible=None):
         """`irreducible`: the `IrreducibleLosses`, for `autoassist_label="reducible"` / `"learnable"` and
-        `autoassist_skip_implausible`."""
+        `autoassist_implausible_keep_prob`."""
         args = self.args
-        if args.autoassist_skip_implausible:
+        if args.autoassist_implausible_keep_prob is not None:
             self.implausible = None if irreducible is None else irreducible.implausible()
             if self.implausible is None:
                 raise ValueError(
-                    "`autoassist_skip_implausible` compares each instance's irreducible loss with log(number of "
+                    "`autoassist_implausible_keep_prob` compares each instance's irreducible loss with log(number of "
                     "classes), which needs a classification set (one class id per instance, `logits` of shape "
                     "(batch, classes)); this training set's labels are sequences. Unset it; `autoassist_label="
                     "'learnable'` reads the irreducible losses of sequences in ranks."
@@ -72,10 +73,10 @@ class AutoAssistSelection(SelectionStrategy):
 
     def select(self, candidates, selecting_epoch, generator):
         probs = acceptance_probability(self.worker.score(candidates), self.worker.confidence, self.args.autoassist_base_prob)
-        if self.implausible is not None:
-            probs = torch.where(self.implausible[candidates], self.args.autoassist_base_prob, probs)
         if self.args.autoassist_target_keep is not None:  # a budget: the rule's order, the kept fraction asked for
             probs = scaled_to_target(probs, self.args.autoassist_target_keep, self.args.autoassist_base_prob)
+        if self.implausible is not None:  # after the budget's floor: asked for, it may go below
+            probs = torch.where(self.implausible[candidates], self.args.autoassist_implausible_keep_prob, probs)
         keep = sample_keep_mask(probs, generator)
         return Selection(keep, inverse_probability_weights(probs) if self.reweights else None)
 
