@@ -7,7 +7,6 @@ epoch length and a re-planned schedule) and `log`. Placed first, it works with `
 
 import os
 import sys
-from dataclasses import asdict
 from functools import partial
 
 import torch
@@ -19,7 +18,7 @@ from transformers.utils import is_datasets_available, logging
 
 from .assistants import Assistant, AssistantWorker
 from .assistants.factory import columns_read_once
-from .checkpoint import load_state, save_state
+from .checkpoint import restore_selection, save_state, selection_state
 from .config import AutoAssistArguments
 from .data import INDEX_KEY, IndexCollator, IndexedDataset
 from .diagnostics import SelectionReport
@@ -286,49 +285,19 @@ class AutoAssistMixin:
     # ---- checkpoints --------------------------------------------------------------------------------------------
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
-        if self.autoassist_sampler is None:
-            return
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-        state = {
-            "sampler": self.autoassist_sampler.state_dict(),
-            "strategy": self.strategy.state_dict(),
-            "loss_weights": self.epoch_selection.loss_weights,
-            "instances_backpropagated": self.instances_backpropagated,
-            "history": self.autoassist_history,
-            **self.epoch_plan.state_dict(),
-            "irreducible": None if self.irreducible is None else {**asdict(self.irreducible), "source": "computed"},
-        }
-        save_state(folder, self.args.process_index, state)
+        if self.autoassist_sampler is not None:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            save_state(folder, self.args.process_index, selection_state(self))
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
-        """On resume, epochs have varying lengths: find the epoch and the batch to resume from in the saved state."""
+        """On resume, epochs have varying lengths: the epoch and the batch to resume from are in the saved state."""
         epochs_trained, steps_trained = super()._init_training_state(
             max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
         )
         self.state.num_train_epochs = self._epochs_estimate  # not sys.maxsize: trainer_state.json shows it
         if resume_from_checkpoint is None or self.autoassist_sampler is None:
             return epochs_trained, steps_trained
-        state = load_state(
-            resume_from_checkpoint,
-            self.args.process_index,
-            num_samples=self.autoassist_sampler.num_samples,
-            strategy=self.args.autoassist_strategy,
-            trainer_name=type(self).__name__,
-        )
-        if state is None:
-            return epochs_trained, steps_trained
-        self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
-        self.autoassist_sampler.load_state_dict(state["sampler"])
-        self.epoch_selection.loss_weights = state.get("loss_weights")
-        self.instances_backpropagated = state.get("instances_backpropagated", 0)
-        self.autoassist_report.history = list(state.get("history", []))
-        epoch = state["sampler"]["epoch"]
-        steps_done = self.state.global_step - state["epoch_start_step"]
-        if epoch is None or steps_done >= state["epoch_update_steps"]:
-            return (0 if epoch is None else epoch + 1), 0  # saved at an epoch end: the next epoch starts afresh
-        self.epoch_plan.resumed = (epoch, state["epoch_start_step"])
-        skip = 0 if self.args.ignore_data_skip else steps_done * self.args.gradient_accumulation_steps
-        return epoch, skip
+        return restore_selection(self, resume_from_checkpoint) or (epochs_trained, steps_trained)
 
     # ---- per-instance losses ------------------------------------------------------------------------------------
     def training_step(self, model, inputs, *args, **kwargs):
