@@ -188,6 +188,7 @@ ADDED_LATER = {
     "autoassist_irreducible_cache": None,
     # a bound that the suite's runs never reached (the thread took 0.05 / 0.01 of a core): the same runs
     "autoassist_assistant_cpu_share": 0.1,
+    "autoassist_implausible_keep_prob": None,
 }
 
 

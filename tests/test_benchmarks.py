@@ -199,6 +199,33 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
 
 
 @pytest.mark.slow
+def test_committed_runs_keep_their_fingerprints_under_todays_options():
+    # an option added to the library changes every fingerprint unless `ADDED_LATER` names its default: the recorded
+    # studies would then be trained again from scratch
+    from dataclasses import replace
+    from pathlib import Path
+
+    from benchmarks.run_benchmark import fingerprint
+    from benchmarks.tasks import TASKS
+    from hf_autoassist import AutoAssistConfig
+
+    results = Path(__file__).resolve().parents[1] / "benchmarks" / "results"
+    today = {k for k in vars(AutoAssistConfig(output_dir="unused")) if k.startswith("autoassist_")}
+    checked = 0
+    for path in sorted(results.glob("signals-*.json")):
+        study = json.loads(path.read_text())
+        task = TASKS[study["task"]]
+        preset = replace(task.presets[study["preset"]])
+        for run in study["runs"]:
+            settings = dict(run["autoassist_config"])
+            for name in today - set(settings):  # options the run predates: at the default they do what it did
+                settings[name] = getattr(AutoAssistConfig(output_dir="unused"), name)
+            key = fingerprint(task, preset, run["strategy"], run["seed"], run["num_train_epochs"], settings)
+            assert key == run["fingerprint"], f"{path.name}: {run['signal']} seed {run['seed']} {run['strategy']}"
+            checked += 1
+    assert checked > 100
+
+
 def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes(tmp_path, capsys):
     from benchmarks import run_benchmark, signals
 
