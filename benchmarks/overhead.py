@@ -84,10 +84,10 @@ def measure(model: str, args: OverheadArguments) -> dict:
     runs = {name: [] for name in ORDER}
     for repeat in range(args.repeats):
         for strategy in rotated(repeat):
-            options = {}
+            options = {"autoassist_synchronous": None}  # the library's default, which the suite pins to a thread
             if strategy == "random":
                 kept = runs["autoassist"][-1]["kept_fraction_per_epoch"]
-                options = {"autoassist_keep_prob": kept[1:] or [1.0]}  # after the one-epoch warmup
+                options["autoassist_keep_prob"] = kept[1:] or [1.0]  # after the one-epoch warmup
             record = run_one(task, data, preset, strategy, seed=repeat, work_dir=work_dir, epochs=epochs,
                              options=options, evaluate=False)  # fmt: skip
             runs[strategy].append(record)

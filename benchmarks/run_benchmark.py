@@ -167,7 +167,9 @@ def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: s
         use_cpu=True,
         seed=seed,
         **preset.training,
-        **({} if strategy == PLAIN else {"autoassist_strategy": strategy, **options}),
+        # the recorded suites and studies trained the Assistant in a thread, the default then: kept, so that they
+        # resume with comparable runs (`overhead.py` measures today's default, inside the step on CPU)
+        **({} if strategy == PLAIN else {"autoassist_strategy": strategy, "autoassist_synchronous": False, **options}),
     )
 
 

@@ -62,7 +62,8 @@ class AutoAssistArguments:
         autoassist_queue_size (`int`, *optional*, defaults to `512`):
             Batches of Boss losses waiting for the Assistant; when full the oldest batch is dropped and counted.
         autoassist_assistant_cpu_share (`float`, *optional*, defaults to `0.1`):
-            Bound on the Assistant thread's CPU time, as a share of the wall-clock time since training started
+            Bound on the Assistant thread's CPU time (when it trains in a thread, see `autoassist_synchronous`), as a
+            share of the wall-clock time since training started
             (0.1: a tenth of one core). Past it the thread sleeps and batches wait in the queue (the oldest dropped
             when it is full), so that the Boss keeps the cores. Measured on the benchmark's small models: 0.05
             (ResNet) and 0.01 (Marian). `None` for no bound.
@@ -113,9 +114,13 @@ class AutoAssistArguments:
             values add a linear layer over the two summed bags.
         autoassist_pool_size (`int`, *optional*, defaults to `7`):
             Side of the average-pooled image that the `"pixels"` Assistant reads (7 turns 28x28 into 7x7).
-        autoassist_synchronous (`bool`, *optional*, defaults to `False`):
-            Train the Assistant inside the training step instead of a background thread. Slower, but the run is
-            reproducible to the bit; meant for debugging and tests.
+        autoassist_synchronous (`bool`, *optional*):
+            Where the Assistant trains. Unset: inside the training step when the Boss trains on CPU, in a background
+            thread on an accelerator. On CPU the Boss's own threads take every core, and a thread beside them stalls
+            them for more than its CPU time (measured on the benchmark's ResNet: 1.21 x the seconds of random
+            skipping in a thread, 1.01 x inside the step, 3 paired runs); on an accelerator the CPU is free while the
+            step runs. `True`: always inside the step, which is also reproducible to the bit (for debugging and
+            tests); `False`: always in a thread (bounded by `autoassist_assistant_cpu_share`).
 
     Parameters that control the report:
         autoassist_write_report (`bool`, *optional*):
@@ -247,9 +252,10 @@ class AutoAssistArguments:
     autoassist_pool_size: int = field(
         default=7, metadata={"help": "Side of the average-pooled image read by the 'pixels' Assistant."}
     )
-    autoassist_synchronous: bool = field(
-        default=False,
-        metadata={"help": "Train the Assistant inside the training step (reproducible, slower; for debugging)."},
+    autoassist_synchronous: bool | None = field(
+        default=None,
+        metadata={"help": "Train the Assistant inside the training step (True; reproducible) or in a background "
+                  "thread (False); unset: inside the step on CPU, in a thread on an accelerator."},
     )
 
     # Parameters that control the report
@@ -266,6 +272,14 @@ class AutoAssistArguments:
         return self.autoassist_strategy == "autoassist" and (
             self.autoassist_label in ("reducible", "learnable") or self.autoassist_implausible_keep_prob is not None
         )
+
+    @property
+    def assistant_trains_in_step(self) -> bool:
+        """`autoassist_synchronous`, or by default whether the Boss trains on CPU, where a thread beside its own
+        would stall them."""
+        if self.autoassist_synchronous is not None:
+            return self.autoassist_synchronous
+        return self.device.type == "cpu"
 
     def __post_init__(self):
         super().__post_init__()

@@ -137,9 +137,20 @@ def fashion_trainer(tmp_path, vision_example, fashion_mnist, n=256, **kwargs):
     )  # fmt: skip
 
 
+def test_on_cpu_the_assistant_trains_in_the_step_unless_asked_for_a_thread(tmp_path, vision_example, fashion_mnist):
+    default = fashion_trainer(tmp_path / "default", vision_example, fashion_mnist, n=64)
+    default.train()
+    assert default.assistant_worker.synchronous and default.assistant_worker._thread is None
+    worker = default.assistant_worker
+    assert worker.trained == worker.seen == default.instances_backpropagated > 64  # every batch learned from at once
+    threaded = fashion_trainer(tmp_path / "thread", vision_example, fashion_mnist, n=64, autoassist_synchronous=False)
+    threaded.train()
+    assert not threaded.assistant_worker.synchronous and threaded.assistant_worker._thread is not None
+
+
 def test_each_train_call_starts_a_fresh_assistant_and_stops_its_thread(tmp_path, vision_example, fashion_mnist):
     alive_before = sum(t.name == "autoassist-assistant" for t in threading.enumerate())
-    trainer = fashion_trainer(tmp_path, vision_example, fashion_mnist)
+    trainer = fashion_trainer(tmp_path, vision_example, fashion_mnist, autoassist_synchronous=False)
     trainer.train()
     first_assistant, first_worker = trainer.assistant, trainer.assistant_worker
     assert not first_worker._thread.is_alive()
@@ -152,7 +163,7 @@ def test_each_train_call_starts_a_fresh_assistant_and_stops_its_thread(tmp_path,
 
 
 def test_a_run_that_fails_stops_its_thread(tmp_path, vision_example, fashion_mnist):
-    trainer = fashion_trainer(tmp_path, vision_example, fashion_mnist)
+    trainer = fashion_trainer(tmp_path, vision_example, fashion_mnist, autoassist_synchronous=False)
 
     def explode(*args, **kwargs):
         raise RuntimeError("boom")

@@ -59,7 +59,7 @@ class AutoAssistSelection(SelectionStrategy):
             lr=args.autoassist_assistant_lr,
             queue_size=args.autoassist_queue_size,
             loss_momentum=args.autoassist_loss_momentum,
-            synchronous=args.autoassist_synchronous,
+            synchronous=args.assistant_trains_in_step,
             label=args.autoassist_label,
             confidence=args.autoassist_confidence,
             cpu_share=args.autoassist_assistant_cpu_share,
