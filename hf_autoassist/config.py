@@ -296,10 +296,11 @@ class AutoAssistArguments:
                 f"`autoassist_base_prob` must be in (0, 1], got {self.autoassist_base_prob}. It is the smallest "
                 "chance any instance has to be trained on; use 1.0 to train on every instance."
             )
-        if self.autoassist_implausible_keep_prob is not None and not 0.0 <= self.autoassist_implausible_keep_prob <= 1.0:
+        implausible = self.autoassist_implausible_keep_prob
+        if implausible is not None and not 0.0 <= implausible <= 1.0:
             raise ValueError(
-                f"`autoassist_implausible_keep_prob` must be in [0, 1], got {self.autoassist_implausible_keep_prob}: the "
-                "chance to keep an instance whose label looks wrong (0 drops it). Leave it unset to keep the rule's."
+                f"`autoassist_implausible_keep_prob` must be in [0, 1], got {implausible}: the chance to keep an "
+                "instance whose label looks wrong (0 drops it). Leave it unset to keep the rule's."
             )
         if self.autoassist_target_keep is not None and not 0.0 < self.autoassist_target_keep <= 1.0:
             raise ValueError(

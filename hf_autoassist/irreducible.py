@@ -205,9 +205,10 @@ class IrreducibleLossModel:
             logits = outputs.get("logits") if isinstance(outputs, dict) else None
             if logits is None or labels is None:
                 raise ValueError(
-                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_implausible_keep_prob`) scores "
-                    "each instance with the irreducible-loss model's `logits` and the batch's `labels`; this model or "
-                    "batch has none. Use another `autoassist_label` (and leave `autoassist_implausible_keep_prob` unset)."
+                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_implausible_keep_prob`) "
+                    "scores each instance with the irreducible-loss model's `logits` and the batch's `labels`; this "
+                    "model or batch has none. Use another `autoassist_label` (and leave "
+                    "`autoassist_implausible_keep_prob` unset)."
                 )
             sums, counts = per_instance_loss_terms(
                 logits, labels, label_smoothing=trainer.args.label_smoothing_factor, shift_labels=causal

@@ -286,7 +286,8 @@ class AutoAssistMixin:
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
         if self.autoassist_sampler is not None:
-            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            folder = os.path.join(self._get_output_dir(trial=trial), folder)
             save_state(folder, self.args.process_index, selection_state(self))
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
@@ -316,7 +317,8 @@ class AutoAssistMixin:
                 model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch
             )
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
-        if self._single_pass.applies(model, labels, num_items_in_batch):  # one cross entropy: the loss is rebuilt from the terms
+        # one cross entropy: once checked, the loss is rebuilt from the per-instance terms
+        if self._single_pass.applies(model, labels, num_items_in_batch):
             outputs = self._single_pass.forward(model, inputs)
             sums, counts = self._per_instance_loss_terms(model, outputs, labels)
             loss = self._single_pass.loss(sums, counts, num_items_in_batch)

@@ -124,16 +124,13 @@ def test_fixed_shape_pixels_are_read_from_the_buffers_as_the_numpy_format_reads_
 
     g = torch.Generator().manual_seed(0)
     feature = (datasets.Array3D if len(shape) == 3 else datasets.Array2D)(shape=shape, dtype="uint8")
-    parts = [
-        datasets.Dataset.from_dict(
-            {"pixel_values": torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8).numpy(), "labels": [1] * n},
-            features=datasets.Features({"pixel_values": feature, "labels": datasets.Value("int64")}),
-        )
-        for n in (7, 5)
-    ]
+    features = datasets.Features({"pixel_values": feature, "labels": datasets.Value("int64")})
+    images = [torch.randint(0, 256, (n, *shape), generator=g, dtype=torch.uint8).numpy() for n in (7, 5)]
+    parts = [datasets.Dataset.from_dict({"pixel_values": x, "labels": [1] * len(x)}, features=features) for x in images]
     dataset = datasets.concatenate_datasets(parts)  # two Arrow chunks
     assert dataset.data.column("pixel_values").num_chunks == 2
-    for view in (dataset, dataset.shuffle(seed=1).select(range(2, 11)), dataset.filter(lambda item: True).select([9, 0, 3])):
+    shuffled, filtered = dataset.shuffle(seed=1).select(range(2, 11)), dataset.filter(lambda item: True).select([9, 0, 3])
+    for view in (dataset, shuffled, filtered):
         fast = _read_column_now(view, "pixel_values")
         expected = view.with_format("numpy")["pixel_values"][:]
         assert fast.shape == expected.shape == (len(view), *shape)

@@ -107,13 +107,15 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     torch.testing.assert_close(resumed.irreducible.losses, first.irreducible.losses)
 
 
-def test_implausible_instances_are_kept_with_their_own_probability_whatever_the_assistant_says(tmp_path, vision_example, noisy_slice):
+def test_implausible_instances_are_kept_with_their_own_probability(tmp_path, vision_example, noisy_slice):
+    # whatever the Assistant says: the loss label would keep the wrong labels (high loss) first
     train, noisy = noisy_slice
     trainer = make_trainer(tmp_path, vision_example, train, autoassist_label="batch_median", num_train_epochs=3,
                            autoassist_implausible_keep_prob=0.2, autoassist_base_prob=0.3)  # fmt: skip
     kept_per_epoch = []
     original = trainer._record_epoch
-    trainer._record_epoch = lambda epoch: kept_per_epoch.append(trainer.autoassist_sampler.kept.clone()) or original(epoch)
+    sampler = lambda: trainer.autoassist_sampler  # noqa: E731 (built by `train()`)
+    trainer._record_epoch = lambda epoch: kept_per_epoch.append(sampler().kept.clone()) or original(epoch)
     trainer.train()
     implausible = trainer.irreducible.implausible()
     assert torch.equal(trainer.strategy.implausible, implausible) and 0.1 < float(implausible.float().mean()) < 0.5

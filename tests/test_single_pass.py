@@ -177,7 +177,9 @@ def test_the_reduction_is_checked_again_on_the_first_batch_that_tells_them_apart
 
 
 @pytest.mark.parametrize("accumulation", [1, 2])
-def test_a_training_run_computes_one_cross_entropy_per_batch(tmp_path, monkeypatch, vision_example, fashion_mnist, accumulation):
+def test_a_training_run_computes_one_cross_entropy_per_batch(
+    tmp_path, monkeypatch, vision_example, fashion_mnist, accumulation
+):
     train = fashion_mnist["train"].select(range(96)).with_format("numpy")
     args = AutoAssistConfig(
         output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=16, num_train_epochs=1,
@@ -189,5 +191,6 @@ def test_a_training_run_computes_one_cross_entropy_per_batch(tmp_path, monkeypat
     # 6 batches; the first also computes the model's own loss, to check it against the rebuilt one
     assert len(calls) == 6 + 1
     # without accumulation every batch's count is its `num_items_in_batch`: either reduction is its loss
-    assert trainer._single_pass.verified is True and trainer._single_pass.reduction == (None if accumulation == 1 else "mean")
+    assert trainer._single_pass.verified is True
+    assert trainer._single_pass.reduction == (None if accumulation == 1 else "mean")
     assert trainer.strategy.worker.seen == 96

@@ -105,7 +105,8 @@ def _fixed_shape_column(dataset: datasets.Dataset, column: str) -> np.ndarray | 
 def _flat_values(chunk: pa.Array) -> np.ndarray:
     """The innermost values of a chunk of (nested) lists, in row order."""
     values = chunk.storage if isinstance(chunk, pa.ExtensionArray) else chunk
-    while pa.types.is_list(values.type) or pa.types.is_large_list(values.type) or pa.types.is_fixed_size_list(values.type):
+    nested = (pa.types.is_list, pa.types.is_large_list, pa.types.is_fixed_size_list)
+    while any(is_list(values.type) for is_list in nested):
         values = values.flatten()
     return values.to_numpy(zero_copy_only=False)
 
