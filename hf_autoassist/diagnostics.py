@@ -102,12 +102,14 @@ class SelectionReport:
         """`autoassist_diagnostics.json` (and `.png` with matplotlib) in `output_dir`; None if nothing was written."""
         if not self.history:
             return None
-        return self._safely(f"write {DIAGNOSTICS_NAME}.json", write_diagnostics, self.history, output_dir)
+        return self._safely(
+            f"write {DIAGNOSTICS_NAME}.json", write_diagnostics, self.history, output_dir, self._largest
+        )
 
 
-def write_diagnostics(history: list[dict], output_dir: str) -> str:
-    """`autoassist_diagnostics.json` and, if matplotlib is installed, `autoassist_diagnostics.png`. Returns the JSON
-    path."""
+def write_diagnostics(history: list[dict], output_dir: str, groups: list[str] | None = None) -> str:
+    """`autoassist_diagnostics.json` and, if matplotlib is installed, `autoassist_diagnostics.png`, which plots the
+    kept fraction of `groups` (default: the first `MAX_REPORTED_GROUPS` recorded). Returns the JSON path."""
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, f"{DIAGNOSTICS_NAME}.json")
     with open(path, "w") as f:
@@ -122,8 +124,9 @@ def write_diagnostics(history: list[dict], output_dir: str) -> str:
     epochs = [record["epoch"] for record in history]
     figure, (kept_axis, assistant_axis) = plt.subplots(1, 2, figsize=(11, 4))
     kept_axis.plot(epochs, [r["kept_fraction"] for r in history], color="black", lw=2, label="all")
-    groups = list(history[0].get("kept_by_group", {}))[:MAX_REPORTED_GROUPS]
-    for group in groups:
+    if groups is None:
+        groups = list(history[0].get("kept_by_group", {}))
+    for group in groups[:MAX_REPORTED_GROUPS]:
         kept_axis.plot(epochs, [r.get("kept_by_group", {}).get(group) for r in history], lw=0.8, label=group)
     kept_axis.set(xlabel="epoch", ylabel="kept fraction", ylim=(0, 1.05), title="What each epoch kept")
     kept_axis.legend(fontsize=7, ncol=2)

@@ -126,6 +126,23 @@ def test_only_the_largest_groups_are_reported_to_integrations():
     assert "autoassist/kept_fraction/label_0" in metrics and len(report.history[0]["kept_by_group"]) == 30
 
 
+def test_the_plot_shows_the_largest_groups(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from matplotlib.axes import Axes
+
+    plotted = []
+    original = Axes.plot
+    monkeypatch.setattr(Axes, "plot", lambda self, *a, **k: plotted.append(k.get("label")) or original(self, *a, **k))
+    report = diagnostics.SelectionReport()
+    labels = torch.cat([torch.arange(30), torch.full((50,), 29)])  # the last label is by far the largest
+    report.start(datasets.Dataset.from_dict({"x": [0] * len(labels), "labels": labels.tolist()}))
+    report.record(0, kept=torch.arange(40), kept_fraction=0.5)
+    report.write(str(tmp_path))
+    groups = [label for label in plotted if label and label.startswith("label")]
+    assert len(groups) == diagnostics.MAX_REPORTED_GROUPS and "label 29" in groups
+    assert (tmp_path / f"{diagnostics.DIAGNOSTICS_NAME}.png").is_file()
+
+
 def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
     # the pixel Assistant (a bias per label) and the per-label report both need the labels
     from hf_autoassist.assistants import factory
