@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 
+from .assistants.worker import IRREDUCIBLE_LABELS, LABELS
+
 STRATEGIES = ("autoassist", "random", "infobatch", "none")
 ASSISTANTS = ("auto", "pixels", "bag_of_tokens")
 
@@ -211,7 +213,7 @@ class AutoAssistArguments:
             "a loss 'decline' since the previous visit above the batch's median, or a 'reducible' loss (minus the "
             "instance's irreducible loss) above the batch's median, or 'learnable': the loss's rank in the batch times "
             "the irreducible loss's rank from the top, above the median.",
-            "choices": ["running_mean", "batch_median", "decline", "reducible", "learnable"],
+            "choices": list(LABELS),
         },
     )
     autoassist_implausible_keep_prob: float | None = field(
@@ -270,7 +272,7 @@ class AutoAssistArguments:
         """Whether the run trains irreducible-loss models: a label that reads them, or
         `autoassist_implausible_keep_prob`."""
         return self.autoassist_strategy == "autoassist" and (
-            self.autoassist_label in ("reducible", "learnable") or self.autoassist_implausible_keep_prob is not None
+            self.autoassist_label in IRREDUCIBLE_LABELS or self.autoassist_implausible_keep_prob is not None
         )
 
     @property
@@ -344,7 +346,7 @@ class AutoAssistArguments:
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
             )
-        if self.autoassist_label in ("decline", "reducible", "learnable") and not self.autoassist_assistant_memory:
+        if self.autoassist_label in ("decline", *IRREDUCIBLE_LABELS) and not self.autoassist_assistant_memory:
             raise ValueError(
                 f"`autoassist_label={self.autoassist_label!r}` learns from each instance's past losses, which the loss "
                 "memory keeps: set `autoassist_assistant_memory=True`."

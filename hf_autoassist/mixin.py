@@ -362,11 +362,13 @@ class AutoAssistMixin:
         """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM; found once
         per model (it is asked every step)."""
         if self._causal_lm is None or self._causal_lm[0] is not model:
-            base = self.accelerator.unwrap_model(model)
-            if hasattr(base, "get_base_model"):  # a `peft.PeftModel`
-                base = base.get_base_model()
-            self._causal_lm = (model, base._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+            self._causal_lm = (model, self._base_model(model)._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
         return self._causal_lm[1]
+
+    def _base_model(self, model):
+        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters."""
+        base = self.accelerator.unwrap_model(model)
+        return base.get_base_model() if hasattr(base, "get_base_model") else base
 
     # ---- logging ------------------------------------------------------------------------------------------------
     def autoassist_metrics(self) -> dict[str, float]:

@@ -79,10 +79,6 @@ class SinglePassLoss:
         undecided = self.verified is True and self.reduction is None
         return undecided and self._reductions_differ(model, labels, num_items_in_batch)
 
-    def _base_model(self, model):
-        base = self.trainer.accelerator.unwrap_model(model)
-        return base.get_base_model() if hasattr(base, "get_base_model") else base  # a `peft.PeftModel`'s own
-
     def forward(self, model, inputs):
         """The model's outputs for `inputs` without their labels: logits, and no loss of its own."""
         labels = inputs["labels"]
@@ -118,7 +114,7 @@ class SinglePassLoss:
             rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, reduction).float()
             if rebuilt.shape == loss.shape and torch.allclose(rebuilt, loss, rtol=1e-4, atol=1e-6):
                 matching.append(reduction)
-        base = self._base_model(model)
+        base = self.trainer._base_model(model)
         if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
             self._decoder_inputs_from_labels = getattr(base, "prepare_decoder_input_ids_from_labels", None)
             if self._decoder_inputs_from_labels is None:
