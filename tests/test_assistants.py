@@ -1,3 +1,4 @@
+import copy
 import threading
 import time
 
@@ -355,3 +356,54 @@ def test_cpu_share_must_be_a_share():
     pixels, labels, _ = planted_pixels(n=10)
     with pytest.raises(ValueError, match="cpu_share"):
         AssistantWorker(PixelAssistant(pixels, labels), cpu_share=0.0)
+
+
+def _assistants_with_closed_forms():
+    pixels, labels, losses = planted_pixels(n=50)
+    g = torch.Generator().manual_seed(1)
+    sources = [torch.randint(0, 30, (int(n),), generator=g).tolist() for n in torch.randint(0, 6, (50,), generator=g)]
+    targets = [s[:2] + [-100] for s in sources]
+    memory = WithLossMemory(
+        PixelAssistant(pixels, labels), track_decline=True, irreducible=losses.flip(0), learnable=True
+    )
+    return {
+        "pixels": PixelAssistant(pixels, labels),
+        "bag_of_tokens": BagOfTokensAssistant(sources, targets),
+        "bag_of_tokens_dim_4": BagOfTokensAssistant(sources, targets, dim=4),
+        "memory": memory,
+    }, losses
+
+
+@pytest.mark.parametrize("name", ["pixels", "bag_of_tokens", "bag_of_tokens_dim_4", "memory"])
+def test_closed_form_steps_match_autograd(name):
+    assistants, losses = _assistants_with_closed_forms()
+    closed = assistants[name]
+    g = torch.Generator().manual_seed(2)
+    with torch.no_grad():  # away from the zero start, where some gradients vanish
+        for parameter in closed.parameters():
+            parameter.normal_(generator=g)
+    if name == "memory":  # memory features that are not all zero: two visits remembered
+        for _ in range(2):
+            closed.remember(torch.arange(0, 50, 2), losses[::2] * torch.rand(25, generator=g))
+    reference = copy.deepcopy(closed)
+    for batch in [torch.tensor([3, 7, 7, 12, 40]), torch.arange(0, 50, 3)]:
+        grads = torch.randn(len(batch), generator=g)
+        closed.descend(batch, grads, 0.3)
+        Assistant.descend(reference, batch, grads, 0.3)
+        for (key, expected), actual in zip(reference.state_dict().items(), closed.state_dict().values()):
+            torch.testing.assert_close(actual, expected, msg=f"{name}: {key}")
+
+
+def test_a_subclass_that_redefines_forward_learns_through_autograd():
+    pixels, labels, _ = planted_pixels(n=20)
+
+    class Doubled(PixelAssistant):
+        def forward(self, indices):
+            return 2 * super().forward(indices)
+
+    assert Doubled.descend is Assistant.descend
+    assistant = Doubled(pixels, labels)
+    before = assistant.linear.weight.clone()
+    assistant.descend(torch.arange(4), torch.ones(4), 0.1)
+    expected = before[0] - 0.1 * 2 * assistant.features[:4].sum(0)
+    torch.testing.assert_close(assistant.linear.weight[0], expected)

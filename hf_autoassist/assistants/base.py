@@ -11,11 +11,32 @@ class Assistant(nn.Module):
     Subclasses precompute cheap features for the whole training set when they are built (token ids, pooled
     pixels), so scoring an instance never calls the dataset's `__getitem__`, its transforms or the collator.
     They implement `forward(indices: LongTensor (B,)) -> logits (B,)`.
+
+    They learn by `descend`: one plain SGD step given the gradient of the loss with respect to the logits. Here it
+    goes through autograd; the library's Assistants, linear in their parameters, override it with the gradient in
+    closed form, which saves most of the Assistant's cost per Boss step (the step runs beside the Boss's on the
+    same CPU cores). A subclass that redefines `forward` and not `descend` learns through autograd again, so a
+    closed form never meets a forward it was not written for.
     """
 
     num_instances: int
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "forward" in cls.__dict__ and "descend" not in cls.__dict__:
+            cls.descend = Assistant.descend
 
     @torch.no_grad()
     def score(self, indices: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
         """Probabilities for `indices`, shape `(len(indices),)`, computed in chunks to bound memory."""
         return torch.cat([torch.sigmoid(self(chunk)) for chunk in indices.split(chunk_size)])
+
+    def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
+        """`parameter -= lr * d loss / d parameter`, where `logit_grads` is `d loss / d self(indices)`, `(B,)`."""
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        with torch.enable_grad():
+            grads = torch.autograd.grad(self(indices), parameters, logit_grads, allow_unused=True)
+        with torch.no_grad():
+            for parameter, grad in zip(parameters, grads):
+                if grad is not None:
+                    parameter.sub_(grad, alpha=lr)

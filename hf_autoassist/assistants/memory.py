@@ -116,7 +116,12 @@ class WithLossMemory(Assistant):
         return torch.where(seen, decline, torch.zeros(())), seen
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.base(indices) + self.memory_weights(self.memory_features(indices)).squeeze(-1)
+        return self.base(indices) + self.memory_features(indices) @ self.memory_weights.weight[0]
+
+    @torch.no_grad()
+    def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
+        self.memory_weights.weight[0].sub_(self.memory_features(indices).T @ logit_grads, alpha=lr)
+        self.base.descend(indices, logit_grads, lr)
 
     def _update_running(self, buffer: torch.Tensor, value: torch.Tensor) -> None:
         """A running mean over the batches remembered, with `momentum`, started at the first batch's value."""

@@ -62,18 +62,40 @@ class BagOfTokensAssistant(Assistant):
             self.readout = nn.Linear(2 * dim, 1, bias=False)
             nn.init.zeros_(self.readout.weight)
 
-    def _bag(self, bag: nn.EmbeddingBag, flat: torch.Tensor, offsets: torch.Tensor, indices: torch.Tensor):
-        starts, ends = offsets[indices], offsets[indices + 1]
-        lengths = ends - starts
-        # gather the selected rows' ids into one flat tensor with their own offsets
+    @staticmethod
+    def _rows(flat: torch.Tensor, offsets: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The token ids of the rows `indices`, flat, and each row's length."""
+        starts, lengths = offsets[indices], offsets[indices + 1] - offsets[indices]
+        # position of every selected token in `flat`: its row's start plus its place in the row
         positions = torch.repeat_interleave(starts - torch.cumsum(lengths, 0) + lengths, lengths)
-        positions = positions + torch.arange(int(lengths.sum()))
-        new_offsets = torch.cumsum(lengths, 0) - lengths
-        return bag(flat[positions], new_offsets)
+        return flat[positions + torch.arange(len(positions))], lengths
+
+    def _bags(self, indices: torch.Tensor):
+        """Per side (source, target): its token weights, the rows' token ids and lengths, and the rows' sums."""
+        bags = []
+        for weights, flat, offsets in (
+            (self.source_weights, self.src, self.src_offsets),
+            (self.target_weights, self.tgt, self.tgt_offsets),
+        ):
+            ids, lengths = self._rows(flat, offsets, indices)
+            bags.append((weights, ids, lengths, weights(ids, torch.cumsum(lengths, 0) - lengths)))
+        return bags
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        source = self._bag(self.source_weights, self.src, self.src_offsets, indices)
-        target = self._bag(self.target_weights, self.tgt, self.tgt_offsets, indices)
+        (_, _, _, source), (_, _, _, target) = self._bags(indices)
         if self.readout is None:
             return (source + target).squeeze(-1) + self.bias
         return self.readout(torch.cat([source, target], dim=-1)).squeeze(-1) + self.bias
+
+    @torch.no_grad()
+    def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
+        bags = self._bags(indices)
+        # d logit / d (a side's sum): 1, or that side's half of the readout (read before the readout's own step)
+        reads = [None, None] if self.readout is None else self.readout.weight[0].chunk(2)
+        for (weights, ids, lengths, _), read in zip(bags, reads):
+            token_grads = torch.repeat_interleave(logit_grads, lengths)[:, None]  # each token gets its row's
+            weights.weight.index_add_(0, ids, token_grads if read is None else token_grads * read, alpha=-lr)
+        if self.readout is not None:
+            sums = torch.cat([bag[3] for bag in bags], dim=-1)
+            self.readout.weight[0].sub_(sums.T @ logit_grads, alpha=lr)
+        self.bias.sub_(logit_grads.sum(), alpha=lr)

@@ -5,7 +5,6 @@ import threading
 import time
 
 import torch
-import torch.nn.functional as F
 
 from .base import Assistant
 
@@ -26,7 +25,7 @@ def batch_ranks(values: torch.Tensor) -> torch.Tensor:
 
 
 class AssistantWorker:
-    """Owns an [`Assistant`], its SGD optimizer, a bounded queue of `(indices, losses)` and a background thread.
+    """Owns an [`Assistant`], a bounded queue of `(indices, losses)` and a background thread.
 
     - `submit` is all the Boss calls per step: an O(1) append. When the queue is full the oldest batch is dropped
       and counted in `dropped`, so the Boss never waits.
@@ -82,7 +81,7 @@ class AssistantWorker:
             raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
         self.label, self.confidence_kind = label, confidence
         self.assistant = assistant
-        self.optimizer = torch.optim.SGD(assistant.parameters(), lr=lr)
+        self.lr = lr  # of plain SGD, each step taken by the Assistant's `descend`
         self.loss_momentum = loss_momentum
         self.accuracy_momentum = accuracy_momentum
         self.synchronous = synchronous
@@ -214,19 +213,17 @@ class AssistantWorker:
     )  # fmt: skip
 
     def state_dict(self) -> dict:
-        """The Assistant's weights, its optimizer and its statistics, as they are now (queued batches not included:
+        """The Assistant's weights and its statistics, as they are now (queued batches not included:
         in the background mode the checkpoint holds what the Assistant had learned when it was written)."""
         with self.lock:
             return {
                 "assistant": {k: v.clone() for k, v in self.assistant.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
                 **{name: getattr(self, name) for name in self._STATISTICS},
             }
 
     def load_state_dict(self, state: dict) -> None:
         with self.lock:
             self.assistant.load_state_dict(state["assistant"])
-            self.optimizer.load_state_dict(state["optimizer"])
             for name in self._STATISTICS:
                 setattr(self, name, state.get(name, 0.0))
             self._started, self._cpu_before = time.perf_counter(), self.train_cpu_seconds
@@ -269,14 +266,13 @@ class AssistantWorker:
                 self.wakeup.wait_for(lambda: self._stop, timeout=excess)
                 self.throttled_seconds += time.perf_counter() - slept
 
+    @torch.no_grad()
     def _learn(self, indices: torch.Tensor, targets: torch.Tensor) -> None:
-        """One SGD step on `indices` and their labels, predicted first to keep the running accuracy."""
+        """One SGD step of the mean binary cross entropy on `indices` and their labels, predicted first to keep the
+        running accuracy; the cross entropy's gradient with respect to the logits is `(sigmoid - label) / B`."""
         logits = self.assistant(indices)
         accuracy = float(((logits > 0).float() == targets).float().mean())
-        loss = F.binary_cross_entropy_with_logits(logits, targets)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        self.assistant.descend(indices, (torch.sigmoid(logits) - targets) / len(targets), self.lr)
         self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
         positive = float(targets.mean())
         self._positive_ema = self.accuracy_momentum * self._positive_ema + (1 - self.accuracy_momentum) * positive
