@@ -13,13 +13,16 @@ each `{median, values}`, the values per repeat.
 
     python benchmarks/overhead.py --data_dir ../shared/data
 
-writes `benchmarks/results/overhead.json` with the command and the environment. Run it with nothing else running.
+writes `benchmarks/results/overhead.json` with the command, the environment and the commit measured. Run it with
+nothing else running. Each finished run is kept in `<work_dir>/<preset>/progress.json`: started again on the same
+commit (a clean checkout), it goes on from the first run missing; any other code starts afresh.
 """
 
 import json
 import os
 import shlex
 import statistics
+import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -38,6 +41,9 @@ SIZES = {
     "quick": {"vision-resnet": (256, 2), "translation": (64, 2)},
 }
 ORDER = ("plain", "none", "autoassist", "random")
+# what each run keeps
+RECORDED = ("seed", "boss_instances", "train_seconds", "assistant_cpu_seconds", "foreign_cpu_seconds",
+            "kept_fraction_per_epoch")  # fmt: skip
 
 
 @dataclass
@@ -75,24 +81,63 @@ def ratio_of_medians(numerators: list[float], denominators: list[float]) -> dict
     }
 
 
-def measure(model: str, args: OverheadArguments) -> dict:
+def commit_measured() -> str | None:
+    """The checkout's commit, or None when it cannot say which code runs (not a git checkout, or changed files)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return None if changed.stdout.strip() else commit.stdout.strip()
+
+
+class Progress:
+    """The runs finished so far, per model and strategy, saved after each one; read back only for the same commit
+    and sizes, so that a resumed measurement never mixes two versions of the code."""
+
+    def __init__(self, path: str, key: dict):
+        self.path, self.key = path, json.loads(json.dumps(key))  # as it reads back (tuples become lists)
+        self.runs: dict = {}
+        if key["commit"] is not None and os.path.exists(path):
+            with open(path) as f:
+                saved = json.load(f)
+            if saved.get("key") == self.key:
+                self.runs = saved["runs"]
+
+    def of(self, model: str) -> dict[str, list[dict]]:
+        return self.runs.setdefault(model, {name: [] for name in ORDER})
+
+    def save(self) -> None:
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        with open(self.path + ".tmp", "w") as f:
+            json.dump({"key": self.key, "runs": self.runs}, f)
+        os.replace(self.path + ".tmp", self.path)
+
+
+def measure(model: str, args: OverheadArguments, progress: Progress) -> dict:
     task = TASKS[model]
     samples, epochs = SIZES[args.preset][model]
     preset = replace(task.presets["full"], train_samples=samples, num_train_epochs=epochs)
     work_dir = os.path.join(args.work_dir, args.preset, model)
     data = task.load(args.data_dir, preset, work_dir)
-    runs = {name: [] for name in ORDER}
+    runs = progress.of(model)
     for repeat in range(args.repeats):
         for strategy in rotated(repeat):
+            if len(runs[strategy]) > repeat:  # measured before, on this commit
+                continue
             options = {"autoassist_synchronous": None}  # the library's default, which the suite pins to a thread
             if strategy == "random":
                 kept = runs["autoassist"][-1]["kept_fraction_per_epoch"]
                 options["autoassist_keep_prob"] = kept[1:] or [1.0]  # after the one-epoch warmup
             record = run_one(task, data, preset, strategy, seed=repeat, work_dir=work_dir, epochs=epochs,
                              options=options, evaluate=False)  # fmt: skip
-            runs[strategy].append(record)
+            runs[strategy].append({k: record[k] for k in RECORDED})
+            progress.save()
             print(f"{model} repeat {repeat} {strategy}: {record['boss_instances']} instances, "
                   f"{record['train_seconds']:.2f} s", flush=True)  # fmt: skip
+    runs = {name: records[: args.repeats] for name, records in runs.items()}
     per_instance = {name: [seconds_per_instance(r) for r in records] for name, records in runs.items()}
     autoassist = runs["autoassist"]
     return {
@@ -106,21 +151,25 @@ def measure(model: str, args: OverheadArguments) -> dict:
             "median": statistics.median(r["assistant_cpu_seconds"] / r["train_seconds"] for r in autoassist),
             "values": [r["assistant_cpu_seconds"] / r["train_seconds"] for r in autoassist],
         },
-        "runs": {name: [{k: r[k] for k in ("seed", "boss_instances", "train_seconds", "assistant_cpu_seconds",
-                                           "foreign_cpu_seconds", "kept_fraction_per_epoch")} for r in records]
-                 for name, records in runs.items()},  # fmt: skip
+        "runs": runs,
     }
 
 
 def main(argv: list[str] | None = None) -> dict:
     (args,) = HfArgumentParser(OverheadArguments).parse_args_into_dataclasses(args=argv)
     transformers.utils.logging.set_verbosity_error()
+    commit = commit_measured()
+    progress = Progress(
+        os.path.join(args.work_dir, args.preset, "progress.json"),
+        {"commit": commit, "sizes": {model: SIZES[args.preset][model] for model in args.models}},
+    )
     result = {
         "command": "python benchmarks/overhead.py " + shlex.join(argv if argv is not None else sys.argv[1:]),
         "environment": environment(),
+        "commit": commit,
         "preset": args.preset,
         "repeats": args.repeats,
-        "models": {model: measure(model, args) for model in args.models},
+        "models": {model: measure(model, args, progress) for model in args.models},
     }
     os.makedirs(args.output_dir, exist_ok=True)
     with open(os.path.join(args.output_dir, "overhead.json"), "w") as f:

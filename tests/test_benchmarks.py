@@ -176,11 +176,23 @@ def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, 
 
 
 @pytest.mark.slow
-def test_overhead_benchmark_runs_and_writes_its_ratios(tmp_path):
+def test_overhead_benchmark_runs_resumes_on_the_same_commit_and_writes_its_ratios(tmp_path, monkeypatch, capsys):
     from benchmarks import overhead
 
-    result = overhead.main(["--preset", "quick", "--repeats", "2", "--models", "vision-resnet", "--data_dir",
-                            str(DATA_DIR), "--output_dir", str(tmp_path), "--work_dir", str(tmp_path / "work")])  # fmt: skip
+    def measure(repeats):
+        capsys.readouterr()
+        result = overhead.main(["--preset", "quick", "--repeats", str(repeats), "--models", "vision-resnet",
+                                "--data_dir", str(DATA_DIR), "--output_dir", str(tmp_path), "--work_dir",
+                                str(tmp_path / "work")])  # fmt: skip
+        return result, capsys.readouterr().out.count(" instances, ")
+
+    monkeypatch.setattr(overhead, "commit_measured", lambda: "a" * 40)
+    first, trained = measure(1)
+    assert trained == 4 and first["commit"] == "a" * 40
+    result, trained = measure(2)  # goes on: only the second repeat trains, the first is read back
+    assert trained == 4
+    for name, records in first["models"]["vision-resnet"]["runs"].items():
+        assert result["models"]["vision-resnet"]["runs"][name][0] == records[0]
     assert json.loads((tmp_path / "overhead.json").read_text()) == json.loads(json.dumps(result))
     numbers = result["models"]["vision-resnet"]
     for key in ("none_over_plain_throughput", "autoassist_over_random_seconds", "assistant_cpu_share"):
@@ -190,6 +202,8 @@ def test_overhead_benchmark_runs_and_writes_its_ratios(tmp_path):
     for autoassist, random in zip(runs["autoassist"], runs["random"]):
         assert abs(random["boss_instances"] - autoassist["boss_instances"]) <= 0.1 * autoassist["boss_instances"]
     assert [r["boss_instances"] for r in runs["none"]] == [r["boss_instances"] for r in runs["plain"]]
+    monkeypatch.setattr(overhead, "commit_measured", lambda: None)  # code it cannot name: measured afresh
+    assert measure(1)[1] == 4
 
 
 def test_readme_tables_are_the_ones_the_committed_json_gives():
