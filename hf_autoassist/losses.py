@@ -51,13 +51,15 @@ def per_instance_loss_terms(
             f"per_instance_loss expects (B, C) logits with (B,) labels or (B, T, V) logits with (B, T) labels, "
             f"got logits {tuple(logits.shape)} and labels {tuple(labels.shape)}."
         )
-    if shift_labels:
-        logits, labels = logits[:, :-1], labels[:, 1:]
+    if shift_labels:  # the labels move, not the logits: slicing those would copy a (B, T, V) tensor
+        labels = F.pad(labels[:, 1:], (0, 1), value=ignore_index)
+    # (B * T, V) rows as the models' own loss reads them: the class dimension contiguous (a transposed (B, V, T)
+    # input made the per-token cross entropy and its backward half as slow again as the model's)
     token_loss = F.cross_entropy(
-        logits.transpose(1, 2), labels, ignore_index=ignore_index, reduction="none", label_smoothing=label_smoothing
-    )
-    mask = labels.ne(ignore_index)
-    return (token_loss * mask).sum(-1), mask.sum(-1).to(token_loss.dtype)
+        logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=ignore_index, reduction="none",
+        label_smoothing=label_smoothing,
+    ).view(labels.shape)  # fmt: skip
+    return token_loss.sum(-1), labels.ne(ignore_index).sum(-1).to(token_loss.dtype)
 
 
 def count_loss_terms(labels: torch.Tensor, ignore_index: int = -100, shift_labels: bool = False) -> torch.Tensor:
