@@ -49,6 +49,10 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.pad_to_multiple_of = pad_to_multiple_of
         self.epoch: int | None = None
         self.candidates = torch.arange(num_samples)
+        self._reset()
+
+    def _reset(self) -> None:
+        """Before the first epoch: every candidate kept."""
         self.kept = self.candidates
 
     def _draw_pass(self, epoch: int) -> torch.Tensor:
@@ -157,7 +161,6 @@ class RescoringBatchSampler(AssistedBatchSampler):
         # a full pass trims this many items to reach `pad_to_multiple_of`: they wait until the pass is decided
         self.holdback = num_samples % pad_to_multiple_of if pad_to_multiple_of else 0
         self.last_rate = 1.0
-        self._reset()
 
     def _reset(self) -> None:
         """A new pass: nothing decided yet (`last_rate`, the kept fraction of the last decision, carries over as
@@ -176,10 +179,6 @@ class RescoringBatchSampler(AssistedBatchSampler):
     @property
     def kept(self) -> torch.Tensor:
         return torch.tensor(self.stream, dtype=torch.long)
-
-    @kept.setter
-    def kept(self, value) -> None:  # the parent's constructor sets it; the stream is the state here
-        pass
 
     @property
     def full_pass_items(self) -> int:

@@ -91,20 +91,22 @@ class WithLossMemory(Assistant):
 
     def memory_features(self, indices: torch.Tensor) -> torch.Tensor:
         """`(B, F)` features of `indices` from the memory: 3, plus one with `track_decline`, one with `irreducible`."""
-        seen = self.last_clock[indices] >= 0
-        relative = torch.where(seen, self.last_log_loss[indices] - self.mean_log_loss, torch.zeros(()))
-        age = torch.where(seen, (self.clock - self.last_clock[indices]) / self.num_instances, torch.zeros(()))
+        # each buffer gathered once: this runs twice in every Boss step (prediction and SGD step)
+        last_clock, last_log_loss = self.last_clock[indices], self.last_log_loss[indices]
+        seen = last_clock >= 0
+        relative = torch.where(seen, last_log_loss - self.mean_log_loss, 0.0)
+        age = torch.where(seen, (self.clock - last_clock) / self.num_instances, 0.0)
         features = [relative, (~seen).float(), age]
         if self.track_decline:
             features.append(self.last_decline[indices] / self.mean_abs_decline.clamp(min=1e-6))
         if self.irreducible is not None:
-            reducible = self.last_log_loss[indices] - self.irreducible[indices].clamp(min=1e-8).log()
-            features.append(torch.where(seen, reducible, torch.zeros(())))
+            reducible = last_log_loss - self.irreducible[indices].clamp(min=1e-8).log()
+            features.append(torch.where(seen, reducible, 0.0))
         if self.learnable:
             spread = (self.mean_square_log_loss - self.mean_log_loss**2).clamp(min=1e-12).sqrt()
-            high_loss = _normal_cdf((self.last_log_loss[indices] - self.mean_log_loss) / spread)
+            high_loss = _normal_cdf((last_log_loss - self.mean_log_loss) / spread)
             priority = high_loss * self.predictable[indices] - 0.25
-            features.append(torch.where(seen, priority, torch.zeros(())))
+            features.append(torch.where(seen, priority, 0.0))
         return torch.stack(features, dim=1)
 
     @torch.no_grad()
@@ -113,7 +115,7 @@ class WithLossMemory(Assistant):
         was a previous visit; read before `remember` stores the new losses."""
         seen = self.last_clock[indices] >= 0
         decline = self.last_log_loss[indices] - losses.clamp(min=1e-8).log()
-        return torch.where(seen, decline, torch.zeros(())), seen
+        return torch.where(seen, decline, 0.0), seen
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return self.base(indices) + self.memory_features(indices) @ self.memory_weights.weight[0]
@@ -123,9 +125,10 @@ class WithLossMemory(Assistant):
         self.memory_weights.weight[0].sub_(self.memory_features(indices).T @ logit_grads, alpha=lr)
         self.base.descend(indices, logit_grads, lr)
 
-    def _update_running(self, buffer: torch.Tensor, value: torch.Tensor) -> None:
-        """A running mean over the batches remembered, with `momentum`, started at the first batch's value."""
-        buffer.copy_(value if self.clock == 0 else self.momentum * buffer + (1 - self.momentum) * value)
+    def _update_running(self, buffer: torch.Tensor, value: torch.Tensor, first: bool | None = None) -> None:
+        """A running mean with `momentum`, started at its `first` value (by default the first batch remembered)."""
+        first = bool(self.clock == 0) if first is None else first
+        buffer.copy_(value if first else self.momentum * buffer + (1 - self.momentum) * value)
 
     @torch.no_grad()
     def remember(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
@@ -133,10 +136,9 @@ class WithLossMemory(Assistant):
         if self.track_decline:
             declines, seen = self.declines(indices, losses)
             self.last_decline[indices] = declines
-            if seen.any():
-                size = float(declines[seen].abs().mean())
-                first = self.mean_abs_decline == 0
-                self.mean_abs_decline.fill_(size if first else self.momentum * float(self.mean_abs_decline) + (1 - self.momentum) * size)
+            if seen.any():  # from the first batch with second visits
+                first = bool(self.mean_abs_decline == 0)
+                self._update_running(self.mean_abs_decline, declines[seen].abs().mean(), first=first)
         self._update_running(self.mean_log_loss, log_losses.mean())
         if self.learnable:
             self._update_running(self.mean_square_log_loss, log_losses.pow(2).mean())
