@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, WithLossMemory, build_assistant
-from hf_autoassist.assistants.base import Assistant
+from hf_autoassist.assistants.base import Assistant, logit_gradients
 from hf_autoassist.assistants.worker import batch_ranks
 
 
@@ -376,6 +376,7 @@ def _assistants_with_closed_forms():
 
 @pytest.mark.parametrize("name", ["pixels", "bag_of_tokens", "bag_of_tokens_dim_4", "memory"])
 def test_closed_form_steps_match_autograd(name):
+    """Parameters are compared after both steps: a wrong first step leaves them apart too."""
     assistants, losses = _assistants_with_closed_forms()
     closed = assistants[name]
     g = torch.Generator().manual_seed(2)
@@ -386,12 +387,18 @@ def test_closed_form_steps_match_autograd(name):
         for _ in range(2):
             closed.remember(torch.arange(0, 50, 2), losses[::2] * torch.rand(25, generator=g))
     reference = copy.deepcopy(closed)
-    for batch in [torch.tensor([3, 7, 7, 12, 40]), torch.arange(0, 50, 3)]:
-        grads = torch.randn(len(batch), generator=g)
-        closed.descend(batch, grads, 0.3)
-        Assistant.descend(reference, batch, grads, 0.3)
-        for (key, expected), actual in zip(reference.state_dict().items(), closed.state_dict().values()):
-            torch.testing.assert_close(actual, expected, msg=f"{name}: {key}")
+    # `learn` (the worker's call: prediction, then a step towards labels), then `descend` from given gradients
+    batch = torch.tensor([3, 7, 7, 12, 40])
+    targets = torch.randint(0, 2, (len(batch),), generator=g).float()
+    expected_logits = reference(batch).detach()
+    Assistant.descend(reference, batch, logit_gradients(expected_logits, targets), 0.3)
+    torch.testing.assert_close(closed.learn(batch, targets, 0.3), expected_logits)
+    batch = torch.arange(0, 50, 3)
+    grads = torch.randn(len(batch), generator=g)
+    Assistant.descend(reference, batch, grads, 0.3)
+    closed.descend(batch, grads, 0.3)
+    for (key, expected), actual in zip(reference.state_dict().items(), closed.state_dict().values()):
+        torch.testing.assert_close(actual, expected, msg=f"{name}: {key}")
 
 
 def test_a_subclass_that_redefines_forward_learns_through_autograd():
@@ -401,7 +408,12 @@ def test_a_subclass_that_redefines_forward_learns_through_autograd():
         def forward(self, indices):
             return 2 * super().forward(indices)
 
-    assert Doubled.descend is Assistant.descend
+    class Shifted(WithLossMemory):
+        def forward(self, indices):
+            return super().forward(indices) + 1.0
+
+    assert Doubled.descend is Assistant.descend and Doubled.learn is Assistant.learn
+    assert Shifted.descend is Assistant.descend and Shifted.learn is Assistant.learn
     assistant = Doubled(pixels, labels)
     before = assistant.linear.weight.clone()
     assistant.descend(torch.arange(4), torch.ones(4), 0.1)

@@ -4,6 +4,11 @@ import torch
 from torch import nn
 
 
+def logit_gradients(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """The gradient of the mean binary cross entropy with respect to the logits: `(sigmoid - target) / B`."""
+    return (torch.sigmoid(logits) - targets) / len(targets)
+
+
 class Assistant(nn.Module):
     """Predicts, for dataset indices, the probability that the Boss's loss on the instance is above its running
     mean, i.e. that the instance still has something to teach.
@@ -12,11 +17,12 @@ class Assistant(nn.Module):
     pixels), so scoring an instance never calls the dataset's `__getitem__`, its transforms or the collator.
     They implement `forward(indices: LongTensor (B,)) -> logits (B,)`.
 
-    They learn by `descend`: one plain SGD step given the gradient of the loss with respect to the logits. Here it
-    goes through autograd; the library's Assistants, linear in their parameters, override it with the gradient in
-    closed form, which saves most of the Assistant's cost per Boss step (the step runs beside the Boss's on the
-    same CPU cores). A subclass that redefines `forward` and not `descend` learns through autograd again, so a
-    closed form never meets a forward it was not written for.
+    They learn by `learn`: a prediction, then one plain SGD step of the mean binary cross entropy, taken by
+    `descend` from the gradient with respect to the logits. Here `descend` goes through autograd; the library's
+    Assistants, linear in their parameters, override it with the gradient in closed form, which saves most of the
+    Assistant's cost per Boss step (the step runs beside the Boss's on the same CPU cores, and each small tensor
+    operation costs several microseconds there). A subclass that redefines `forward` and not `descend` learns
+    through autograd again, so a closed form never meets a forward it was not written for.
     """
 
     num_instances: int
@@ -25,11 +31,21 @@ class Assistant(nn.Module):
         super().__init_subclass__(**kwargs)
         if "forward" in cls.__dict__ and "descend" not in cls.__dict__:
             cls.descend = Assistant.descend
+            if "learn" not in cls.__dict__:
+                cls.learn = Assistant.learn
 
     @torch.no_grad()
     def score(self, indices: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
         """Probabilities for `indices`, shape `(len(indices),)`, computed in chunks to bound memory."""
         return torch.cat([torch.sigmoid(self(chunk)) for chunk in indices.split(chunk_size)])
+
+    @torch.no_grad()
+    def learn(self, indices: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
+        """Predicts `indices`, then takes one SGD step towards `targets` (1: still worth training on); returns the
+        logits of the prediction, made before the step."""
+        logits = self(indices)
+        self.descend(indices, logit_gradients(logits, targets), lr)
+        return logits
 
     def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
         """`parameter -= lr * d loss / d parameter`, where `logit_grads` is `d loss / d self(indices)`, `(B,)`."""

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from ..memory import latest_across_ranks
-from .base import Assistant
+from .base import Assistant, logit_gradients
 
 
 def _normal_cdf(z: torch.Tensor) -> torch.Tensor:
@@ -118,11 +118,24 @@ class WithLossMemory(Assistant):
         return torch.where(seen, decline, 0.0), seen
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
-        return self.base(indices) + self.memory_features(indices) @ self.memory_weights.weight[0]
+        return self._logits(indices, self.memory_features(indices))
 
     @torch.no_grad()
     def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
-        self.memory_weights.weight[0].sub_(self.memory_features(indices).T @ logit_grads, alpha=lr)
+        self._descend(indices, self.memory_features(indices), logit_grads, lr)
+
+    @torch.no_grad()
+    def learn(self, indices: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
+        memory = self.memory_features(indices)  # read once, for the prediction and its step
+        logits = self._logits(indices, memory)
+        self._descend(indices, memory, logit_gradients(logits, targets), lr)
+        return logits
+
+    def _logits(self, indices: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
+        return self.base(indices) + memory @ self.memory_weights.weight[0]
+
+    def _descend(self, indices: torch.Tensor, memory: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
+        self.memory_weights.weight[0].sub_(memory.T @ logit_grads, alpha=lr)
         self.base.descend(indices, logit_grads, lr)
 
     def _update_running(self, buffer: torch.Tensor, value: torch.Tensor, first: bool | None = None) -> None:

@@ -266,13 +266,10 @@ class AssistantWorker:
                 self.wakeup.wait_for(lambda: self._stop, timeout=excess)
                 self.throttled_seconds += time.perf_counter() - slept
 
-    @torch.no_grad()
     def _learn(self, indices: torch.Tensor, targets: torch.Tensor) -> None:
-        """One SGD step of the mean binary cross entropy on `indices` and their labels, predicted first to keep the
-        running accuracy; the cross entropy's gradient with respect to the logits is `(sigmoid - label) / B`."""
-        logits = self.assistant(indices)
+        """One SGD step on `indices` and their labels, predicted first to keep the running accuracy."""
+        logits = self.assistant.learn(indices, targets, self.lr)
         accuracy = float(((logits > 0).float() == targets).float().mean())
-        self.assistant.descend(indices, (torch.sigmoid(logits) - targets) / len(targets), self.lr)
         self._accuracy_ema = self.accuracy_momentum * self._accuracy_ema + (1 - self.accuracy_momentum) * accuracy
         positive = float(targets.mean())
         self._positive_ema = self.accuracy_momentum * self._positive_ema + (1 - self.accuracy_momentum) * positive
