@@ -138,14 +138,40 @@ def test_fixed_shape_pixels_are_read_from_the_buffers_as_the_numpy_format_reads_
         assert (fast == expected).all()
 
 
-def test_a_fixed_shape_column_with_missing_rows_is_read_row_by_row():
+def test_number_columns_are_read_from_the_buffers_as_the_numpy_format_reads_them():
     import datasets
 
-    from hf_autoassist.assistants.factory import _fixed_shape_column
+    from hf_autoassist.assistants.factory import _buffer_column, _read_column_now
+
+    features = datasets.Features(
+        {"labels": datasets.ClassLabel(num_classes=5), "ids": datasets.Value("int32"), "score": datasets.Value("float32"),
+         "tokens": datasets.Sequence(datasets.Value("int64"))}
+    )  # fmt: skip
+    parts = [
+        datasets.Dataset.from_dict(
+            {"labels": [i % 5 for i in range(n)], "ids": list(range(n)), "score": [i / 3 for i in range(n)],
+             "tokens": [[i] * (i % 3) for i in range(n)]}, features=features,
+        )  # fmt: skip
+        for n in (6, 4)
+    ]
+    dataset = datasets.concatenate_datasets(parts)
+    for view in (dataset, dataset.shuffle(seed=2).select(range(1, 9)), dataset.filter(lambda item: item["ids"] > 1)):
+        for column in ("labels", "ids", "score"):
+            fast, expected = _buffer_column(view, column), view.with_format("numpy")[column][:]
+            assert fast.shape == expected.shape == (len(view),) and (fast == expected).all()
+        assert _buffer_column(view, "tokens") is None  # ragged: the numpy format reads it
+        assert [list(row) for row in _read_column_now(view, "tokens")] == view["tokens"]
+
+
+def test_a_column_with_missing_rows_is_read_row_by_row():
+    import datasets
+
+    from hf_autoassist.assistants.factory import _buffer_column
 
     features = datasets.Features({"pixel_values": datasets.Array2D(shape=(2, 2), dtype="float32")})
     dataset = datasets.Dataset.from_dict({"pixel_values": [[[1.0, 2.0], [3.0, 4.0]], None]}, features=features)
-    assert _fixed_shape_column(dataset, "pixel_values") is None
+    assert _buffer_column(dataset, "pixel_values") is None
+    assert _buffer_column(datasets.Dataset.from_dict({"labels": [1, None, 2]}), "labels") is None
 
 
 def test_skill_is_zero_for_an_assistant_that_only_knows_the_majority_label():

@@ -91,7 +91,7 @@ class WithLossMemory(Assistant):
 
     def memory_features(self, indices: torch.Tensor) -> torch.Tensor:
         """`(B, F)` features of `indices` from the memory: 3, plus one with `track_decline`, one with `irreducible`."""
-        # each buffer gathered once: this runs twice in every Boss step (prediction and SGD step)
+        # each buffer gathered once: this runs in every Boss step
         last_clock, last_log_loss = self.last_clock[indices], self.last_log_loss[indices]
         seen = last_clock >= 0
         relative = torch.where(seen, last_log_loss - self.mean_log_loss, 0.0)

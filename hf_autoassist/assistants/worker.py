@@ -81,7 +81,7 @@ class AssistantWorker:
             raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
         self.label, self.confidence_kind = label, confidence
         self.assistant = assistant
-        self.lr = lr  # of plain SGD, each step taken by the Assistant's `descend`
+        self.lr = lr  # of plain SGD, each step taken by the Assistant's `learn`
         self.loss_momentum = loss_momentum
         self.accuracy_momentum = accuracy_momentum
         self.synchronous = synchronous
