@@ -438,10 +438,31 @@ def test_a_subclass_that_redefines_forward_learns_through_autograd():
         def forward(self, indices):
             return super().forward(indices) + 1.0
 
-    assert Doubled.descend is Assistant.descend and Doubled.learn is Assistant.learn
-    assert Shifted.descend is Assistant.descend and Shifted.learn is Assistant.learn
+    fallback = Assistant._learn_through_autograd
+    assert Doubled.descend is Assistant.descend and Doubled.learn is fallback
+    assert Shifted.descend is Assistant.descend and Shifted.learn is fallback
     assistant = Doubled(pixels, labels)
     before = assistant.linear.weight.clone()
     assistant.descend(torch.arange(4), torch.ones(4), 0.1)
     expected = before[0] - 0.1 * 2 * assistant.features[:4].sum(0)
     torch.testing.assert_close(assistant.linear.weight[0], expected)
+
+    # its `learn`: the prediction before the step, the step autograd gives, and one forward for both
+    calls = []
+
+    class Counted(Doubled):
+        def forward(self, indices):
+            calls.append(len(indices))
+            return super().forward(indices)
+
+    learner, reference = Counted(pixels, labels), Doubled(pixels, labels)
+    with torch.no_grad():
+        for a, b in zip(learner.parameters(), reference.parameters()):
+            a.normal_(generator=torch.Generator().manual_seed(3)), b.copy_(a)
+    batch, targets = torch.arange(6), torch.tensor([1.0, 0, 1, 1, 0, 0])
+    expected_logits = reference(batch).detach()
+    Assistant.descend(reference, batch, logit_gradients(expected_logits, targets), 0.2)
+    torch.testing.assert_close(learner.learn(batch, targets, 0.2), expected_logits)
+    for a, b in zip(learner.parameters(), reference.parameters()):
+        torch.testing.assert_close(a, b)
+    assert calls == [6]

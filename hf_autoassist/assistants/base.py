@@ -22,7 +22,8 @@ class Assistant(nn.Module):
     Assistants, linear in their parameters, override it with the gradient in closed form, which saves most of the
     Assistant's cost per Boss step (the step runs beside the Boss's on the same CPU cores, and each small tensor
     operation costs several microseconds there). A subclass that redefines `forward` and not `descend` learns
-    through autograd again, so a closed form never meets a forward it was not written for.
+    through autograd again (one forward, kept for its backward), so a closed form never meets a forward it was not
+    written for.
     """
 
     num_instances: int
@@ -32,7 +33,7 @@ class Assistant(nn.Module):
         if "forward" in cls.__dict__ and "descend" not in cls.__dict__:
             cls.descend = Assistant.descend
             if "learn" not in cls.__dict__:
-                cls.learn = Assistant.learn
+                cls.learn = Assistant._learn_through_autograd
 
     @torch.no_grad()
     def score(self, indices: torch.Tensor, chunk_size: int = 8192) -> torch.Tensor:
@@ -49,9 +50,19 @@ class Assistant(nn.Module):
 
     def descend(self, indices: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
         """`parameter -= lr * d loss / d parameter`, where `logit_grads` is `d loss / d self(indices)`, `(B,)`."""
-        parameters = [p for p in self.parameters() if p.requires_grad]
         with torch.enable_grad():
-            grads = torch.autograd.grad(self(indices), parameters, logit_grads, allow_unused=True)
+            self._step_through_autograd(self(indices), logit_grads, lr)
+
+    def _learn_through_autograd(self, indices: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
+        """`learn` without a closed form: the prediction's own graph gives the step (one forward, not two)."""
+        with torch.enable_grad():
+            logits = self(indices)
+            self._step_through_autograd(logits, logit_gradients(logits.detach(), targets), lr)
+        return logits.detach()
+
+    def _step_through_autograd(self, logits: torch.Tensor, logit_grads: torch.Tensor, lr: float) -> None:
+        parameters = [p for p in self.parameters() if p.requires_grad]
+        grads = torch.autograd.grad(logits, parameters, logit_grads, allow_unused=True)
         with torch.no_grad():
             for parameter, grad in zip(parameters, grads):
                 if grad is not None:
