@@ -93,7 +93,7 @@ def commit_measured() -> str | None:
     return None if changed.stdout.strip() else commit.stdout.strip()
 
 
-class Progress:
+class FinishedRuns:
     """The runs finished so far, per model and strategy, saved after each one; read back only for the same commit
     and sizes, so that a resumed measurement never mixes two versions of the code."""
 
@@ -116,7 +116,7 @@ class Progress:
         os.replace(self.path + ".tmp", self.path)
 
 
-def measure(model: str, args: OverheadArguments, progress: Progress) -> dict:
+def measure(model: str, args: OverheadArguments, progress: FinishedRuns) -> dict:
     task = TASKS[model]
     samples, epochs = SIZES[args.preset][model]
     preset = replace(task.presets["full"], train_samples=samples, num_train_epochs=epochs)
@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> dict:
     (args,) = HfArgumentParser(OverheadArguments).parse_args_into_dataclasses(args=argv)
     transformers.utils.logging.set_verbosity_error()
     commit = commit_measured()
-    progress = Progress(
+    progress = FinishedRuns(
         os.path.join(args.work_dir, args.preset, "progress.json"),
         {"commit": commit, "sizes": {model: SIZES[args.preset][model] for model in args.models}},
     )
