@@ -67,8 +67,8 @@ class AutoAssistArguments:
             Bound on the Assistant thread's CPU time (when it trains in a thread, see `autoassist_synchronous`), as a
             share of the wall-clock time since training started
             (0.1: a tenth of one core). Past it the thread sleeps and batches wait in the queue (the oldest dropped
-            when it is full), so that the Boss keeps the cores. Measured on the benchmark's small models: 0.05
-            (ResNet) and 0.01 (Marian). `None` for no bound.
+            when it is full), so that the Boss keeps the cores. The Assistant's measured share on the benchmark's
+            small models: 0.03 (ResNet) and 0.01 (Marian), since its step is taken in closed form. `None` for no bound.
         autoassist_loss_momentum (`float`, *optional*, defaults to `0.99`):
             Momentum of the running mean of Boss losses that separates "informative" from "learned" instances.
         autoassist_label (`str`, *optional*, defaults to `"batch_median"`):
