@@ -54,13 +54,13 @@ def record_stream(data_dir: str, output_dir: str, max_train_samples: int | None,
     )  # fmt: skip
     stream = []
     trainer.get_train_dataloader()  # builds the worker, so its submit can be wrapped
-    original_submit = trainer.assistant_worker.submit
+    original_submit = trainer.selection_run.worker.submit
 
     def recording_submit(indices, losses):
         stream.append((indices.cpu().clone(), losses.cpu().clone()))
         original_submit(indices, losses)
 
-    trainer.assistant_worker.submit = recording_submit
+    trainer.selection_run.worker.submit = recording_submit
     trainer.train()
     return tokenized, stream
 

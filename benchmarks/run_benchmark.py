@@ -120,7 +120,7 @@ class NoiseRecorder(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         kept = torch.zeros_like(self.noisy)
-        kept[self.trainer.autoassist_sampler.kept] = True
+        kept[self.trainer.selection_run.sampler.kept] = True
         self.per_epoch.append(
             {
                 "noisy": round(float((kept & self.noisy).sum() / self.noisy.sum().clamp(min=1)), 4),
@@ -268,7 +268,8 @@ def run_one(
         "final_validation": validation.get(f"eval_{data.metric}"),
         "test_metric": test.get(f"test_{data.metric}"),
     }
-    irreducible = getattr(trainer, "irreducible", None)
+    run = getattr(trainer, "selection_run", None)
+    irreducible = None if run is None else run.irreducible
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
         record["irreducible"] = irreducible.summary()
         record["boss_instances"] += irreducible.instances

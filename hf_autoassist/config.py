@@ -7,8 +7,11 @@ The AutoAssist options live in one dataclass mixin, `AutoAssistArguments`, so th
 from dataclasses import dataclass, field
 
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
+from transformers.utils import logging
 
 from .assistants.worker import IRREDUCIBLE_LABELS, LABELS
+
+logger = logging.get_logger(__name__)
 
 STRATEGIES = ("autoassist", "random", "infobatch", "none")
 ASSISTANTS = ("auto", "pixels", "bag_of_tokens")
@@ -276,6 +279,11 @@ class AutoAssistArguments:
         )
 
     @property
+    def writes_report(self) -> bool:
+        """`autoassist_write_report`, or by default whether the Trainer saves checkpoints."""
+        return self.save_strategy != "no" if self.autoassist_write_report is None else self.autoassist_write_report
+
+    @property
     def assistant_trains_in_step(self) -> bool:
         """`autoassist_synchronous`, or by default whether the Boss trains on CPU, where a thread beside its own
         would stall them."""
@@ -285,6 +293,12 @@ class AutoAssistArguments:
 
     def __post_init__(self):
         super().__post_init__()
+        if self.train_sampling_strategy != "random":
+            logger.warning(
+                f"`train_sampling_strategy={self.train_sampling_strategy!r}` is ignored: AutoAssist draws each "
+                "epoch from its own seeded shuffle of the instances it keeps. Use the plain `Trainer` for "
+                "length-grouped batches."
+            )
         if self.autoassist_strategy not in STRATEGIES:
             raise ValueError(
                 f"`autoassist_strategy` must be one of {list(STRATEGIES)}, got {self.autoassist_strategy!r}."
@@ -369,6 +383,16 @@ class AutoAssistArguments:
                 f"`autoassist_rescore_every` must be a number of batches >= 1, got {self.autoassist_rescore_every}; "
                 "leave it unset to decide each epoch once, at its start."
             )
+
+
+def check_arguments(args, trainer_name: str, config_class: type) -> None:
+    """A trainer's `args` must carry the AutoAssist options."""
+    if not isinstance(args, AutoAssistArguments):
+        raise TypeError(
+            f"{trainer_name} needs its `args` to be a {config_class.__name__}, got {type(args).__name__}. Build them "
+            f"with `{config_class.__name__}(...)` (it takes every `TrainingArguments` option plus the `autoassist_*` "
+            "ones)."
+        )
 
 
 @dataclass

@@ -1,10 +1,17 @@
-"""Carrying each instance's dataset index through the collator to the training step."""
+"""Carrying each instance's dataset index through the collator to the training step, and the training DataLoader
+that does it."""
 
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
+from transformers.trainer_utils import seed_worker
+from transformers.utils import is_datasets_available
+
+if is_datasets_available():
+    import datasets
 
 INDEX_KEY = "autoassist_index"
 
@@ -52,3 +59,38 @@ class IndexCollator:
         batch = self.collator([{k: v for k, v in feature.items() if k != INDEX_KEY} for feature in features])
         batch[INDEX_KEY] = torch.tensor(indices, dtype=torch.long)
         return batch
+
+
+def check_training_set(dataset, for_training: bool) -> None:
+    """Stops early on a training set AutoAssist cannot select from: streamed (no index), or, when training starts,
+    empty (a trainer built for evaluation only may hold an empty one)."""
+    if isinstance(dataset, IterableDataset) or (
+        is_datasets_available() and isinstance(dataset, datasets.IterableDataset)
+    ):
+        raise ValueError(
+            "AutoAssist selects instances by index, so it needs a map-style training set with `__len__` and "
+            f"`__getitem__`, got {type(dataset).__name__}. Load it without `streaming=True` (or materialise it "
+            "with `datasets.Dataset.from_generator`), or use the plain `Trainer` for streamed data."
+        )
+    if for_training and len(dataset) == 0:
+        raise ValueError(
+            "The training set is empty: AutoAssist needs at least one instance to select from. Check the split "
+            "and any filtering (`max_train_samples`, `.filter`, `.select`) applied before the trainer."
+        )
+
+
+def selection_dataloader(dataset, batch_sampler, collator: Callable, args) -> DataLoader:
+    """The training DataLoader over `batch_sampler`'s batches of `dataset`, each batch carrying its indices, with
+    the Trainer's worker options (`dataloader_*` of `args`)."""
+    params = {
+        "batch_sampler": batch_sampler,
+        "collate_fn": IndexCollator(collator),
+        "num_workers": args.dataloader_num_workers,
+        "pin_memory": args.dataloader_pin_memory,
+        "persistent_workers": args.dataloader_persistent_workers,
+        "worker_init_fn": partial(seed_worker, num_workers=args.dataloader_num_workers, rank=args.process_index),
+    }
+    if args.dataloader_num_workers > 0:
+        params["prefetch_factor"] = args.dataloader_prefetch_factor
+        params["multiprocessing_context"] = args.dataloader_multiprocessing_context
+    return DataLoader(IndexedDataset(dataset), **params)

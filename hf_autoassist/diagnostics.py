@@ -107,6 +107,14 @@ class SelectionReport:
         )
 
 
+def log_to_integrations(callbacks: list, args, state, control, metrics: dict) -> None:
+    """Sends `metrics` to the reporting integrations among a trainer's `callbacks` (TensorBoard, W&B, ...) only,
+    not into the console's log lines: the Trainer has no other way to log to integrations only."""
+    for callback in callbacks:
+        if type(callback).__module__.startswith("transformers.integrations"):
+            callback.on_log(args, state, control, logs=dict(metrics))
+
+
 def write_diagnostics(history: list[dict], output_dir: str, groups: list[str] | None = None) -> str:
     """`autoassist_diagnostics.json` and, if matplotlib is installed, `autoassist_diagnostics.png`, which plots the
     kept fraction of `groups` (default: the first `MAX_REPORTED_GROUPS` recorded). Returns the JSON path."""

@@ -18,14 +18,25 @@ class EpochSelection:
     """The sampler's `select_fn` for one training run: `whole_pass` decides a pass at its start, `block` one block
     of it at a time (`autoassist_rescore_every`).
 
-    It reads the trainer's arguments, progress, strategy and accelerator, and owns `loss_weights`: the weight of
-    every instance in the running pass (the strategy's, for reweighting ones), or None to leave the loss untouched.
+    Args:
+        args: the run's `AutoAssistArguments` (warmup, epochs or `max_steps`).
+        strategy (`SelectionStrategy`): what decides; asked on the main process only.
+        accelerator (`Accelerator`): shares the main process's decision with every rank.
+        num_samples (`int`): instances in the training set.
+        seed (`int`): the run's data seed.
+        global_step (`Callable[[], int]`): optimizer steps done so far (the run's progress under `max_steps`).
+        full_data_finish (`float`): share of training at its end that keeps everything.
+
+    It owns `loss_weights`: the weight of every instance in the running pass (the strategy's, for reweighting
+    ones), or None to leave the loss untouched.
     """
 
-    def __init__(self, trainer, num_samples: int, seed: int):
-        self.trainer = trainer
+    def __init__(self, args, strategy, accelerator, num_samples: int, seed: int, global_step, full_data_finish: float):
+        self.args, self.strategy, self.accelerator = args, strategy, accelerator
         self.num_samples = num_samples
         self.seed = seed
+        self.global_step = global_step
+        self.full_data_finish = full_data_finish
         self.loss_weights: torch.Tensor | None = None
 
     def _seed(self, epoch: int, offset: int = 0) -> int:
@@ -35,19 +46,19 @@ class EpochSelection:
     def _progress(self, epochs_done):
         """Share of the run done when `epochs_done` (a number, or a tensor of one per candidate) are done: by
         optimizer steps with `max_steps`, else by epochs."""
-        args = self.trainer.args
+        args = self.args
         if args.max_steps <= 0:
             return epochs_done / args.num_train_epochs
-        done = self.trainer.state.global_step / args.max_steps
+        done = self.global_step() / args.max_steps
         return torch.full_like(epochs_done, done) if torch.is_tensor(epochs_done) else done
 
     def whole_pass(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`."""
-        args, strategy = self.trainer.args, self.trainer.strategy
+        args, strategy = self.args, self.strategy
         keep = torch.ones(len(candidates), dtype=torch.bool)
         self.loss_weights = None
         selecting = args.autoassist_strategy != "none" and selects_in_epoch(
-            epoch, self._progress(epoch), args.autoassist_warmup_epochs, self.trainer.full_data_finish
+            epoch, self._progress(epoch), args.autoassist_warmup_epochs, self.full_data_finish
         )
         if not selecting:
             return keep
@@ -62,7 +73,7 @@ class EpochSelection:
     def block(self, epoch: int, candidates: torch.Tensor, offset: int) -> torch.Tensor:
         """The keep mask of one block of the pass, `candidates` being its positions `offset` onwards: the warmup
         and the full-data finish are told apart candidate by candidate, by the training done when each comes."""
-        args, strategy = self.trainer.args, self.trainer.strategy
+        args, strategy = self.args, self.strategy
         if offset == 0:
             self.loss_weights = None
         keep = torch.ones(len(candidates), dtype=torch.bool)
@@ -70,7 +81,7 @@ class EpochSelection:
             return keep
         epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.num_samples
         selecting = selects_in_epoch(
-            epochs_done, self._progress(epochs_done), args.autoassist_warmup_epochs, self.trainer.full_data_finish
+            epochs_done, self._progress(epochs_done), args.autoassist_warmup_epochs, self.full_data_finish
         )
         if not selecting.any():
             return keep
@@ -88,7 +99,7 @@ class EpochSelection:
     def decide(self, candidates: torch.Tensor, selecting_epoch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The strategy's keep mask and loss weights over `candidates`, decided on the main process (each rank's
         strategy saw its own shard) and shared with every rank, so that batch counts agree."""
-        strategy, accelerator = self.trainer.strategy, self.trainer.accelerator
+        strategy, accelerator = self.strategy, self.accelerator
         strategy.synchronize(accelerator)
         keep, weights = torch.ones(len(candidates), dtype=torch.bool), torch.ones(len(candidates))
         if accelerator.is_main_process:

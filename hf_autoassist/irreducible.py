@@ -98,21 +98,25 @@ class IrreducibleLossModel:
     """Trains the fold models and scores the instances; one instance per `train()` of an AutoAssist trainer.
 
     Args:
-        trainer: the AutoAssist trainer (its args, its model at its starting weights, its loss conventions).
+        args: the run's training arguments (`autoassist_irreducible_*`, the seed, batch sizes, label smoothing);
+            each fold model trains with them, shortened.
+        boss (`PreTrainedModel`): the Boss at its starting weights.
+        is_causal_lm (`Callable[[model], bool]`): whether a model's labels are next tokens.
         model_init (`Callable[[], PreTrainedModel]`, *optional*): builds a fresh (e.g. smaller) model for each fold;
             by default a copy of the Boss as it is before training.
     """
 
-    def __init__(self, trainer, model_init=None):
-        self.trainer = trainer
-        args = trainer.args
+    def __init__(self, args, boss, is_causal_lm, model_init=None):
+        self.args = args
+        self.boss = boss
+        self.is_causal_lm = is_causal_lm
         self.folds = max(2, round(1.0 / args.autoassist_irreducible_fraction))
         self.epochs = args.autoassist_irreducible_epochs
         self.seed = args.seed
         self.model_init = model_init
 
     def fingerprint(self, dataset) -> str:
-        model_config = getattr(self.trainer.model, "config", None)
+        model_config = getattr(self.boss, "config", None)
         return json.dumps(
             {
                 "data": dataset_fingerprint(dataset),
@@ -121,7 +125,7 @@ class IrreducibleLossModel:
                 "folds": self.folds,
                 "epochs": self.epochs,
                 "seed": self.seed,
-                "label_smoothing": self.trainer.args.label_smoothing_factor,
+                "label_smoothing": self.args.label_smoothing_factor,
             },
             sort_keys=True,
         )
@@ -130,7 +134,7 @@ class IrreducibleLossModel:
         start = time.perf_counter()
         model_init = self.model_init
         if model_init is None:  # the Boss as it is before training, copied for each fold
-            boss = copy.deepcopy(self.trainer.model)
+            boss = copy.deepcopy(self.boss)
             model_init = lambda: copy.deepcopy(boss)  # noqa: E731
         folds = fold_ids(len(dataset), self.folds, self.seed)
         totals, counts = torch.zeros(len(dataset)), torch.zeros(len(dataset))
@@ -162,7 +166,7 @@ class IrreducibleLossModel:
         )
 
     def _train_fold(self, model_init, fold: int, indices: list[int], dataset, collator):
-        args = self.trainer.args
+        args = self.args
         fold_args = replace(
             args,
             output_dir=os.path.join(args.output_dir, "irreducible", f"fold-{fold}"),
@@ -190,13 +194,11 @@ class IrreducibleLossModel:
     def _score(self, model, indices: list[int], dataset, collator):
         """Per-instance losses of `indices`, the correct predictions and the terms they were counted over, and the
         number of classes (None for sequences)."""
-        trainer = self.trainer
+        args = self.args
         model.eval()
         device = next(model.parameters()).device
-        loader = DataLoader(
-            _subset(dataset, indices), batch_size=trainer.args.per_device_eval_batch_size, collate_fn=collator
-        )
-        causal = trainer._is_causal_lm(model)
+        loader = DataLoader(_subset(dataset, indices), batch_size=args.per_device_eval_batch_size, collate_fn=collator)
+        causal = self.is_causal_lm(model)
         losses, hits, terms, num_classes = [], 0.0, 0.0, None
         for batch in loader:
             batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
@@ -205,13 +207,13 @@ class IrreducibleLossModel:
             logits = outputs.get("logits") if isinstance(outputs, dict) else None
             if logits is None or labels is None:
                 raise ValueError(
-                    f"`autoassist_label={trainer.args.autoassist_label!r}` (or `autoassist_implausible_keep_prob`) "
+                    f"`autoassist_label={args.autoassist_label!r}` (or `autoassist_implausible_keep_prob`) "
                     "scores each instance with the irreducible-loss model's `logits` and the batch's `labels`; this "
                     "model or batch has none. Use another `autoassist_label` (and leave "
                     "`autoassist_implausible_keep_prob` unset)."
                 )
             sums, counts = per_instance_loss_terms(
-                logits, labels, label_smoothing=trainer.args.label_smoothing_factor, shift_labels=causal
+                logits, labels, label_smoothing=args.label_smoothing_factor, shift_labels=causal
             )
             losses.append((sums / counts.clamp(min=1)).float().cpu())
             num_classes = logits.shape[-1] if logits.dim() == 2 else None
@@ -246,15 +248,17 @@ def save_cached(path: str, result: IrreducibleLosses) -> None:
     torch.save({k: v for k, v in asdict(result).items() if k != "source"}, path)
 
 
-def irreducible_losses_for(trainer, dataset, collator, resume_from: str | None = None) -> IrreducibleLosses:
-    """For an AutoAssist trainer's run: from the checkpoint being resumed, else from `autoassist_irreducible_cache`,
-    else trained and scored now (and written to the cache)."""
+def irreducible_losses_for(
+    model: IrreducibleLossModel, dataset, collator, is_main_process: bool, resume_from: str | None = None
+) -> IrreducibleLosses:
+    """For a training run: from the checkpoint being resumed, else from `autoassist_irreducible_cache`, else trained
+    and scored now by `model` (and written to the cache by the main process)."""
+    args = model.args
     if resume_from is not None:
-        saved = (read_state(resume_from, trainer.args.process_index) or {}).get("irreducible")
+        saved = (read_state(resume_from, args.process_index) or {}).get("irreducible")
         if saved is not None and len(saved["losses"]) == len(dataset):
             return IrreducibleLosses(**{**saved, "source": resume_from})
-    model = IrreducibleLossModel(trainer, trainer.irreducible_model_init)
-    cache = trainer.args.autoassist_irreducible_cache
+    cache = args.autoassist_irreducible_cache
     if cache is not None:
         cached = load_cached(cache, model.fingerprint(dataset))
         if cached is not None:
@@ -265,11 +269,11 @@ def irreducible_losses_for(trainer, dataset, collator, resume_from: str | None =
             return cached
     logger.info(
         f"Training {model.folds} irreducible-loss models for {model.epochs} epoch(s) each, each on 1/{model.folds} "
-        f"of the training set, to score the rest (autoassist_label={trainer.args.autoassist_label!r}, "
-        f"autoassist_implausible_keep_prob={trainer.args.autoassist_implausible_keep_prob})."
+        f"of the training set, to score the rest (autoassist_label={args.autoassist_label!r}, "
+        f"autoassist_implausible_keep_prob={args.autoassist_implausible_keep_prob})."
     )
     result = model.compute(dataset, collator)
     logger.info(f"Irreducible losses: {result.summary()}")
-    if cache is not None and trainer.is_world_process_zero():
+    if cache is not None and is_main_process:
         save_cached(cache, result)
     return result

@@ -3,12 +3,14 @@
 The Trainer fixes `max_steps` and builds its scheduler from the length of the first epoch. With AutoAssist an
 epoch is a pass over the data that keeps only the selected instances, so its length is known only when the
 epoch starts. `EpochPlan` plans again at each epoch start: the plan is exact once the last epoch has started, so
-the LR schedule and the progress bar end together. Deciding inside the epoch (`autoassist_rescore_every`), the
-length is known only when the pass is decided: it plans again after each decision, from `expected_epoch_batches`,
-and `InEpochProgress` ends the epoch when its decided batches are trained.
+the LR schedule and the progress bar end together (the trainer rebuilds both from each new total). Deciding
+inside the epoch (`autoassist_rescore_every`), the length is known only when the pass is decided: it plans again
+after each decision, from `expected_epoch_batches`, and `InEpochProgress` ends the epoch when its decided batches
+are trained.
 """
 
 import math
+import warnings
 
 from torch.optim.lr_scheduler import LambdaLR
 from transformers.trainer_callback import ProgressCallback, TrainerCallback
@@ -31,12 +33,15 @@ def planned_total_steps(global_step: int, epoch: int, num_train_epochs: float, u
 
 
 def fast_forward(scheduler: LambdaLR, step: int) -> None:
-    """Puts a freshly built `LambdaLR` at `step`, as if it had been stepped `step` times."""
-    scheduler.last_epoch = step
-    values = [base_lr * fn(step) for base_lr, fn in zip(scheduler.base_lrs, scheduler.lr_lambdas)]
-    for group, lr in zip(scheduler.optimizer.param_groups, values):
-        group["lr"] = lr
-    scheduler._last_lr = values
+    """Puts a freshly built `LambdaLR` at `step`, as if it had been stepped `step` times: one public `step()` from
+    `step - 1` sets the groups' learning rates and `get_last_lr()`. Called before the optimizer's first step of
+    this process, `step()` warns about the order of calls: here that order is intended."""
+    if step == 0:
+        return  # built at step 0 already
+    scheduler.last_epoch = step - 1
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
+        scheduler.step()
 
 
 def resize_progress_bars(callbacks: list, total: int) -> None:
@@ -69,11 +74,23 @@ def expected_epoch_batches(sampler: RescoringBatchSampler) -> int:
 
 class EpochPlan:
     """The running epoch's place in the Trainer's plan: where it started, how many optimizer steps it holds, the
-    batches trained and expected in it; and the plan made again from them (total steps, LR schedule, progress bar)
-    each time they change. One per AutoAssist trainer; its numbers are saved with every checkpoint."""
+    batches trained and expected in it; and the total steps planned again from them each time they change. One per
+    training run; its numbers are saved with every checkpoint.
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    Args:
+        args: the run's training arguments (epochs or `max_steps`, gradient accumulation).
+        batches_per_round (`int`): sampler batches per round of optimizer steps (one per process, or one split).
+        global_step (`Callable[[], int]`): optimizer steps done so far.
+        replan (`Callable[[int], None]`): told the new total of optimizer steps (the trainer rebuilds its LR
+            schedule and progress bar from it).
+        on_decided (`Callable[[int], None]`): told the epoch whose pass is decided (to record what it kept).
+    """
+
+    def __init__(self, args, batches_per_round: int, global_step, replan, on_decided):
+        self.args = args
+        self.batches_per_round = batches_per_round
+        self.global_step = global_step
+        self._replan, self.on_decided = replan, on_decided
         self.start_step = 0  # optimizer steps done when the running epoch started
         self.update_steps = 0  # optimizer steps it holds, as planned now
         self.resumed: tuple[int, int] | None = None  # (epoch, its start step) of a run resumed inside it
@@ -83,27 +100,26 @@ class EpochPlan:
     def start(self, epoch: int, sampler, steps_in_epoch: int) -> int:
         """At the epoch's start, its sampler drawn: the plan from its length; returns its optimizer steps (the full
         pass's until decided, when deciding inside the epoch)."""
-        trainer = self.trainer
-        accumulation = trainer.args.gradient_accumulation_steps
+        accumulation = self.args.gradient_accumulation_steps
         update_steps = max(1, math.ceil(steps_in_epoch / accumulation))
         resumed, self.resumed = self.resumed, None
-        self.start_step = resumed[1] if resumed is not None and resumed[0] == epoch else trainer.state.global_step
-        self.batches_done = (trainer.state.global_step - self.start_step) * accumulation
+        global_step = self.global_step()
+        self.start_step = resumed[1] if resumed is not None and resumed[0] == epoch else global_step
+        self.batches_done = (global_step - self.start_step) * accumulation
         if isinstance(sampler, RescoringBatchSampler):
             self.in_progress(sampler)
         else:
             self.update_steps = update_steps
             self.replan(epoch, update_steps)
-            trainer._record_epoch(epoch)
+            self.on_decided(epoch)
         return update_steps
 
     def in_progress(self, sampler: RescoringBatchSampler) -> None:
         """After each decision inside an epoch: the epoch's optimizer steps as expected now (the decided part, and
         the rest at the last decision's kept rate; exact once the pass is decided), and the plan from them. The
         plan never ends before the batches already decided are trained."""
-        trainer = self.trainer
-        rounds = trainer._batches_per_round
-        accumulation = trainer.args.gradient_accumulation_steps
+        rounds = self.batches_per_round
+        accumulation = self.args.gradient_accumulation_steps
         self.batches_expected = math.ceil(expected_epoch_batches(sampler) / rounds)  # this process's
         steps = max(1, math.ceil(self.batches_expected / accumulation))
         if not sampler.finished:
@@ -111,23 +127,15 @@ class EpochPlan:
         self.update_steps = steps
         self.replan(sampler.epoch, steps)
         if sampler.finished:
-            trainer._record_epoch(sampler.epoch)
+            self.on_decided(sampler.epoch)
 
     def replan(self, epoch: int, update_steps_this_epoch: int) -> None:
-        """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length."""
-        trainer = self.trainer
-        if trainer.args.max_steps > 0:
-            return  # `max_steps` is honoured exactly; epochs just hold fewer steps
-        planned = planned_total_steps(self.start_step, epoch, trainer.args.num_train_epochs, update_steps_this_epoch)
-        trainer.state.max_steps = planned
-        # rebuilt even when the total did not change: a scheduler loaded from a checkpoint keeps the state but not
-        # the plan it was built for (LambdaLR does not save its functions)
-        if isinstance(trainer.lr_scheduler, LambdaLR) and trainer._created_lr_scheduler:
-            trainer.lr_scheduler = None
-            trainer.create_scheduler(num_training_steps=planned, optimizer=trainer.optimizer)
-            fast_forward(trainer.lr_scheduler, trainer.state.global_step)
-            trainer.callback_handler.lr_scheduler = trainer.lr_scheduler
-        resize_progress_bars(trainer.callback_handler.callbacks, planned)
+        """`num_train_epochs` counts passes over the data: plan the total steps again from this epoch's length
+        (`max_steps` is honoured exactly: epochs just hold fewer steps)."""
+        if self.args.max_steps <= 0:
+            self._replan(
+                planned_total_steps(self.start_step, epoch, self.args.num_train_epochs, update_steps_this_epoch)
+            )
 
     def state_dict(self) -> dict:
         return {"epoch_start_step": self.start_step, "epoch_update_steps": self.update_steps}
@@ -136,17 +144,19 @@ class EpochPlan:
 class InEpochProgress(TrainerCallback):
     """With decisions inside the epoch (`autoassist_rescore_every`) the Trainer measures an epoch against the full
     pass: this sets `state.epoch` from the batches expected instead, and ends the epoch once its decided pass is
-    trained (the Trainer's loop would otherwise go on fetching from an exhausted DataLoader)."""
+    trained (the Trainer's loop would otherwise go on fetching from an exhausted DataLoader).
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    `current_run` returns the running training's `SelectionRun` (None before the first `train()`)."""
+
+    def __init__(self, current_run):
+        self.current_run = current_run
 
     def on_step_end(self, args, state, control, **kwargs):
-        trainer = self.trainer
-        sampler = trainer.autoassist_sampler
+        run = self.current_run()
+        sampler = None if run is None else run.sampler
         if not isinstance(sampler, RescoringBatchSampler) or sampler.epoch is None:
             return
-        done, expected = trainer.epoch_plan.batches_done, max(1, trainer.epoch_plan.batches_expected)
+        done, expected = run.epoch_plan.batches_done, max(1, run.epoch_plan.batches_expected)
         state.epoch = sampler.epoch + min(1.0, done / expected)
         if sampler.finished and done >= expected:
             control.should_epoch_stop = True

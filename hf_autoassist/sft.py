@@ -16,6 +16,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the ex
     ) from error
 
 from .config import AutoAssistArguments
+from .loss_reader import InstanceLossReader
 from .mixin import AutoAssistMixin
 
 
@@ -36,18 +37,10 @@ class AutoAssistSFTConfig(AutoAssistArguments, SFTConfig):
         super().__post_init__()
 
 
-class AutoAssistSFTTrainer(AutoAssistMixin, SFTTrainer):
-    """`trl.SFTTrainer` whose epochs skip the rows a learned Assistant judges already learned.
+class SFTLossReader(InstanceLossReader):
+    """Reads each row's loss from TRL's per-token log-probabilities, in the forward that made the loss."""
 
-    Swap it in for `SFTTrainer` and pass an [`AutoAssistSFTConfig`] as `args`; the Assistant reads the tokenized
-    `input_ids` (and `labels` when the prompt is masked out).
-    """
-
-    config_class = AutoAssistSFTConfig
-    # TRL's fused loss hands out per-token log-probabilities: the per-row losses cost no second computation already
-    single_pass_loss = False
-
-    def _loss_and_outputs(self, model, inputs, num_items_in_batch):
+    def loss_and_outputs(self, model, inputs, num_items_in_batch):
         # `return_outputs=True` would cost TRL an extra forward pass to build the logits: capture the outputs of the
         # forward that made the loss instead (the first one of the step)
         captured = []
@@ -58,14 +51,27 @@ class AutoAssistSFTTrainer(AutoAssistMixin, SFTTrainer):
 
         handle = model.register_forward_hook(capture)
         try:
-            loss = SFTTrainer.compute_loss(self, model, inputs, num_items_in_batch=num_items_in_batch)
+            loss = self.trainer_loss(model, inputs, num_items_in_batch=num_items_in_batch)
         finally:
             handle.remove()
         return loss, captured[0]
 
-    def _per_instance_loss_terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    def terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
         log_probs = getattr(outputs, "log_probs", None)
         if log_probs is None or self.per_instance_loss_fn is not None:
-            return super()._per_instance_loss_terms(model, outputs, labels)
+            return super().terms(model, outputs, labels)
         # zero on the positions that carry no loss (prompt, padding)
         return -log_probs.sum(dim=-1), outputs.label_mask.sum(dim=-1)
+
+
+class AutoAssistSFTTrainer(AutoAssistMixin, SFTTrainer):
+    """`trl.SFTTrainer` whose epochs skip the rows a learned Assistant judges already learned.
+
+    Swap it in for `SFTTrainer` and pass an [`AutoAssistSFTConfig`] as `args`; the Assistant reads the tokenized
+    `input_ids` (and `labels` when the prompt is masked out).
+    """
+
+    config_class = AutoAssistSFTConfig
+    loss_reader_class = SFTLossReader
+    # TRL's fused loss hands out per-token log-probabilities: the per-row losses cost no second computation already
+    single_pass_loss = False

@@ -22,7 +22,13 @@ logger = logging.get_logger(__name__)
 
 
 class SinglePassLoss:
-    """The check, and the loss rebuilt from per-instance terms, for one AutoAssist trainer.
+    """The check, and the loss rebuilt from per-instance terms, for one loss reader.
+
+    Args:
+        enabled (`bool`): whether the loss may be rebuilt at all (no custom loss function, no per-instance loss
+            function, a trainer whose loss does not already come with its terms).
+        process_scale (`int`, *optional*, defaults to 1): the factor the Trainer multiplies a model's loss by
+            across processes (`average_tokens_across_devices` with a model that takes `num_items_in_batch`).
 
     `verified` is None until a batch with labels has been compared, then True (labels withheld from the forward
     from then on) or False (the model's loss is its own). `reduction` is what the model's loss was found to be:
@@ -34,8 +40,9 @@ class SinglePassLoss:
 
     REDUCTIONS = ("num_items", "mean")
 
-    def __init__(self, trainer):
-        self.trainer = trainer
+    def __init__(self, enabled: bool, process_scale: int = 1):
+        self.enabled = enabled
+        self.process_scale = process_scale
         self.verified: bool | None = None
         self.reduction: str | None = None
         # an encoder-decoder's own way to build its decoder inputs from the labels (found once, at the check)
@@ -46,30 +53,24 @@ class SinglePassLoss:
         self.verified, self.reduction, self._decoder_inputs_from_labels = None, None, None
 
     def _possible(self, labels) -> bool:
-        trainer = self.trainer
-        return (
-            trainer.single_pass_loss
-            and labels is not None
-            and trainer.compute_loss_func is None
-            and trainer.per_instance_loss_fn is None
-        )
+        return self.enabled and labels is not None
 
-    def _reductions_differ(self, model, labels, num_items_in_batch) -> bool:
+    @staticmethod
+    def _reductions_differ(labels, num_items_in_batch, shift_labels: bool) -> bool:
         """Whether "mean" and "num_items" give this batch different losses: its count of loss terms is not the
         Trainer's `num_items_in_batch` (summed over accumulated batches and processes)."""
         if num_items_in_batch is None:
             return False
-        count = count_loss_terms(labels, shift_labels=self.trainer._is_causal_lm(model))
-        return int(count) != int(num_items_in_batch)
+        return int(count_loss_terms(labels, shift_labels=shift_labels)) != int(num_items_in_batch)
 
-    def applies(self, model, labels, num_items_in_batch) -> bool:
+    def applies(self, labels, num_items_in_batch, shift_labels: bool) -> bool:
         """Whether the loss of this batch is rebuilt from its terms: checked, no custom loss, and a reduction known
         or not needed (both give this batch's loss)."""
         if self.verified is not True or not self._possible(labels):
             return False
-        return self.reduction is not None or not self._reductions_differ(model, labels, num_items_in_batch)
+        return self.reduction is not None or not self._reductions_differ(labels, num_items_in_batch, shift_labels)
 
-    def should_check(self, model, labels, num_items_in_batch) -> bool:
+    def should_check(self, labels, num_items_in_batch, shift_labels: bool) -> bool:
         """Whether this batch's own loss is compared with the rebuilt ones: the first with labels, then one that
         tells the two reductions apart while they agreed."""
         if not self._possible(labels):
@@ -77,7 +78,7 @@ class SinglePassLoss:
         if self.verified is None:
             return True
         undecided = self.verified is True and self.reduction is None
-        return undecided and self._reductions_differ(model, labels, num_items_in_batch)
+        return undecided and self._reductions_differ(labels, num_items_in_batch, shift_labels)
 
     def forward(self, model, inputs):
         """The model's outputs for `inputs` without their labels: logits, and no loss of its own."""
@@ -92,7 +93,6 @@ class SinglePassLoss:
         """The Trainer's loss from `(batch,)` summed terms and counts, reduced as the model reduces them (over the
         whole accumulated batch's `num_items_in_batch` when the Trainer passes it and the model uses it, else over
         this batch's count), then scaled across processes as the Trainer scales a model's loss."""
-        trainer = self.trainer
         if num_items_in_batch is None:
             return sums.sum() / counts.sum().clamp(min=1)
         if (reduction or self.reduction) == "mean":
@@ -101,22 +101,20 @@ class SinglePassLoss:
             if torch.is_tensor(num_items_in_batch):
                 num_items_in_batch = num_items_in_batch.to(sums.device)
             loss = sums.sum() / num_items_in_batch
-        if trainer.args.average_tokens_across_devices and trainer.model_accepts_loss_kwargs:
-            loss = loss * (trainer.accelerator.num_processes // trainer.get_tp_size())
-        return loss
+        return loss * self.process_scale if self.process_scale != 1 else loss
 
-    def check(self, model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch) -> None:
+    def check(self, base_model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch):
         """Compares the model's loss with the ones rebuilt from the same batch's terms. When both reductions match
-        (its count is `num_items_in_batch`) the loss is verified and the reduction left open."""
+        (its count is `num_items_in_batch`) the loss is verified and the reduction left open. `base_model` is the
+        model under its wrappers (an encoder-decoder must be able to build its decoder inputs from the labels)."""
         loss = loss.detach().float()
         matching = []
         for reduction in self.REDUCTIONS:
             rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, reduction).float()
             if rebuilt.shape == loss.shape and torch.allclose(rebuilt, loss, rtol=1e-4, atol=1e-6):
                 matching.append(reduction)
-        base = self.trainer._base_model(model)
-        if getattr(getattr(base, "config", None), "is_encoder_decoder", False):
-            self._decoder_inputs_from_labels = getattr(base, "prepare_decoder_input_ids_from_labels", None)
+        if getattr(getattr(base_model, "config", None), "is_encoder_decoder", False):
+            self._decoder_inputs_from_labels = getattr(base_model, "prepare_decoder_input_ids_from_labels", None)
             if self._decoder_inputs_from_labels is None:
                 matching = []  # without the labels it could not build its decoder inputs
         self.verified = bool(matching)
@@ -124,7 +122,7 @@ class SinglePassLoss:
         if not self.verified:
             rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, "mean")
             logger.info(
-                f"{type(self.trainer.accelerator.unwrap_model(model)).__name__}'s loss ({float(loss):.6g}) is not the "
-                f"mean of its per-instance cross entropies ({float(rebuilt):.6g}): AutoAssist computes them beside "
-                "it, one more cross entropy per step."
+                f"{type(base_model).__name__}'s loss ({float(loss):.6g}) is not the mean of its per-instance cross "
+                f"entropies ({float(rebuilt):.6g}): AutoAssist computes them beside it, one more cross entropy per "
+                "step."
             )

@@ -159,6 +159,6 @@ def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
 
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train)
     trainer.get_train_dataloader()
-    assert reads.count("labels") == 1 and trainer.assistant is not None
+    assert reads.count("labels") == 1 and trainer.selection_run.assistant is not None
     assert factory._column_cache is None  # the cache lives only for train start
-    trainer._close_strategy()
+    trainer.selection_run.close()

@@ -38,9 +38,9 @@ def test_a_one_epoch_run_shrinks_after_its_warmup_and_ends_on_its_plan(tmp_path,
     kept = trainer.kept_fractions[0]
     assert kept <= 0.9, trainer.autoassist_history
     trained = [i for batch in trainer.trained for i in batch]
-    assert len(trained) == len(set(trained)) == trainer.instances_backpropagated
+    assert len(trained) == len(set(trained)) == trainer.selection_run.instances_backpropagated
     # the warmup's quarter of the pass is trained whole, before anything is skipped
-    pass_order = trainer.autoassist_sampler.candidates.tolist()
+    pass_order = trainer.selection_run.sampler.candidates.tolist()
     assert trained[:400] == pass_order[:400]
     # the epoch holds whole accumulated steps, and the plan, re-made at each decision, is exact at the end:
     # the LR schedule ends at 0 on the last step and the epoch counter at 1

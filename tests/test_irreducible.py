@@ -6,6 +6,7 @@ import logging
 import numpy as np
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.irreducible import IrreducibleLossModel, fold_ids
@@ -45,7 +46,8 @@ def test_fold_ids_cover_every_instance_once():
 def test_irreducible_losses_tell_a_wrong_label_from_a_right_one(tmp_path, vision_example, noisy_slice):
     train, noisy = noisy_slice
     trainer = make_trainer(tmp_path, vision_example, train)
-    result = IrreducibleLossModel(trainer).compute(train, vision_example.collate_images)
+    model = IrreducibleLossModel(trainer.args, trainer.model, trainer.loss_reader.is_causal_lm)
+    result = model.compute(train, vision_example.collate_images)
     assert result.losses.shape == (800,) and torch.isfinite(result.losses).all() and result.folds == 2
     is_noisy = torch.zeros(800, dtype=torch.bool)
     is_noisy[torch.as_tensor(noisy)] = True
@@ -78,8 +80,9 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
     first = make_trainer(tmp_path / "first", vision_example, train, autoassist_irreducible_cache=str(cache),
                          autoassist_irreducible_epochs=1, save_strategy="epoch")  # fmt: skip
     first.train()
-    assert cache.is_file() and first.irreducible.source == "computed" and first.irreducible.seconds > 0
-    torch.testing.assert_close(first.assistant.irreducible, first.irreducible.losses)
+    written = first.selection_run.irreducible
+    assert cache.is_file() and written.source == "computed" and written.seconds > 0
+    torch.testing.assert_close(first.selection_run.assistant.irreducible, first.selection_run.irreducible.losses)
 
     computed = []
     original = IrreducibleLossModel.compute
@@ -89,22 +92,22 @@ def test_reducible_run_caches_its_irreducible_losses_and_checkpoints_them(tmp_pa
                           autoassist_irreducible_epochs=1, autoassist_label="learnable")  # fmt: skip
     with caplog.at_level(logging.WARNING, logger="hf_autoassist"):
         second.train()
-    assert not computed and "read from" in caplog.text and second.irreducible.source == str(cache)
-    assert second.strategy.worker.label == "learnable" and second.strategy.worker.trained > 0
-    torch.testing.assert_close(second.irreducible.losses, first.irreducible.losses)
+    assert not computed and "read from" in caplog.text and second.selection_run.irreducible.source == str(cache)
+    assert second.selection_run.worker.label == "learnable" and second.selection_run.worker.trained > 0
+    torch.testing.assert_close(second.selection_run.irreducible.losses, first.selection_run.irreducible.losses)
 
     # other settings: the cache does not apply, the losses are computed again
     third = make_trainer(tmp_path / "third", vision_example, train, autoassist_irreducible_cache=str(cache),
                          autoassist_irreducible_epochs=2, max_steps=1)  # fmt: skip
     third.train()
-    assert computed == [1] and third.irreducible.epochs == 2
+    assert computed == [1] and third.selection_run.irreducible.epochs == 2
 
     # a resumed run takes them from its checkpoint
     checkpoint = sorted((tmp_path / "first").glob("checkpoint-*"))[0]
     resumed = make_trainer(tmp_path / "first", vision_example, train, autoassist_irreducible_epochs=1, save_strategy="epoch")
     resumed.train(resume_from_checkpoint=str(checkpoint))
-    assert computed == [1] and resumed.irreducible.source == str(checkpoint)
-    torch.testing.assert_close(resumed.irreducible.losses, first.irreducible.losses)
+    assert computed == [1] and resumed.selection_run.irreducible.source == str(checkpoint)
+    torch.testing.assert_close(resumed.selection_run.irreducible.losses, first.selection_run.irreducible.losses)
 
 
 def test_implausible_instances_are_kept_with_their_own_probability(tmp_path, vision_example, noisy_slice):
@@ -113,12 +116,16 @@ def test_implausible_instances_are_kept_with_their_own_probability(tmp_path, vis
     trainer = make_trainer(tmp_path, vision_example, train, autoassist_label="batch_median", num_train_epochs=3,
                            autoassist_implausible_keep_prob=0.2, autoassist_base_prob=0.3)  # fmt: skip
     kept_per_epoch = []
-    original = trainer._record_epoch
-    sampler = lambda: trainer.autoassist_sampler  # noqa: E731 (built by `train()`)
-    trainer._record_epoch = lambda epoch: kept_per_epoch.append(sampler().kept.clone()) or original(epoch)
+
+    class KeptPerEpoch(TrainerCallback):
+        def on_epoch_end(self, args, state, control, **kwargs):
+            kept_per_epoch.append(trainer.selection_run.sampler.kept.clone())
+
+    trainer.add_callback(KeptPerEpoch())
     trainer.train()
-    implausible = trainer.irreducible.implausible()
-    assert torch.equal(trainer.strategy.implausible, implausible) and 0.1 < float(implausible.float().mean()) < 0.5
+    implausible = trainer.selection_run.irreducible.implausible()
+    assert torch.equal(trainer.selection_run.strategy.implausible, implausible)
+    assert 0.1 < float(implausible.float().mean()) < 0.5
     assert len(kept_per_epoch) == 3 and len(kept_per_epoch[0]) == 800  # the warmup keeps everything
     for kept in kept_per_epoch[1:]:  # then the flagged ones are drawn with 0.2, below the others' floor
         mask = torch.zeros(800, dtype=torch.bool)

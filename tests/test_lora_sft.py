@@ -45,10 +45,11 @@ class RecordingLosses:
         original = type(trainer).compute_loss
 
         def compute_loss(this, model, inputs, *args, **kwargs):
-            if this.strategy is not None and not hasattr(this.strategy, "_recorded"):
-                observe = this.strategy.observe
-                this.strategy.observe = lambda i, losses, step: (self.losses.append(losses.clone()), observe(i, losses, step))
-                this.strategy._recorded = True
+            strategy = this.selection_run.strategy
+            if not hasattr(strategy, "_recorded"):
+                observe = strategy.observe
+                strategy.observe = lambda i, losses, step: (self.losses.append(losses.clone()), observe(i, losses, step))
+                strategy._recorded = True
             return original(this, model, inputs, *args, **kwargs)
 
         trainer.compute_loss = compute_loss.__get__(trainer)
@@ -67,7 +68,7 @@ def test_lora_model_trains_its_adapters_and_reads_next_token_losses(tmp_path, gp
         data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False),
     )  # fmt: skip
     # a PeftModel wraps the causal LM: its labels are next tokens, so the per-instance losses are shifted by one
-    assert trainer._is_causal_lm(trainer.model)
+    assert trainer.loss_reader.is_causal_lm(trainer.model)
     recorder = RecordingLosses(trainer)
     assert_shrank_and_learned(trainer)
     assert all(torch.equal(p, frozen[n]) for n, p in model.named_parameters() if n in frozen)  # base weights frozen
@@ -96,13 +97,13 @@ def test_sft_trainer_selects_rows_from_the_losses_of_its_own_forward(tmp_path, g
     assert_shrank_and_learned(trainer)
     # one forward per training step: the losses come from TRL's fused LM head, not from a second pass for logits
     assert sum(forwards) == trainer.state.global_step
-    assert sum(len(losses) for losses in recorder.losses) == trainer.instances_backpropagated
+    assert sum(len(losses) for losses in recorder.losses) == trainer.selection_run.instances_backpropagated
     # the first batch's per-row losses are next-token losses of an untrained model: about log(vocabulary size)
     first = recorder.losses[0]
     assert torch.isfinite(first).all() and (first > 0).all()
     assert abs(float(first.mean()) - np.log(len(tokenizer))) < 0.5
     if prompt_completion:  # the prompt is masked out: the Assistant reads the completion as its target tokens
-        assert len(trainer.assistant.base.tgt) > 0  # the memory Assistant extends the bag of tokens
+        assert len(trainer.selection_run.assistant.base.tgt) > 0  # the memory Assistant extends the bag of tokens
         assert "labels" in trainer.train_dataset.column_names or "completion_mask" in trainer.train_dataset.column_names
 
 
@@ -115,8 +116,8 @@ def test_sft_row_losses_equal_the_full_logits_losses(tmp_path, gpt2_dir, sentenc
                                        processing_class=tokenizer)  # fmt: skip
     batch = trainer.data_collator([trainer.train_dataset[i] for i in range(8)])
     model.eval()  # no dropout: both passes see the same network
-    loss, outputs = trainer._loss_and_outputs(model, dict(batch), None)
-    sums, counts = trainer._per_instance_loss_terms(model, outputs, batch["labels"])
+    loss, outputs = trainer.loss_reader.loss_and_outputs(model, dict(batch), None)
+    sums, counts = trainer.loss_reader.terms(model, outputs, batch["labels"])
     with torch.no_grad():
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
     expected_sums, expected_counts = per_instance_loss_terms(logits, batch["labels"], shift_labels=True)
@@ -145,7 +146,7 @@ def test_a_one_epoch_sft_run_shrinks_after_its_warmup(tmp_path, gpt2_dir):
                                        processing_class=tokenizer)  # fmt: skip
     trainer.train()
     assert trainer.kept_fractions[0] < 0.95, trainer.autoassist_history
-    assert trainer.instances_backpropagated == round(trainer.kept_fractions[0] * 1024)
+    assert trainer.selection_run.instances_backpropagated == round(trainer.kept_fractions[0] * 1024)
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
     assert np.mean(losses[-3:]) < np.mean(losses[:3])
     assert trainer.state.global_step == trainer.state.max_steps

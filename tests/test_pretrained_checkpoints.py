@@ -118,4 +118,4 @@ def test_image_classifier_checkpoint_with_its_image_processor(tmp_path, fashion_
     train = datasets.Dataset.from_dict({"pixel_values": pixels.astype("float32"), "labels": raw["labels"]}).with_format("torch")
     trainer = AutoAssistTrainer(model=model, args=config(tmp_path, learning_rate=2e-3), train_dataset=train)
     assert_shrank_and_learned(trainer)
-    assert trainer.assistant.base.features.shape == (512, 49)  # 7x7 pooled pixels of the processed images
+    assert trainer.selection_run.assistant.base.features.shape == (512, 49)  # 7x7 pooled pixels of the processed images

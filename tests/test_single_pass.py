@@ -14,18 +14,6 @@ from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from conftest import tiny_resnet
 
 
-class Observer:
-    """Stands in for the strategy: records the per-instance losses handed to it."""
-
-    observes_losses = True
-
-    def __init__(self):
-        self.losses = []
-
-    def observe(self, indices, losses, step):
-        self.losses.append(losses)
-
-
 def marian():
     config = MarianConfig(
         vocab_size=50, d_model=16, encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
@@ -52,12 +40,17 @@ def batch_for(kind: str):
     return gpt2, {"input_ids": input_ids, "labels": labels}
 
 
-def loss_and_grads(trainer, model, batch, num_items_in_batch, indices=None):
+def loss_and_grads(trainer, model, batch, num_items_in_batch, read_losses=None):
+    """The loss and gradients of one training batch: the plain Trainer's `compute_loss`, or an AutoAssist trainer's
+    loss reader, whose per-instance losses go to `read_losses`."""
     model.train()
     model.zero_grad()
-    if indices is not None:
-        trainer._autoassist_indices = indices
-    loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=num_items_in_batch)
+    if read_losses is None:
+        loss = trainer.compute_loss(model, dict(batch), num_items_in_batch=num_items_in_batch)
+    else:
+        read = trainer.loss_reader(model, dict(batch), num_items_in_batch)
+        loss = read.loss
+        read_losses.append(read.per_instance)
     loss.backward()
     return loss.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
@@ -88,14 +81,13 @@ def test_the_rebuilt_loss_has_the_plain_trainers_value_and_gradients(tmp_path, m
             pytest.skip(f"{type(model).__name__} takes no `num_items_in_batch`: the Trainer never passes it")
         shifted = batch["labels"][:, 1:] if kind == "causal" else batch["labels"]
         num_items = 2 * int(shifted.ne(-100).sum())  # as if accumulated over two such batches
-    trainer.strategy = Observer()
-    indices = torch.arange(len(batch["labels"]))
+    read_losses = []
     expected_loss, expected_grads = loss_and_grads(plain, plain.model, batch, num_items)
 
-    first = loss_and_grads(trainer, model, batch, num_items, indices)  # computed both ways, and compared
-    assert trainer._single_pass.verified is True
+    first = loss_and_grads(trainer, model, batch, num_items, read_losses)  # computed both ways, and compared
+    assert trainer.loss_reader.single_pass.verified is True
     calls = count_cross_entropies(monkeypatch)
-    second = loss_and_grads(trainer, model, batch, num_items, indices)  # rebuilt from the terms
+    second = loss_and_grads(trainer, model, batch, num_items, read_losses)  # rebuilt from the terms
     if label_smoothing == 0.0:  # the label smoother computes no `cross_entropy`; the model's loss does
         assert len(calls) == 1, "one cross entropy per step: the per-instance one"
     for loss, grads in (first, second):
@@ -104,7 +96,7 @@ def test_the_rebuilt_loss_has_the_plain_trainers_value_and_gradients(tmp_path, m
         for name, grad in grads.items():
             torch.testing.assert_close(grad, expected_grads[name], rtol=1e-4, atol=1e-6)
     # and the per-instance losses handed to the Assistant are the same both ways
-    torch.testing.assert_close(trainer.strategy.losses[0], trainer.strategy.losses[1])
+    torch.testing.assert_close(read_losses[0], read_losses[1])
 
 
 class RegressionWithOwnLoss(nn.Module):
@@ -128,14 +120,14 @@ def test_a_model_with_its_own_loss_keeps_it(tmp_path, caplog):
     model = RegressionWithOwnLoss()
     batch = {"x": torch.randn(5, 4), "labels": torch.tensor([0, 1, 2, 0, 1])}
     trainer = AutoAssistTrainer(model=model, args=AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True))
-    trainer.strategy = Observer()
-    losses = [loss_and_grads(trainer, model, batch, None, torch.arange(5))[0] for _ in range(2)]
-    assert trainer._single_pass.verified is False
+    read_losses = []
+    losses = [loss_and_grads(trainer, model, batch, None, read_losses)[0] for _ in range(2)]
+    assert trainer.loss_reader.single_pass.verified is False
     with torch.no_grad():
         own = model(**batch)["loss"]
     for loss in losses:
         torch.testing.assert_close(loss, own)
-    torch.testing.assert_close(trainer.strategy.losses[1], nn.functional.cross_entropy(model(batch["x"])["logits"], batch["labels"], reduction="none").detach())
+    torch.testing.assert_close(read_losses[1], nn.functional.cross_entropy(model(batch["x"])["logits"], batch["labels"], reduction="none").detach())
 
 
 def test_a_compute_loss_func_keeps_its_loss_and_the_terms_are_computed_beside_it(tmp_path):
@@ -144,13 +136,13 @@ def test_a_compute_loss_func_keeps_its_loss_and_the_terms_are_computed_beside_it
         model=model, args=AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True),
         compute_loss_func=lambda outputs, labels, num_items_in_batch=None: 3.0 * outputs["logits"].pow(2).mean(),
     )  # fmt: skip
-    trainer.strategy = Observer()
+    read_losses = []
     for _ in range(2):
-        loss, _ = loss_and_grads(trainer, model, batch, None, torch.arange(6))
-    assert trainer._single_pass.verified is None  # never checked: the user's function is the loss
+        loss, _ = loss_and_grads(trainer, model, batch, None, read_losses)
+    assert trainer.loss_reader.single_pass.verified is None  # never checked: the user's function is the loss
     with torch.no_grad():
         torch.testing.assert_close(loss, 3.0 * model(pixel_values=batch["pixel_values"]).logits.pow(2).mean())
-    assert trainer.strategy.losses[1].shape == (6,)
+    assert read_losses[1].shape == (6,)
 
 
 def test_the_reduction_is_checked_again_on_the_first_batch_that_tells_them_apart(tmp_path, monkeypatch):
@@ -162,18 +154,16 @@ def test_the_reduction_is_checked_again_on_the_first_batch_that_tells_them_apart
     options = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True)
     plain = Trainer(model=copy.deepcopy(model), args=TrainingArguments(**options))
     trainer = AutoAssistTrainer(model=model, args=AutoAssistConfig(**options))
-    trainer.strategy = Observer()
-    indices = torch.arange(len(batch["labels"]))
     calls = count_cross_entropies(monkeypatch)
     for num_items, cross_entropies, reduction in [(6, 2, None), (6, 1, None), (12, 2, "mean"), (12, 1, "mean")]:
         expected_loss, expected_grads = loss_and_grads(plain, plain.model, batch, num_items)
         calls.clear()
-        loss, grads = loss_and_grads(trainer, model, batch, num_items, indices)
+        loss, grads = loss_and_grads(trainer, model, batch, num_items, [])
         torch.testing.assert_close(loss, expected_loss)
         for name, grad in expected_grads.items():
             torch.testing.assert_close(grads[name], grad)
-        assert len(calls) == cross_entropies and trainer._single_pass.verified is True
-        assert trainer._single_pass.reduction == reduction
+        assert len(calls) == cross_entropies and trainer.loss_reader.single_pass.verified is True
+        assert trainer.loss_reader.single_pass.reduction == reduction
 
 
 @pytest.mark.parametrize("accumulation", [1, 2])
@@ -191,6 +181,6 @@ def test_a_training_run_computes_one_cross_entropy_per_batch(
     # 6 batches; the first also computes the model's own loss, to check it against the rebuilt one
     assert len(calls) == 6 + 1
     # without accumulation every batch's count is its `num_items_in_batch`: either reduction is its loss
-    assert trainer._single_pass.verified is True
-    assert trainer._single_pass.reduction == (None if accumulation == 1 else "mean")
-    assert trainer.strategy.worker.seen == 96
+    assert trainer.loss_reader.single_pass.verified is True
+    assert trainer.loss_reader.single_pass.reduction == (None if accumulation == 1 else "mean")
+    assert trainer.selection_run.strategy.worker.seen == 96

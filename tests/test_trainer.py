@@ -54,7 +54,7 @@ def test_backpropagated_loss_and_gradients_equal_plain_trainer(tmp_path, accumul
     for got, want in zip(grads, expected_grads):
         torch.testing.assert_close(got, want)
     # and the same forward pass fed the Assistant one loss per instance
-    assert trainer.assistant_worker.seen == 8 * accumulation
+    assert trainer.selection_run.worker.seen == 8 * accumulation
 
 
 def test_base_prob_outside_unit_interval_names_the_fix(tmp_path):
@@ -114,4 +114,4 @@ def test_model_without_logits_gets_a_clear_error_and_a_way_out(tmp_path):
         model=LossOnlyModel(), args=config(tmp_path, max_steps=2), train_dataset=random_images(), per_instance_loss_fn=loss_fn
     )
     trainer.train()
-    assert trainer.assistant_worker.seen == 16
+    assert trainer.selection_run.worker.seen == 16

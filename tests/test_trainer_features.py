@@ -104,7 +104,7 @@ def test_early_stopping_ends_the_run_and_stops_the_assistant(tmp_path, vision_ex
     )  # fmt: skip
     trainer.train()
     assert trainer.state.global_step == 8  # no evaluation improves by a whole point of accuracy: stop at the second
-    assert not trainer.assistant_worker._thread.is_alive()
+    assert not trainer.selection_run.worker._thread.is_alive()
     assert (tmp_path / "autoassist_diagnostics.json").is_file()
 
 
@@ -113,7 +113,7 @@ def test_dataloader_workers_see_the_same_selection(tmp_path, vision_example, ima
     workers = train_and_check(make_trainer(tmp_path / "workers", vision_example, images, dataloader_num_workers=2))
     # the batch sampler (and so the selection) runs in the main process; workers only load the chosen items
     assert workers.kept_fractions == inline.kept_fractions
-    assert workers.instances_backpropagated == inline.instances_backpropagated
+    assert workers.selection_run.instances_backpropagated == inline.selection_run.instances_backpropagated
     assert workers.state.log_history[-1]["train_loss"] == pytest.approx(inline.state.log_history[-1]["train_loss"], rel=1e-4)
 
 

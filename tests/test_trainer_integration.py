@@ -55,7 +55,7 @@ def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fa
 
     def recording_run_epoch(**kwargs):
         result = original_run_epoch(**kwargs)
-        kept_per_epoch.append(len(trainer.autoassist_sampler.kept))  # the selection of the epoch just run
+        kept_per_epoch.append(len(trainer.selection_run.sampler.kept))  # the selection of the epoch just run
         return result
 
     trainer._run_epoch = recording_run_epoch
@@ -71,8 +71,8 @@ def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fa
     # the Boss back-propagated exactly the kept instances, and each one's loss reached the Assistant
     final = trainer.state.log_history[-1]
     assert final["autoassist/instances_seen"] == sum(kept_per_epoch)
-    trainer.assistant_worker.flush()
-    assert trainer.assistant_worker.trained + trainer.assistant_worker.dropped == sum(kept_per_epoch)
+    trainer.selection_run.worker.flush()
+    assert trainer.selection_run.worker.trained + trainer.selection_run.worker.dropped == sum(kept_per_epoch)
     accuracy = trainer.evaluate()["eval_accuracy"]
     assert accuracy > 0.5, accuracy  # chance is 0.1
 
@@ -103,8 +103,8 @@ def test_max_steps_is_honoured_exactly_across_shrunk_epochs(tmp_path, vision_exa
 def test_strategy_none_keeps_every_instance_through_the_same_path(tmp_path, vision_example, fashion_mnist):
     trainer = make_trainer(tmp_path, vision_example, fashion_mnist, autoassist_strategy="none", num_train_epochs=2)
     trainer.train()
-    assert trainer.autoassist_sampler.kept_fraction == 1.0
-    assert trainer.assistant_worker is None
+    assert trainer.selection_run.sampler.kept_fraction == 1.0
+    assert trainer.selection_run.worker is None
     assert trainer.state.global_step == 2 * math.ceil(2000 / 64)
 
 
@@ -142,7 +142,7 @@ def test_infobatch_rescales_the_kept_below_mean_losses_and_finishes_on_full_data
 
     def recording_run_epoch(**kwargs):
         result = original_run_epoch(**kwargs)
-        weights = trainer.epoch_selection.loss_weights
+        weights = trainer.selection_run.epoch_selection.loss_weights
         weights_per_epoch[kwargs["epoch"]] = None if weights is None else sorted(set(weights.tolist()))
         return result
 
@@ -166,8 +166,8 @@ def test_reweighted_autoassist_changes_the_loss_only_when_asked(tmp_path, vision
         autoassist_reweight=True,
     )  # fmt: skip
     weighted.train()
-    assert plain.epoch_selection.loss_weights is None  # reweighting off: the Trainer's loss is untouched
-    weights = weighted.epoch_selection.loss_weights
+    assert plain.selection_run.epoch_selection.loss_weights is None  # reweighting off: the Trainer's loss is untouched
+    weights = weighted.selection_run.epoch_selection.loss_weights
     assert weights is not None and weights.min() >= 1.0 and weights.max() > 1.0  # 1/p, with p <= 1
     # the same selections (the Assistant saw the same losses in warmup), different losses after it
     assert plain.kept_fractions[1] == weighted.kept_fractions[1]

@@ -79,13 +79,14 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
         for name, weight in resumed.model.state_dict().items():
             torch.testing.assert_close(weight, final_weights[name], msg=f"{name} after {checkpoint.name}")
         assert resumed.kept_fractions == reference.kept_fractions
-        assert resumed.instances_backpropagated == reference.instances_backpropagated
+        assert resumed.selection_run.instances_backpropagated == reference.selection_run.instances_backpropagated
         if strategy == "autoassist":
-            assert resumed.assistant_worker.state_dict()["seen"] == reference.assistant_worker.state_dict()["seen"]
-            for name, weight in resumed.assistant.state_dict().items():
-                torch.testing.assert_close(weight, reference.assistant.state_dict()[name])
+            assert resumed.selection_run.worker.state_dict()["seen"] == reference.selection_run.worker.state_dict()["seen"]
+            for name, weight in resumed.selection_run.assistant.state_dict().items():
+                torch.testing.assert_close(weight, reference.selection_run.assistant.state_dict()[name])
         if strategy == "infobatch":
-            torch.testing.assert_close(resumed.strategy.memory.loss, reference.strategy.memory.loss, equal_nan=True)
+            memory, expected = resumed.selection_run.strategy.memory, reference.selection_run.strategy.memory
+            torch.testing.assert_close(memory.loss, expected.loss, equal_nan=True)
 
 
 def test_checkpoint_without_selection_state_warns_and_still_resumes(tmp_path, vision_example, fashion_mnist, caplog):

@@ -68,7 +68,7 @@ def test_seq2seq_trainer_feeds_the_assistant_the_per_sequence_losses_of_the_trai
     trainer = AutoAssistSeq2SeqTrainer(model=model, args=args, train_dataset=train)
     trainer.get_train_dataloader()
     submitted = []
-    trainer.assistant_worker.submit = lambda indices, losses: submitted.append((indices, losses))
+    trainer.selection_run.worker.submit = lambda indices, losses: submitted.append((indices, losses))
 
     input_ids = torch.tensor([[5, 6, 7, 1], [8, 9, 1, 0], [10, 1, 0, 0]])
     labels = torch.tensor([[11, 12, 1, -100], [13, 1, -100, -100], [14, 15, 16, 1]])

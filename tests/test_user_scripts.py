@@ -69,7 +69,7 @@ def test_text_classifier_trains_with_padding_collator_on_a_torch_formatted_set(t
     )  # fmt: skip
     trainer.train()
     assert trainer.state.global_step == trainer.state.max_steps
-    assert trainer.kept_fractions[0] == 1.0 and trainer.instances_backpropagated >= 64
+    assert trainer.kept_fractions[0] == 1.0 and trainer.selection_run.instances_backpropagated >= 64
 
 
 def image_set_with_transform(fashion_mnist, n=256):
@@ -109,7 +109,7 @@ def test_set_transform_image_set_trains_and_transforms_only_what_it_trains_on(tm
     trainer.train()
     assert min(trainer.kept_fractions.values()) < 1.0
     # skipped images are never transformed (beyond a few single-item probes of the columns at the start)
-    assert 0 <= sum(transformed) - trainer.instances_backpropagated <= 8
+    assert 0 <= sum(transformed) - trainer.selection_run.instances_backpropagated <= 8
 
 
 def test_set_transform_text_set_reads_the_tokens_it_needs(tmp_path):
@@ -140,24 +140,25 @@ def fashion_trainer(tmp_path, vision_example, fashion_mnist, n=256, **kwargs):
 def test_on_cpu_the_assistant_trains_in_the_step_unless_asked_for_a_thread(tmp_path, vision_example, fashion_mnist):
     default = fashion_trainer(tmp_path / "default", vision_example, fashion_mnist, n=64)
     default.train()
-    assert default.assistant_worker.synchronous and default.assistant_worker._thread is None
-    worker = default.assistant_worker
-    assert worker.trained == worker.seen == default.instances_backpropagated > 64  # every batch learned from at once
+    assert default.selection_run.worker.synchronous and default.selection_run.worker._thread is None
+    worker = default.selection_run.worker
+    # every batch learned from at once
+    assert worker.trained == worker.seen == default.selection_run.instances_backpropagated > 64
     threaded = fashion_trainer(tmp_path / "thread", vision_example, fashion_mnist, n=64, autoassist_synchronous=False)
     threaded.train()
-    assert not threaded.assistant_worker.synchronous and threaded.assistant_worker._thread is not None
+    assert not threaded.selection_run.worker.synchronous and threaded.selection_run.worker._thread is not None
 
 
 def test_each_train_call_starts_a_fresh_assistant_and_stops_its_thread(tmp_path, vision_example, fashion_mnist):
     alive_before = sum(t.name == "autoassist-assistant" for t in threading.enumerate())
     trainer = fashion_trainer(tmp_path, vision_example, fashion_mnist, autoassist_synchronous=False)
     trainer.train()
-    first_assistant, first_worker = trainer.assistant, trainer.assistant_worker
+    first_assistant, first_worker = trainer.selection_run.assistant, trainer.selection_run.worker
     assert not first_worker._thread.is_alive()
     trainer.train()
-    assert trainer.assistant is not first_assistant
-    assert trainer.assistant_worker.seen == trainer.instances_backpropagated  # counted from 0 again
-    assert not trainer.assistant_worker._thread.is_alive()
+    assert trainer.selection_run.assistant is not first_assistant
+    assert trainer.selection_run.worker.seen == trainer.selection_run.instances_backpropagated  # counted from 0 again
+    assert not trainer.selection_run.worker._thread.is_alive()
     # no thread of this trainer's two runs is left (other tests' trainers may have their own)
     assert sum(t.name == "autoassist-assistant" for t in threading.enumerate()) <= alive_before
 
@@ -171,7 +172,7 @@ def test_a_run_that_fails_stops_its_thread(tmp_path, vision_example, fashion_mni
     trainer.model.resnet.forward = explode
     with pytest.raises(RuntimeError, match="boom"):
         trainer.train()
-    assert not trainer.assistant_worker._thread.is_alive()
+    assert not trainer.selection_run.worker._thread.is_alive()
 
 
 class EncodedImages(torch.utils.data.Dataset):
@@ -224,4 +225,4 @@ def test_max_steps_leaves_a_readable_epoch_count_and_resume_restores_assistant_s
     assert seconds > 0
     resumed = fashion_trainer(tmp_path / "r", vision_example, fashion_mnist, max_steps=40)
     resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-40"))
-    assert seconds <= resumed.assistant_worker.train_seconds < seconds + 1.0  # restored, not counted from 0
+    assert seconds <= resumed.selection_run.worker.train_seconds < seconds + 1.0  # restored, not counted from 0

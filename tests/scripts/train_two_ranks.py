@@ -23,10 +23,10 @@ class RecordingTrainer(AutoAssistTrainer):
     """Writes down which instances this rank trained on, epoch by epoch."""
 
     def training_step(self, model, inputs, *args, **kwargs):
-        epoch = self.autoassist_sampler.epoch
+        epoch = self.selection_run.sampler.epoch
         self.trained_indices.setdefault(epoch, []).extend(inputs[INDEX_KEY].tolist())
-        self.kept_indices[epoch] = self.autoassist_sampler.kept.tolist()
-        weights = self.epoch_selection.loss_weights
+        self.kept_indices[epoch] = self.selection_run.sampler.kept.tolist()
+        weights = self.selection_run.epoch_selection.loss_weights
         self.weight_sums[epoch] = None if weights is None else round(float(weights.sum()), 4)
         return super().training_step(model, inputs, *args, **kwargs)
 
@@ -51,6 +51,7 @@ def main(output_dir: str, options: dict) -> None:
     trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision.collate_images)
     trainer.trained_indices, trainer.kept_indices, trainer.weight_sums = {}, {}, {}
     trainer.train(resume_from_checkpoint=resume)
+    assistant = trainer.selection_run.assistant
     record = {
         "rank": args.process_index,
         "world_size": args.world_size,
@@ -60,7 +61,7 @@ def main(output_dir: str, options: dict) -> None:
         "kept": trainer.kept_indices,
         "weight_sums": trainer.weight_sums,
         # instances the deciding rank's loss memory knows (merged from both ranks before each decision)
-        "memory_seen": int((trainer.assistant.last_clock >= 0).sum()) if hasattr(trainer.assistant, "last_clock") else None,
+        "memory_seen": int((assistant.last_clock >= 0).sum()) if hasattr(assistant, "last_clock") else None,
         "weights": [round(float(p.double().sum()), 6) for p in trainer.model.parameters()],
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))

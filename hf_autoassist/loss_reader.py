@@ -1,0 +1,124 @@
+"""`InstanceLossReader`: the training loss and one Boss loss per instance, from the forward the Trainer runs anyway.
+
+It owns everything between a batch and its per-instance losses: the model under its wrappers (accelerate, PEFT),
+whether labels are next tokens (a causal LM), the single-pass check (`single_pass.py`), and the terms themselves.
+The trainer's `compute_loss` reads with it, weights, and hands the losses on; a trainer whose outputs carry the
+terms already (TRL's SFT) subclasses the reader, not the hook.
+"""
+
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+from .losses import per_instance_loss_terms
+from .single_pass import SinglePassLoss
+
+
+class InstanceLosses(NamedTuple):
+    """What one read gives.
+
+    loss (`torch.Tensor`): the loss the Trainer back-propagates, its value and gradients the plain Trainer's.
+    sums, counts (`torch.Tensor`): `(batch,)` each instance's summed loss terms and how many (target tokens; 1 for a
+        class label). `sums` keeps its graph only when asked (`keep_graph=True`, to rebuild a weighted loss).
+    outputs: the model's outputs of the same forward.
+    """
+
+    loss: torch.Tensor
+    sums: torch.Tensor
+    counts: torch.Tensor
+    outputs: object
+
+    @property
+    def per_instance(self) -> torch.Tensor:
+        """`(batch,)` each instance's mean loss, detached."""
+        return self.sums.detach() / self.counts.clamp(min=1)
+
+
+class InstanceLossReader:
+    """Reads `(loss, per-instance losses, outputs)` from one forward of the Boss.
+
+    Args:
+        trainer_loss (`Callable`): the plain Trainer's `compute_loss(model, inputs, return_outputs, num_items_in_batch)`
+            (the next class's in the trainer's MRO), used whenever the loss is not rebuilt from the terms.
+        unwrap_model (`Callable`): the model under accelerate's wrappers (`accelerator.unwrap_model`).
+        label_smoothing (`float`): the Trainer's `label_smoothing_factor`, for the per-instance terms.
+        per_instance_loss_fn (`Callable[[outputs, labels], Tensor]`, *optional*): one loss per instance for models
+            whose outputs have no `logits` to derive it from; the model's own loss then trains it.
+        single_pass (`bool`): whether the loss may be rebuilt from the terms once checked (no `compute_loss_func`,
+            no `per_instance_loss_fn`, and a trainer that allows it).
+        process_scale (`int`): the Trainer's scaling of a model's loss across processes (see `SinglePassLoss`).
+    """
+
+    def __init__(
+        self,
+        trainer_loss: Callable,
+        unwrap_model: Callable,
+        label_smoothing: float = 0.0,
+        per_instance_loss_fn: Callable | None = None,
+        single_pass: bool = True,
+        process_scale: int = 1,
+    ):
+        self.trainer_loss = trainer_loss
+        self.unwrap_model = unwrap_model
+        self.label_smoothing = label_smoothing
+        self.per_instance_loss_fn = per_instance_loss_fn
+        self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
+        self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `is_causal_lm`
+
+    def reset(self, process_scale: int = 1) -> None:
+        """A new `train()`: the model or the arguments may have changed, the single pass is checked again."""
+        self.single_pass.reset()
+        self.single_pass.process_scale = process_scale
+        self._causal_lm = None
+
+    def __call__(self, model, inputs: dict, num_items_in_batch=None, keep_graph: bool = False) -> InstanceLosses:
+        """The step's loss and each instance's terms; `keep_graph` keeps the terms differentiable (to weight them)."""
+        labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
+        shift = labels is not None and self.is_causal_lm(model)
+        single_pass = self.single_pass
+        if single_pass.applies(labels, num_items_in_batch, shift):  # one cross entropy: the loss from the terms
+            outputs = single_pass.forward(model, inputs)
+            sums, counts = self.terms(model, outputs, labels)
+            return InstanceLosses(single_pass.loss(sums, counts, num_items_in_batch), sums, counts, outputs)
+        loss, outputs = self.loss_and_outputs(model, inputs, num_items_in_batch)
+        with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
+            sums, counts = self.terms(model, outputs, labels)
+        if single_pass.should_check(labels, num_items_in_batch, shift):
+            single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
+        return InstanceLosses(loss, sums, counts, outputs)
+
+    def loss_and_outputs(self, model, inputs: dict, num_items_in_batch):
+        """The Trainer's loss and the outputs of the same forward pass."""
+        return self.trainer_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+
+    def terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """Each instance's summed loss and its count of loss terms, `(batch,)` each."""
+        if self.per_instance_loss_fn is not None:
+            losses = self.per_instance_loss_fn(outputs, labels)
+            return losses, torch.ones_like(losses)
+        logits = outputs.get("logits") if isinstance(outputs, dict) else None
+        if logits is None or labels is None:
+            keys = list(outputs.keys()) if isinstance(outputs, dict) else type(outputs).__name__
+            raise ValueError(
+                "AutoAssist learns from one Boss loss per instance, computed from the model's `logits` and the "
+                f"batch's `labels`, but the model returned {keys} and the batch "
+                f"{'has' if labels is not None else 'has no'} `labels`. Pass `per_instance_loss_fn=` "
+                "(outputs, labels -> (batch,) losses) to the trainer, or set `autoassist_strategy='none'`."
+            )
+        return per_instance_loss_terms(
+            logits, labels, label_smoothing=self.label_smoothing, shift_labels=self.is_causal_lm(model)
+        )
+
+    def is_causal_lm(self, model) -> bool:
+        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM; found once
+        per model (it is asked every step)."""
+        if self._causal_lm is None or self._causal_lm[0] is not model:
+            self._causal_lm = (model, self.base_model(model)._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+        return self._causal_lm[1]
+
+    def base_model(self, model):
+        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters."""
+        base = self.unwrap_model(model)
+        return base.get_base_model() if hasattr(base, "get_base_model") else base

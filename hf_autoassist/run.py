@@ -1,0 +1,206 @@
+"""`SelectionRun`: everything one `train()` decides about which instances the Boss trains on, in one object.
+
+It owns the strategy (and through it the Assistant), the sampler, the per-epoch selection and the step plan, the
+report, the irreducible losses and the counters, and it is what a checkpoint saves beside the Trainer's state. It
+never sees the trainer: it is given the arguments, the accelerator, the training set, and callables for what only
+the trainer can do (its progress in optimizer steps, rebuilding its LR schedule, reporting to its integrations).
+The trainer's hooks delegate to it (`mixin.py`).
+"""
+
+from collections.abc import Callable
+from dataclasses import asdict
+
+import torch
+from transformers.utils import logging
+
+from .assistants import Assistant
+from .assistants.factory import columns_read_once
+from .checkpoint import load_state
+from .diagnostics import SelectionReport
+from .epoch_selection import EpochSelection
+from .irreducible import IrreducibleLosses
+from .sampler import AssistedBatchSampler, RescoringBatchSampler
+from .schedule import EpochPlan
+from .strategies import AutoAssistSelection, build_strategy
+
+logger = logging.get_logger(__name__)
+
+
+class SelectionRun:
+    """One training run's selection.
+
+    Args:
+        args: the run's `AutoAssistArguments`.
+        accelerator (`Accelerator`): its processes (the decision is made on the main one and shared).
+        dataset: the training set, its unused columns removed.
+        batch_size (`int`): the Trainer's batch size per sampler batch (`_train_batch_size`).
+        global_step (`Callable[[], int]`): optimizer steps done so far.
+        replan (`Callable[[int], None]`): told each new total of optimizer steps.
+        on_epoch_recorded (`Callable[[dict], None]`, *optional*): given the largest groups' kept fractions of
+            each decided epoch, for the reporting integrations.
+        assistant (`Assistant`, *optional*): the user's own Assistant, else one is built.
+        irreducible (`IrreducibleLosses`, *optional*): each instance's irreducible loss, when the options read it.
+
+    `report` is the per-epoch record (`SelectionReport`), readable after training.
+    """
+
+    def __init__(
+        self,
+        args,
+        accelerator,
+        dataset,
+        batch_size: int,
+        global_step: Callable[[], int],
+        replan: Callable[[int], None],
+        on_epoch_recorded: Callable[[dict], None] | None = None,
+        assistant: Assistant | None = None,
+        irreducible: IrreducibleLosses | None = None,
+    ):
+        self.args, self.accelerator = args, accelerator
+        self.num_samples = len(dataset)
+        self.irreducible = irreducible
+        self.strategy = build_strategy(args)
+        self.report = SelectionReport()
+        self.on_epoch_recorded = on_epoch_recorded
+        try:
+            with columns_read_once():  # the Assistant and the report read the same label / token columns
+                self.strategy.prepare(dataset, assistant=assistant, irreducible=irreducible)
+                self.report.start(dataset)
+        except BaseException:
+            self.strategy.close()  # a thread started before the failure must not outlive it
+            raise
+        self.instances_backpropagated = 0  # by this process
+        # sampler batches per round: one per process, or one split across them (`split_batches`)
+        self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
+        self.seed = args.data_seed if args.data_seed is not None else args.seed
+        full_data_finish = args.autoassist_full_data_finish
+        if full_data_finish is None:
+            full_data_finish = self.strategy.default_full_data_finish
+        self.epoch_selection = EpochSelection(
+            args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish
+        )
+        self.epoch_plan = EpochPlan(args, self.batches_per_round, global_step, replan, self.record_epoch)
+        self.sampler = self._build_sampler(batch_size)
+
+    def _build_sampler(self, batch_size: int) -> AssistedBatchSampler:
+        """Decides each epoch at its start, or block by block with `autoassist_rescore_every`."""
+        args = self.args
+        num_processes = self.accelerator.num_processes
+        per_round = batch_size * self.batches_per_round  # instances in one round of batches
+        common = dict(
+            batch_size=batch_size,
+            seed=self.seed,
+            drop_last=args.dataloader_drop_last,
+            # every rank gets the same number of full batches, so accelerate never repeats instances to even them
+            pad_to_multiple_of=per_round if num_processes > 1 else None,
+        )
+        if args.autoassist_rescore_every is None:
+            return AssistedBatchSampler(self.num_samples, select_fn=self.epoch_selection.whole_pass, **common)
+        accumulation = args.gradient_accumulation_steps
+        return RescoringBatchSampler(
+            self.num_samples,
+            rescore_every=args.autoassist_rescore_every * self.batches_per_round,
+            select_fn=self.epoch_selection.block,
+            # a shrunk epoch ends on a whole accumulated step: the Trainer steps at a pass's end only at the full one
+            round_to=per_round * accumulation if num_processes > 1 or accumulation > 1 else None,
+            on_decided=self.epoch_plan.in_progress,
+            **common,
+        )
+
+    # ---- what the Assistant learned, what each epoch kept ---------------------------------------------------------
+    @property
+    def worker(self):
+        """The worker that trains the Assistant (strategy `"autoassist"` only)."""
+        return self.strategy.worker if isinstance(self.strategy, AutoAssistSelection) else None
+
+    @property
+    def assistant(self) -> Assistant | None:
+        return self.strategy.assistant if isinstance(self.strategy, AutoAssistSelection) else None
+
+    def start_epoch(self, epoch: int, steps_in_epoch: int) -> int:
+        """At the Trainer's epoch start, the sampler drawn (`set_epoch`): plans the steps; returns the epoch's
+        optimizer steps (the full pass's until decided, when deciding inside the epoch)."""
+        return self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
+
+    def record_epoch(self, epoch: int) -> None:
+        """Once an epoch's pass is decided: what it kept, per group, and the Assistant then."""
+        worker = self.worker
+        assistant = None
+        if worker is not None:
+            assistant = dict(
+                assistant_accuracy=round(worker.accuracy, 4),
+                assistant_skill=round(worker.skill, 4),
+                positive_rate=round(worker.positive_rate, 4),
+            )
+        self.report.record(epoch, self.sampler.kept, self.sampler.kept_fraction, assistant)
+        metrics = self.report.group_metrics()
+        if metrics and self.on_epoch_recorded is not None:
+            self.on_epoch_recorded(metrics)
+
+    # ---- the training step ----------------------------------------------------------------------------------------
+    def batch_started(self, indices: torch.Tensor | None) -> None:
+        """Counts one batch of this process (and its instances, when it carries their indices)."""
+        self.epoch_plan.batches_done += 1
+        if indices is not None:
+            self.instances_backpropagated += len(indices)
+
+    @property
+    def observes_losses(self) -> bool:
+        return self.strategy.observes_losses
+
+    def loss_weights(self, indices: torch.Tensor) -> torch.Tensor | None:
+        """`(batch,)` the running pass's loss weights of `indices`, or None to leave the loss untouched."""
+        weights = self.epoch_selection.loss_weights
+        return None if weights is None else weights[indices.cpu()]
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int) -> None:
+        """One Boss loss per trained instance, `(B,)`, from the step's own forward."""
+        self.strategy.observe(indices, losses, global_step)
+
+    def metrics(self) -> dict[str, float]:
+        metrics = {"autoassist/kept_fraction": round(self.sampler.kept_fraction, 4), **self.strategy.metrics()}
+        # what this process back-propagated, every strategy alike (the Assistant's own count is `instances_trained`)
+        metrics["autoassist/instances_backpropagated"] = self.instances_backpropagated
+        return metrics
+
+    def close(self) -> None:
+        """Stops the Assistant's thread (it finishes its queue first); its numbers stay readable."""
+        self.strategy.close()
+
+    # ---- checkpoints ----------------------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """What a checkpoint holds beside the Trainer's own state (see `checkpoint.py`)."""
+        irreducible = self.irreducible
+        return {
+            "sampler": self.sampler.state_dict(),
+            "strategy": self.strategy.state_dict(),
+            "loss_weights": self.epoch_selection.loss_weights,
+            "instances_backpropagated": self.instances_backpropagated,
+            "history": self.report.history,
+            **self.epoch_plan.state_dict(),
+            "irreducible": None if irreducible is None else {**asdict(irreducible), "source": "computed"},
+        }
+
+    def load_state_dict(self, state: dict, global_step: int, skip_data: bool = True) -> tuple[int, int]:
+        """Puts the selection back as a checkpoint saved it; returns the epoch to resume and the batches of it
+        already trained (0 with `skip_data=False`, the Trainer's `ignore_data_skip`)."""
+        self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
+        self.sampler.load_state_dict(state["sampler"])
+        self.epoch_selection.loss_weights = state.get("loss_weights")
+        self.instances_backpropagated = state.get("instances_backpropagated", 0)
+        self.report.history = list(state.get("history", []))
+        epoch = state["sampler"]["epoch"]
+        steps_done = global_step - state["epoch_start_step"]
+        if epoch is None or steps_done >= state["epoch_update_steps"]:
+            return (0 if epoch is None else epoch + 1), 0  # saved at an epoch end: the next epoch starts afresh
+        self.epoch_plan.resumed = (epoch, state["epoch_start_step"])
+        return epoch, steps_done * self.args.gradient_accumulation_steps if skip_data else 0
+
+    def resume(self, checkpoint: str, global_step: int, trainer_name: str) -> tuple[int, int] | None:
+        """`load_state_dict` from `checkpoint`'s file of this process; None when it holds no usable state (with
+        a warning that says what is lost: the Trainer's own count then stands)."""
+        args = self.args
+        state = load_state(checkpoint, args.process_index, self.num_samples, args.autoassist_strategy, trainer_name)
+        if state is None:
+            return None
+        return self.load_state_dict(state, global_step, skip_data=not args.ignore_data_skip)
