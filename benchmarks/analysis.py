@@ -11,6 +11,9 @@ import math
 import statistics
 
 PLAIN, RANDOM, AUTOASSIST, INFOBATCH = "plain", "random", "autoassist", "infobatch"
+# the perfect filter of a noisy task: the plain Trainer on its clean instances only (the planted ones removed)
+CLEAN = "plain_clean"
+
 
 
 def spread(values: list[float | None]) -> dict:
@@ -53,8 +56,9 @@ def front_needs(front: list[dict], target: float) -> dict:
     `target`; a front that dips and recovers (overtraining, noise) is read the same way, so a later, higher budget
     never hides an earlier one that already reached the target. `status` says how far to trust the numbers:
     `"interpolated"` between two budgets; `"below"` when the smallest budget already reaches it (the front needs
-    at most that budget); `"beyond"` when no budget reaches it (the numbers are the largest budget's, which the front
-    needs at least; nothing is extrapolated).
+    at most that budget); `"beyond"` when no budget reaches it: the numbers are then those of the budget with the
+    best metric (the smallest among ties), the plain run that comes closest, so that a speedup against them is a
+    lower bound; nothing is extrapolated, and a front that peaked early is not credited with its full budget.
 
     Example:
         >>> front = [{"instances": 100, "seconds": 10, "metric": 0.5}, {"instances": 200, "seconds": 20, "metric": 0.7}]
@@ -74,8 +78,8 @@ def front_needs(front: list[dict], target: float) -> dict:
                 "seconds": low["seconds"] + t * (high["seconds"] - low["seconds"]),
                 "status": "interpolated",
             }
-    last = front[-1]
-    return {"instances": float(last["instances"]), "seconds": float(last["seconds"]), "status": "beyond"}
+    best = max(front, key=lambda p: (p["metric"], -p["instances"]))
+    return {"instances": float(best["instances"]), "seconds": float(best["seconds"]), "status": "beyond"}
 
 
 # what a speedup computed from each status is: exact, an upper bound, or a lower bound
@@ -160,6 +164,54 @@ def paired_differences(runs: list[dict], strategy: str, baseline: str, point: fl
     return {"seeds": seeds, **spread(differences)}
 
 
+def convergence(runs: list[dict], seeds: list[int]) -> dict:
+    """Whether the recipe is trained to convergence: the full plain run (budget 1.0) gains at most one seed spread
+    (max - min of the seeds' full runs) over the budget before it (0.7 in the full plan), in the median of the
+    seeds. `passes` is None until every seed has both runs. A task that fails is not used for a speedup claim: a
+    skipped instance always costs quality on a recipe still far from its plateau.
+
+    Example:
+        >>> runs = [{"seed": s, "strategy": "plain", "budget": b, "final_validation": m}
+        ...         for s, b, m in [(0, 0.7, 0.80), (0, 1.0, 0.81), (1, 0.7, 0.82), (1, 1.0, 0.80)]]
+        >>> convergence(runs, [0, 1])["passes"]
+        True
+    """
+    metric = {(r["seed"], r["budget"]): r["final_validation"] for r in runs if r["strategy"] == PLAIN}
+    previous = max((budget for _, budget in metric if budget < 1.0), default=None)
+    gains = [metric[(s, 1.0)] - metric[(s, previous)] if (s, 1.0) in metric and (s, previous) in metric else None
+             for s in seeds]  # fmt: skip
+    full = [metric[(s, 1.0)] for s in seeds if (s, 1.0) in metric]
+    seed_spread = max(full) - min(full) if len(full) > 1 else None
+    complete = None not in gains and seed_spread is not None
+    return {
+        "previous_budget": previous,
+        "gain": _values(seeds, dict(zip(seeds, gains))),
+        "seed_spread": seed_spread,
+        "passes": statistics.median(gains) <= seed_spread if complete else None,
+    }
+
+
+def clean_ceiling(runs: list[dict], seeds: list[int]) -> dict:
+    """The perfect filter of a noisy task (`CLEAN` runs, plain on the clean instances at the full run's epochs and
+    at its instances): per seed, the best of them, the ceiling of any filter."""
+    best = {}
+    for run in runs:
+        if run["strategy"] == CLEAN and run.get("final_validation") is not None:
+            best[run["seed"]] = max(best.get(run["seed"], -math.inf), run["final_validation"])
+    return _values(seeds, best)
+
+
+def gap_won(metric: float, full_plain: float, ceiling: float) -> float | None:
+    """Share of the gap between the full plain run and the perfect filter that a run closes (1: the ceiling; 0: no
+    better than training on everything; negative: worse).
+
+    Example:
+        >>> gap_won(8.0, full_plain=6.0, ceiling=10.0)
+        0.5
+    """
+    return None if ceiling == full_plain else (metric - full_plain) / (ceiling - full_plain)
+
+
 def analyse(runs: list[dict], seeds: list[int], default_points: dict[str, float]) -> dict:
     """Everything the JSON reports beside the runs: the front, every strategy's curve of iso-quality speedups, the
     speedups at the default operating points, kept noisy / clean fractions, and autoassist - random per point."""
@@ -175,6 +227,7 @@ def analyse(runs: list[dict], seeds: list[int], default_points: dict[str, float]
     }
     result = {
         "front": {"plain": summarize_front(runs, seeds)},
+        "convergence": convergence(runs, seeds),
         "iso_quality": {
             s: {"instances": e["instances"], "seconds": e["seconds"]} for s, e in at_default.items() if e is not None
         },
@@ -183,6 +236,16 @@ def analyse(runs: list[dict], seeds: list[int], default_points: dict[str, float]
             str(point): paired_differences(runs, AUTOASSIST, RANDOM, point) for point in _points(runs, AUTOASSIST)
         },
     }
+    ceiling = clean_ceiling(runs, seeds)
+    if any(v is not None for v in ceiling["values"]):
+        result["clean_ceiling"] = ceiling
+        for curve in curves.values():
+            for entry in curve:
+                entry["gap_won"] = _values(seeds, {
+                    s: gap_won(metric, fronts[s][-1]["metric"], top)
+                    for s, metric, top in zip(seeds, entry["final_validation"]["values"], ceiling["values"])
+                    if metric is not None and top is not None and fronts[s]
+                })  # fmt: skip
     if any(r.get("kept_noisy_fraction") is not None for r in runs):
         for key in ("kept_noisy_fraction", "kept_clean_fraction"):
             result[key] = {s: e[key] for s, e in at_default.items() if e is not None}

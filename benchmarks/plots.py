@@ -8,7 +8,9 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-COLORS = {"plain": "black", "autoassist": "tab:red", "random": "tab:blue", "infobatch": "tab:green"}
+COLORS = {
+    "plain": "black", "plain_clean": "tab:purple", "autoassist": "tab:red", "random": "tab:blue", "infobatch": "tab:green"
+}  # fmt: skip
 AXES = (("boss_instances", "Boss instances (forward + backward)"), ("train_seconds", "training seconds"))
 
 
@@ -41,7 +43,9 @@ def plot_task(result: dict, path: str) -> None:
             ys = [_median([r["final_validation"] for r in g]) for g in groups.values()]
             order = sorted(range(len(xs)), key=xs.__getitem__)
             style = dict(lw=2.5, marker="o") if strategy == "plain" else dict(lw=1.2, marker="s", ls="--")
-            label = "plain front (budgets)" if strategy == "plain" else f"{strategy} (operating points)"
+            label = {"plain": "plain front (budgets)", "plain_clean": "perfect filter: plain on the clean instances"}.get(
+                strategy, f"{strategy} (operating points)"
+            )
             axis.plot([xs[i] for i in order], [ys[i] for i in order], color=color, label=label, **style)
             if strategy == "plain":
                 low = [min(r["final_validation"] for r in g) for g in groups.values()]

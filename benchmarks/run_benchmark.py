@@ -35,11 +35,11 @@ from transformers import HfArgumentParser, TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import AUTOASSIST, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
+from benchmarks.analysis import AUTOASSIST, CLEAN, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
 
-STRATEGIES = (PLAIN, AUTOASSIST, RANDOM, INFOBATCH)
+STRATEGIES = (PLAIN, CLEAN, AUTOASSIST, RANDOM, INFOBATCH)
 # the option that moves each strategy along its curve; `random` replays autoassist's kept fractions at its points
 KNOBS = {AUTOASSIST: "autoassist_base_prob", RANDOM: "autoassist_base_prob", INFOBATCH: "autoassist_prune_ratio"}
 
@@ -167,9 +167,9 @@ def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: s
         use_cpu=True,
         seed=seed,
         **preset.training,
-        # the recorded suites and studies trained the Assistant in a thread, the default then: kept, so that they
-        # resume with comparable runs (`overhead.py` measures today's default, inside the step on CPU)
-        **({} if strategy == PLAIN else {"autoassist_strategy": strategy, "autoassist_synchronous": False, **options}),
+        # the library's defaults but the strategy and its knob: on CPU the Assistant learns inside the step, as users
+        # get it (the suites and studies recorded before 2026-12-04 pinned it to a thread, the default then)
+        **({} if strategy in (PLAIN, CLEAN) else {"autoassist_strategy": strategy, **options}),
     )
 
 
@@ -218,7 +218,7 @@ def run_one(
 ):  # fmt: skip
     """One training run, evaluated on the validation and test splits at its end (unless not `evaluate`); returns its
     record."""
-    base = task.plain_trainer if strategy == PLAIN else task.autoassist_trainer
+    base = task.plain_trainer if strategy in (PLAIN, CLEAN) else task.autoassist_trainer
     trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
     args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
     set_seed(seed)
@@ -226,14 +226,14 @@ def run_one(
     trainer = trainer_class(
         model=model,
         args=args,
-        train_dataset=data.train,
+        train_dataset=data.clean_train() if strategy == CLEAN else data.train,
         eval_dataset=data.validation,
         data_collator=data.make_collator(model),
         compute_metrics=data.compute_metrics,
     )
     trainer.remove_callback(PrinterCallback)  # the benchmark prints one line per run instead
     noise = None
-    if data.noisy_indices is not None and strategy != PLAIN:
+    if data.noisy_indices is not None and strategy not in (PLAIN, CLEAN):
         noise = NoiseRecorder(trainer, data.noisy_indices)
         trainer.add_callback(noise)
     foreign = ForeignCpu()
@@ -252,8 +252,8 @@ def run_one(
         "seed": seed,
         "strategy": strategy,
         "num_train_epochs": epochs,
-        "autoassist_options": options if strategy != PLAIN else {},
-        "autoassist_config": autoassist_settings(args) if strategy != PLAIN else None,
+        "autoassist_options": options if strategy not in (PLAIN, CLEAN) else {},
+        "autoassist_config": autoassist_settings(args) if strategy not in (PLAIN, CLEAN) else None,
         "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()] or None,
         "boss_instances": trainer.boss_instances,  # forwarded and back-propagated alike: no extra forward pass
         "optimizer_steps": trainer.state.global_step,
@@ -311,11 +311,15 @@ class Progress:
         self.trained += trained
 
 
-def planned_runs(bench: BenchmarkArguments, plan: Plan):
-    """(strategy, budget or point) in the order they run for one seed; random follows the autoassist run it replays."""
+def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None):
+    """(strategy, budget or point) in the order they run for one seed; random follows the autoassist run it replays.
+    On a noisy task the perfect filter (`CLEAN`) follows the front: plain on the clean instances at the full run's
+    epochs, and at its instances (the epochs over the clean share)."""
     runs = []
     if PLAIN in bench.strategies:
         runs += [(PLAIN, budget) for budget in plan.budgets]
+    if CLEAN in bench.strategies and task is not None and task.noise is not None:
+        runs += [(CLEAN, 1.0), (CLEAN, round(1.0 / (1.0 - task.noise.fraction), 4))]
     if AUTOASSIST in bench.strategies:
         for point in plan.points[AUTOASSIST]:
             runs.append((AUTOASSIST, point))
@@ -441,7 +445,9 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        return f"budget {self.value}" if self.strategy == PLAIN else f"{KNOBS[self.strategy]}={self.value}"
+        if self.strategy in (PLAIN, CLEAN):
+            return f"{'budget' if self.strategy == PLAIN else 'clean instances, epochs x'} {self.value}"
+        return f"{KNOBS[self.strategy]}={self.value}"
 
 
 def task_work_dir(bench: "BenchmarkArguments", task: Task) -> str:
@@ -452,9 +458,9 @@ def task_work_dir(bench: "BenchmarkArguments", task: Task) -> str:
 def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict):
     """The seed's runs in order, with their fingerprints. A `random` run needs the record of the autoassist run it
     replays, which the caller puts in `replayed[point]` after that run; without it the random run is left out."""
-    for strategy, value in planned_runs(bench, PLANS[bench.preset]):
+    for strategy, value in planned_runs(bench, PLANS[bench.preset], task):
         epochs, options = preset.num_train_epochs, {}
-        if strategy == PLAIN:
+        if strategy in (PLAIN, CLEAN):
             epochs = value * preset.num_train_epochs
         elif strategy == RANDOM:
             source = replayed.get(value)
@@ -465,7 +471,7 @@ def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir
         else:
             options = {KNOBS[strategy]: value}
         settings = None
-        if strategy != PLAIN:
+        if strategy not in (PLAIN, CLEAN):
             settings = autoassist_settings(training_arguments(task, preset, strategy, seed, work_dir, epochs, options))
         yield RunSpec(strategy, value, epochs, options, fingerprint(task, preset, strategy, seed, epochs, settings))
 
@@ -522,7 +528,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
             preset.num_train_epochs = bench.num_train_epochs
         data = task.load(bench.data_dir, preset, task_work_dir(bench, task), task.noise)
         suites.append((TaskSuite(task, bench, preset, data, output_dir, command), preset, data))
-    progress = Progress(len(tasks) * len(bench.seeds) * len(planned_runs(bench, PLANS[bench.preset])))
+    progress = Progress(len(bench.seeds) * sum(len(planned_runs(bench, PLANS[bench.preset], t)) for t in tasks))
     # seed by seed across the tasks, so that an interrupted suite has every task at its first seeds
     for seed in bench.seeds:
         for suite, preset, data in suites:

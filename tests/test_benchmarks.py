@@ -57,6 +57,53 @@ def test_a_non_monotone_front_is_read_from_its_smallest_budget():
         analysis.front_needs([], 0.5)
 
 
+def test_a_run_beyond_a_front_that_peaked_early_is_bounded_by_its_best_budget():
+    # noisy data: the middle budget is the front's best; a run above every budget is compared with that one, not
+    # credited with the full run's budget that it only had to beat after the front fell back
+    dipping = front((100, 10.0, 0.50), (200, 20.0, 0.80), (400, 40.0, 0.60))
+    run = {"final_validation": 0.85, "boss_instances": 300, "train_seconds": 30.0}
+    speedup = analysis.iso_quality(run, dipping)
+    assert speedup["bound"] == "at_least"
+    assert speedup["instances"] == pytest.approx(200 / 300) and speedup["seconds"] == pytest.approx(20 / 30)
+    assert speedup["gain_over_full_plain"] == pytest.approx(0.25)
+    tied = front((100, 10.0, 0.80), (200, 20.0, 0.80))
+    assert analysis.front_needs(tied, 0.9)["instances"] == 100  # among equal bests, the smallest budget
+
+
+def test_the_convergence_check_compares_the_full_budget_with_the_one_before_within_one_seed_spread():
+    def fronts(gains):
+        return [plain(s, b, 100 * b, 10 * b, m) for s, gain in enumerate(gains)
+                for b, m in ((0.7, 0.80 + 0.01 * s), (1.0, 0.80 + 0.01 * s + gain))]  # fmt: skip
+
+    converged = analysis.convergence(fronts([0.0, 0.01, 0.02]), seeds=[0, 1, 2])
+    # full runs 0.80, 0.82, 0.84: a spread of 0.04 against a median gain of 0.01
+    assert converged["previous_budget"] == 0.7 and converged["seed_spread"] == pytest.approx(0.04)
+    assert converged["gain"]["median"] == pytest.approx(0.01) and converged["passes"] is True
+    assert analysis.convergence(fronts([0.05, 0.06, 0.07]), seeds=[0, 1, 2])["passes"] is False
+    assert analysis.convergence(fronts([0.0, 0.0]), seeds=[0, 1, 2])["passes"] is None  # seed 2 not run yet
+
+
+def test_the_perfect_filter_is_the_ceiling_each_strategy_is_measured_against():
+    runs = [plain(0, 1.0, 200, 20.0, 6.0), strategy_run(0, "plain_clean", 1.0, 150, 15.0, 9.0),
+            strategy_run(0, "plain_clean", 1.3333, 200, 20.0, 10.0), strategy_run(0, "autoassist", 0.3, 160, 16.0, 8.0)]  # fmt: skip
+    result = analysis.analyse(runs, seeds=[0], default_points={"autoassist": 0.3})
+    assert result["clean_ceiling"]["values"] == [10.0]  # the better of the two clean runs
+    (entry,) = result["iso_quality_curves"]["autoassist"]
+    assert entry["gap_won"]["values"] == [pytest.approx(0.5)]  # 6 -> 8 of the way from 6 to 10
+    assert "clean_ceiling" not in analysis.analyse(runs[:1] + runs[3:], seeds=[0], default_points={})
+
+
+def test_a_noisy_task_plans_its_perfect_filter_at_the_full_runs_epochs_and_instances():
+    from benchmarks import run_benchmark
+    from benchmarks.tasks import TASKS
+
+    bench = run_benchmark.BenchmarkArguments(preset="full")
+    plan = run_benchmark.PLANS["full"]
+    noisy = run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"])
+    assert ("plain_clean", 1.0) in noisy and ("plain_clean", round(1 / 0.75, 4)) in noisy
+    assert not any(s == "plain_clean" for s, _ in run_benchmark.planned_runs(bench, plan, TASKS["translation"]))
+
+
 def plain(seed, budget, instances, seconds, metric):
     return {"seed": seed, "strategy": "plain", "budget": budget, "boss_instances": instances,
             "train_seconds": seconds, "final_validation": metric, "test_metric": metric}  # fmt: skip
@@ -229,8 +276,9 @@ def test_committed_runs_keep_their_fingerprints_under_todays_options():
     for path in sorted(results.glob("signals-*.json")):
         study = json.loads(path.read_text())
         task = TASKS[study["task"]]
-        preset = replace(task.presets[study["preset"]])
         for run in study["runs"]:
+            # the recipe as the run had it (translation trained 8 epochs then): only the options are checked here
+            preset = replace(task.presets[study["preset"]], num_train_epochs=run["num_train_epochs"])
             settings = dict(run["autoassist_config"])
             for name in today - set(settings):  # options the run predates: at the default they do what it did
                 settings[name] = getattr(AutoAssistConfig(output_dir="unused"), name)

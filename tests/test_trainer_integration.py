@@ -16,6 +16,7 @@ AUTOASSIST_KEYS = [
     "autoassist/kept_fraction",
     "autoassist/assistant_accuracy",
     "autoassist/instances_seen",
+    "autoassist/instances_backpropagated",
     "autoassist/instances_trained",
     "autoassist/queue_dropped",
     "autoassist/assistant_seconds",
@@ -70,7 +71,7 @@ def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fa
     assert np.mean([log["loss"] for log in train_logs[-3:]]) < np.mean([log["loss"] for log in train_logs[:3]])
     # the Boss back-propagated exactly the kept instances, and each one's loss reached the Assistant
     final = trainer.state.log_history[-1]
-    assert final["autoassist/instances_seen"] == sum(kept_per_epoch)
+    assert final["autoassist/instances_backpropagated"] == final["autoassist/instances_seen"] == sum(kept_per_epoch)
     trainer.selection_run.worker.flush()
     assert trainer.selection_run.worker.trained + trainer.selection_run.worker.dropped == sum(kept_per_epoch)
     accuracy = trainer.evaluate()["eval_accuracy"]

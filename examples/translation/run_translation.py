@@ -315,7 +315,7 @@ def main():
                 f.write("\n".join(hypotheses) + "\n")
         metrics = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
         row["kept_fraction_last_epoch"] = metrics.get("autoassist/kept_fraction", 1.0)
-        row["instances_backpropagated"] = metrics.get("autoassist/instances_seen")
+        row["instances_backpropagated"] = metrics.get("autoassist/instances_backpropagated")
         row["assistant_seconds"] = metrics.get("autoassist/assistant_seconds", 0.0)
         results.append(row)
 

@@ -263,7 +263,7 @@ def train_and_test(name, trainer_cls, model_args, training_args, dataset) -> dic
         "train_seconds": round(train_seconds, 1),
         "optimizer_steps": trainer.state.global_step,
         "kept_fraction_last_epoch": extra.get("autoassist/kept_fraction", 1.0),
-        "instances_backpropagated": extra.get("autoassist/instances_seen"),
+        "instances_backpropagated": extra.get("autoassist/instances_backpropagated"),
         "assistant_seconds": extra.get("autoassist/assistant_seconds", 0.0),
     }
 
