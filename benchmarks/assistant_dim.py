@@ -74,7 +74,7 @@ def replay(tokenized, stream, dim: int, lr: float) -> dict:
         if step >= len(stream) // 2:  # prequential: predict the batch, then learn from it
             with worker.lock:
                 predicted = worker.assistant(indices) > 0
-            threshold = worker.running_loss
+            threshold = worker.label_rule.running_loss
             actual = losses > threshold
             correct += int((predicted == actual).sum())
             positives += int(actual.sum())

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.utils import logging
 
-from .assistants.worker import IRREDUCIBLE_LABELS, LABELS
+from .assistants.labels import LABEL_RULES
 
 logger = logging.get_logger(__name__)
 
@@ -216,7 +216,7 @@ class AutoAssistArguments:
             "a loss 'decline' since the previous visit above the batch's median, or a 'reducible' loss (minus the "
             "instance's irreducible loss) above the batch's median, or 'learnable': the loss's rank in the batch times "
             "the irreducible loss's rank from the top, above the median.",
-            "choices": list(LABELS),
+            "choices": list(LABEL_RULES),
         },
     )
     autoassist_implausible_keep_prob: float | None = field(
@@ -275,7 +275,7 @@ class AutoAssistArguments:
         """Whether the run trains irreducible-loss models: a label that reads them, or
         `autoassist_implausible_keep_prob`."""
         return self.autoassist_strategy == "autoassist" and (
-            self.autoassist_label in IRREDUCIBLE_LABELS or self.autoassist_implausible_keep_prob is not None
+            LABEL_RULES[self.autoassist_label].reads_irreducible or self.autoassist_implausible_keep_prob is not None
         )
 
     @property
@@ -307,6 +307,8 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_assistant` must be one of {list(ASSISTANTS)}, got {self.autoassist_assistant!r}."
             )
+        if self.autoassist_label not in LABEL_RULES:
+            raise ValueError(f"`autoassist_label` must be one of {list(LABEL_RULES)}, got {self.autoassist_label!r}.")
         if not 0.0 < self.autoassist_base_prob <= 1.0:
             raise ValueError(
                 f"`autoassist_base_prob` must be in (0, 1], got {self.autoassist_base_prob}. It is the smallest "
@@ -360,7 +362,7 @@ class AutoAssistArguments:
                 f"`autoassist_loss_momentum` must be in [0, 1), got {self.autoassist_loss_momentum}; "
                 "0 compares each loss with its own batch's mean."
             )
-        if self.autoassist_label in ("decline", *IRREDUCIBLE_LABELS) and not self.autoassist_assistant_memory:
+        if LABEL_RULES[self.autoassist_label].reads_memory and not self.autoassist_assistant_memory:
             raise ValueError(
                 f"`autoassist_label={self.autoassist_label!r}` learns from each instance's past losses, which the loss "
                 "memory keeps: set `autoassist_assistant_memory=True`."

@@ -7,7 +7,7 @@ import torch
 
 from hf_autoassist.assistants import AssistantWorker, BagOfTokensAssistant, PixelAssistant, WithLossMemory, build_assistant
 from hf_autoassist.assistants.base import Assistant, logit_gradients
-from hf_autoassist.assistants.worker import batch_ranks
+from hf_autoassist.assistants.labels import batch_ranks
 
 
 def planted_pixels(n=3000, seed=0):
@@ -194,6 +194,31 @@ def test_batch_median_labels_are_balanced():
     running = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True)
     feed(running, torch.rand(len(labels)) ** 4, epochs=1)
     assert running.positive_rate < 0.4
+
+
+def test_a_label_rule_of_ones_own_drives_the_worker_and_the_running_mean_resumes():
+    from hf_autoassist.assistants.labels import LabelRule
+
+    class LowestLossLearned(LabelRule):
+        name = "lowest_loss_learned"
+
+        def label(self, indices, losses, assistant):
+            return indices, (losses > losses.min()).float()
+
+    pixels, labels, losses = planted_pixels()
+    worker = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label=LowestLossLearned())
+    feed(worker, losses, epochs=1)
+    assert worker.label == "lowest_loss_learned" and worker.positive_rate > 0.9
+    # the paper's running mean is the rule's state, saved with the worker's and put back
+    running = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="running_mean")
+    feed(running, losses, epochs=1)
+    state = running.state_dict()
+    assert state["running_loss"] == pytest.approx(running.label_rule.running_loss) and state["running_loss"] > 0
+    resumed = AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="running_mean")
+    resumed.load_state_dict(state)
+    assert resumed.label_rule.running_loss == running.label_rule.running_loss
+    with pytest.raises(ValueError, match="must be one of"):
+        AssistantWorker(PixelAssistant(pixels, labels), synchronous=True, label="median")
 
 
 def test_loss_memory_lets_the_assistant_learn_what_the_inputs_do_not_show():

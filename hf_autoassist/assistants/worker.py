@@ -7,21 +7,7 @@ import time
 import torch
 
 from .base import Assistant
-
-
-LABELS = ("running_mean", "batch_median", "decline", "reducible", "learnable")
-# the labels read from each instance's irreducible loss
-IRREDUCIBLE_LABELS = ("reducible", "learnable")
-
-
-def batch_ranks(values: torch.Tensor) -> torch.Tensor:
-    """Each value's rank in its batch, scaled to [0, 1] (0: the smallest).
-
-    Example:
-        >>> batch_ranks(torch.tensor([0.3, 5.0, 0.1]))
-        tensor([0.5000, 1.0000, 0.0000])
-    """
-    return values.argsort().argsort().float() / max(1, len(values) - 1)
+from .labels import LabelRule, build_label_rule
 
 
 class AssistantWorker:
@@ -29,16 +15,9 @@ class AssistantWorker:
 
     - `submit` is all the Boss calls per step: an O(1) append. When the queue is full the oldest batch is dropped
       and counted in `dropped`, so the Boss never waits.
-    - Each batch is labelled "loss above the running mean loss" (an exponential moving average with
-      `loss_momentum`; the paper's label) or, with `label="batch_median"`, "loss above its batch's median" (balanced
-      by construction, and never lagging a falling loss), or, with `label="decline"`, "the loss fell more since the
-      instance's previous visit than the batch's median fall" (learnability rather than loss; instances seen for the
-      first time carry no label), or, with `label="reducible"`, "the loss over the instance's irreducible loss
-      (in log) is above the batch's median" (RHO-LOSS: what is left to learn, not what cannot be learned), or, with
-      `label="learnable"`, "the instance's rank by loss in its batch times its rank by irreducible loss counted
-      from the top is above the median": a high loss that a model which never saw the instance could predict (the
-      same idea in ranks, so that neither model's confidence matters). It is predicted
-      before the update to keep a running accuracy, then used for one SGD step.
+    - Each batch is labelled by `label`, a rule of `labels/` (one module each: `running_mean`, the paper's, with
+      `loss_momentum`; `batch_median`; `decline`; `reducible`; `learnable`) or a `LabelRule` of your own. The label
+      is predicted before the update to keep a running accuracy, then used for one SGD step.
     - `confidence` is that running accuracy (`confidence="accuracy"`, the paper's) or its skill over always
       answering the majority label, `(accuracy - majority) / (1 - majority)` clipped at 0 (`confidence="skill"`):
       with unbalanced labels an Assistant that learned nothing already scores the majority rate.
@@ -57,39 +36,25 @@ class AssistantWorker:
         loss_momentum: float = 0.99,
         accuracy_momentum: float = 0.99,
         synchronous: bool = False,
-        label: str = "running_mean",
+        label: str | LabelRule = "running_mean",
         confidence: str = "accuracy",
         cpu_share: float | None = None,
     ):
-        if label not in LABELS:
-            raise ValueError(f"`label` must be one of {list(LABELS)}, got {label!r}.")
-        if label in IRREDUCIBLE_LABELS and getattr(assistant, "irreducible", None) is None:
-            raise ValueError(
-                f"`label={label!r}` needs each instance's irreducible loss: wrap the Assistant in "
-                "`WithLossMemory(assistant, irreducible=losses)` (the trainer computes them with "
-                f"`autoassist_label={label!r}`)."
-            )
-        if label == "decline" and not hasattr(assistant, "declines"):
-            raise ValueError(
-                "`label='decline'` needs an Assistant that remembers each instance's losses: wrap it in "
-                "`WithLossMemory(assistant, track_decline=True)` (the trainer does so with "
-                "`autoassist_assistant_memory=True`)."
-            )
+        self.label_rule = label if isinstance(label, LabelRule) else build_label_rule(label, loss_momentum)
+        self.label_rule.check(assistant)
         if cpu_share is not None and not 0.0 < cpu_share <= 1.0:
             raise ValueError(f"`cpu_share` must be in (0, 1] or None (no bound), got {cpu_share}.")
         if confidence not in ("accuracy", "skill"):
             raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
-        self.label, self.confidence_kind = label, confidence
+        self.label, self.confidence_kind = self.label_rule.name, confidence
         self.assistant = assistant
         self.lr = lr  # of plain SGD, each step taken by the Assistant's `learn`
-        self.loss_momentum = loss_momentum
         self.accuracy_momentum = accuracy_momentum
         self.synchronous = synchronous
         self.cpu_share = cpu_share
         self.queue: collections.deque = collections.deque(maxlen=queue_size)
         self.lock = threading.Lock()  # guards the Assistant's parameters and the statistics
         self.wakeup = threading.Condition()
-        self.running_loss: float | None = None
         self._accuracy_ema = 0.0
         self._positive_ema = 0.0  # share of "still informative" labels
         self._accuracy_updates = 0
@@ -208,7 +173,7 @@ class AssistantWorker:
 
     # ---- checkpoints ----------------------------------------------------------------------------------------------
     _STATISTICS = (
-        "running_loss", "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped",
+        "_accuracy_ema", "_positive_ema", "_accuracy_updates", "seen", "trained", "dropped",
         "train_seconds", "score_seconds", "train_cpu_seconds", "throttled_seconds",
     )  # fmt: skip
 
@@ -218,12 +183,14 @@ class AssistantWorker:
         with self.lock:
             return {
                 "assistant": {k: v.clone() for k, v in self.assistant.state_dict().items()},
+                **self.label_rule.state_dict(),
                 **{name: getattr(self, name) for name in self._STATISTICS},
             }
 
     def load_state_dict(self, state: dict) -> None:
         with self.lock:
             self.assistant.load_state_dict(state["assistant"])
+            self.label_rule.load_state_dict(state)
             for name in self._STATISTICS:
                 setattr(self, name, state.get(name, 0.0))
             self._started, self._cpu_before = time.perf_counter(), self.train_cpu_seconds
@@ -276,36 +243,10 @@ class AssistantWorker:
         self._accuracy_updates += 1
         self.trained += len(indices)
 
-    def _labels(self, indices: torch.Tensor, losses: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The instances of the batch that get a label, and their labels (1: "still worth training on")."""
-        if self.label == "reducible":
-            # as a log ratio: a loss that only varies around a high irreducible loss (a wrong label's) is not read
-            # as something left to learn
-            reducible = losses.clamp(min=1e-8).log() - self.assistant.irreducible[indices].clamp(min=1e-8).log()
-            return indices, (reducible > reducible.median()).float()
-        if self.label == "learnable":
-            # ranks, not losses: a Boss more confident than a briefly trained irreducible-loss model makes a wrong
-            # label's loss exceed its irreducible loss, and "reducible" then prefers wrong labels (measured on 30%
-            # flipped labels); a product, so that a learned instance (low loss) and a wrong label (high irreducible
-            # loss) both rank low
-            priority = batch_ranks(losses) * (1.0 - batch_ranks(self.assistant.irreducible[indices]))
-            return indices, (priority > priority.median()).float()
-        if self.label == "decline":
-            declines, seen = self.assistant.declines(indices, losses)
-            declines = declines[seen]
-            return indices[seen], (declines > declines.median()).float() if len(declines) else declines
-        threshold = float(losses.median()) if self.label == "batch_median" else self.running_loss
-        return indices, (losses > threshold).float()
-
     def _train(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
         start, start_cpu = time.perf_counter(), time.thread_time()
-        batch_mean = float(losses.mean())
-        if self.running_loss is None:
-            self.running_loss = batch_mean
-        else:
-            self.running_loss = self.loss_momentum * self.running_loss + (1 - self.loss_momentum) * batch_mean
         with self.lock:
-            labelled, targets = self._labels(indices, losses)
+            labelled, targets = self.label_rule.label(indices, losses, self.assistant)
             if len(labelled):  # with `label="decline"`, a batch of first visits teaches nothing yet
                 self._learn(labelled, targets)
             remember = getattr(self.assistant, "remember", None)
