@@ -13,7 +13,7 @@ import os
 import torch
 from transformers.utils import logging
 
-from .assistants.factory import _column_names, _is_sequence_column, _read_column, class_ids
+from .columns import class_ids, column_names, labels_are_sequences, read_column
 
 logger = logging.get_logger(__name__)
 
@@ -26,12 +26,12 @@ def instance_groups(dataset) -> tuple[torch.Tensor, list[str]] | None:
     labels = class_ids(dataset)
     if labels is not None:
         return labels, [f"label {i}" for i in range(int(labels.max()) + 1)]
-    columns = _column_names(dataset)
+    columns = column_names(dataset)
     if "input_ids" not in columns:
         return None
-    lengths = torch.tensor([len(row) for row in _read_column(dataset, "input_ids")], dtype=torch.float)
-    if "labels" in columns and _is_sequence_column(dataset):
-        lengths += torch.tensor([sum(1 for t in row if t != -100) for row in _read_column(dataset, "labels")])
+    lengths = torch.tensor([len(row) for row in read_column(dataset, "input_ids")], dtype=torch.float)
+    if "labels" in columns and labels_are_sequences(dataset):
+        lengths += torch.tensor([sum(1 for t in row if t != -100) for row in read_column(dataset, "labels")])
     edges = torch.quantile(lengths, torch.tensor([0.25, 0.5, 0.75]))
     groups = torch.bucketize(lengths, edges, right=True)
     bounds = [int(lengths.min())] + [int(e) for e in edges] + [int(lengths.max())]

@@ -14,7 +14,7 @@ import torch
 from transformers.utils import logging
 
 from .assistants import Assistant
-from .assistants.factory import columns_read_once
+from .columns import columns_read_once
 from .checkpoint import load_state
 from .diagnostics import SelectionReport
 from .epoch_selection import EpochSelection

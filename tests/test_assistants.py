@@ -121,7 +121,7 @@ def test_auto_picks_the_assistant_from_the_columns():
 def test_fixed_shape_pixels_are_read_from_the_buffers_as_the_numpy_format_reads_them(shape):
     import datasets
 
-    from hf_autoassist.assistants.factory import _read_column_now
+    from hf_autoassist.columns import _read_column_now
 
     g = torch.Generator().manual_seed(0)
     feature = (datasets.Array3D if len(shape) == 3 else datasets.Array2D)(shape=shape, dtype="uint8")
@@ -141,7 +141,7 @@ def test_fixed_shape_pixels_are_read_from_the_buffers_as_the_numpy_format_reads_
 def test_number_columns_are_read_from_the_buffers_as_the_numpy_format_reads_them():
     import datasets
 
-    from hf_autoassist.assistants.factory import _buffer_column, _read_column_now
+    from hf_autoassist.columns import _buffer_column, _read_column_now
 
     features = datasets.Features(
         {"labels": datasets.ClassLabel(num_classes=5), "ids": datasets.Value("int32"), "score": datasets.Value("float32"),
@@ -166,7 +166,7 @@ def test_number_columns_are_read_from_the_buffers_as_the_numpy_format_reads_them
 def test_a_column_with_missing_rows_is_read_row_by_row():
     import datasets
 
-    from hf_autoassist.assistants.factory import _buffer_column
+    from hf_autoassist.columns import _buffer_column
 
     features = datasets.Features({"pixel_values": datasets.Array2D(shape=(2, 2), dtype="float32")})
     dataset = datasets.Dataset.from_dict({"pixel_values": [[[1.0, 2.0], [3.0, 4.0]], None]}, features=features)

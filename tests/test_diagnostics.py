@@ -11,7 +11,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer, diagnostics
-from hf_autoassist.assistants.factory import class_ids
+from hf_autoassist.columns import class_ids
 
 
 class ScalarRegression(Dataset):
@@ -145,11 +145,11 @@ def test_the_plot_shows_the_largest_groups(tmp_path, monkeypatch):
 
 def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
     # the pixel Assistant (a bias per label) and the per-label report both need the labels
-    from hf_autoassist.assistants import factory
+    from hf_autoassist import columns
 
     reads = []
-    read = factory._read_column_now
-    monkeypatch.setattr(factory, "_read_column_now", lambda dataset, column: reads.append(column) or read(dataset, column))
+    read = columns._read_column_now
+    monkeypatch.setattr(columns, "_read_column_now", lambda dataset, column: reads.append(column) or read(dataset, column))
     rng = np.random.default_rng(0)
     train = datasets.Dataset.from_dict(
         {"pixel_values": rng.normal(size=(64, 1, 28, 28)).astype("float32"), "labels": rng.integers(0, 10, 64)}
@@ -160,5 +160,5 @@ def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train)
     trainer.get_train_dataloader()
     assert reads.count("labels") == 1 and trainer.selection_run.assistant is not None
-    assert factory._column_cache is None  # the cache lives only for train start
+    assert columns._column_cache is None  # the cache lives only for train start
     trainer.selection_run.close()

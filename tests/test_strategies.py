@@ -8,7 +8,7 @@ import torch
 
 from hf_autoassist import AutoAssistConfig
 from hf_autoassist.losses import per_instance_loss_terms, reweighted_loss
-from hf_autoassist.memory import LossMemory
+from hf_autoassist.loss_memory import LossMemory
 from hf_autoassist.selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, selects_in_epoch
 from hf_autoassist.strategies import (
     STRATEGY_CLASSES,

@@ -4,7 +4,7 @@ long ago that was. InfoBatch lives on the first; AutoAssist's input features see
 import torch
 from torch import nn
 
-from ..memory import latest_across_ranks
+from ..loss_memory import latest_across_ranks
 from .base import Assistant, logit_gradients
 
 

@@ -9,7 +9,7 @@ gradient of that group. Instances never seen are always kept. The last 12.5% of 
 
 import torch
 
-from ..memory import LossMemory
+from ..loss_memory import LossMemory
 from .base import Selection, SelectionStrategy
 
 
