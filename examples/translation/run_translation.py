@@ -16,6 +16,7 @@ import logging
 import os
 import sys
 import time
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -37,7 +38,10 @@ from transformers import (
 )
 
 from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
-from hf_autoassist.comparison import report_side_by_side
+
+# the examples' shared side-by-side table (examples/comparison.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from comparison import report_side_by_side  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

@@ -16,6 +16,7 @@ import struct
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,7 +36,10 @@ from transformers import (
 )
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
-from hf_autoassist.comparison import report_side_by_side
+
+# the examples' shared side-by-side table (examples/comparison.py)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from comparison import report_side_by_side  # noqa: E402
 
 logger = logging.getLogger(__name__)
 

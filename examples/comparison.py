@@ -1,4 +1,5 @@
-"""Printing several runs of one example side by side, the same way in every example."""
+"""Printing several runs of one example side by side, the same way in every example (shared by the example
+scripts, not part of the library)."""
 
 import json
 import os
