@@ -64,7 +64,7 @@ class SelectionRun:
         self.on_epoch_recorded = on_epoch_recorded
         try:
             with columns_read_once():  # the Assistant and the report read the same label / token columns
-                self.strategy.prepare(dataset, assistant=assistant, irreducible=irreducible)
+                self.strategy.prepare(dataset, assistant=assistant, irreducible=irreducible, device=accelerator.device)
                 self.report.start(dataset)
         except BaseException:
             self.strategy.close()  # a thread started before the failure must not outlive it

@@ -10,6 +10,18 @@ from .base import Assistant
 from .labels import LabelRule, build_label_rule
 
 
+def check_worker_options(lr: float, queue_size: int, cpu_share: float | None, confidence: str) -> None:
+    """How the Assistant learns: each option checked, named as the trainer's config names it."""
+    if lr <= 0:
+        raise ValueError(f"`autoassist_assistant_lr` must be > 0, got {lr}.")
+    if queue_size < 1:
+        raise ValueError(f"`autoassist_queue_size` must be >= 1, got {queue_size}.")
+    if cpu_share is not None and not 0.0 < cpu_share <= 1.0:
+        raise ValueError(f"`autoassist_assistant_cpu_share` must be in (0, 1], got {cpu_share}; set it to None for no bound.")
+    if confidence not in ("accuracy", "skill"):
+        raise ValueError(f"`autoassist_confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
+
+
 class AssistantWorker:
     """Owns an [`Assistant`], a bounded queue of `(indices, losses)` and a background thread.
 
@@ -42,10 +54,7 @@ class AssistantWorker:
     ):
         self.label_rule = label if isinstance(label, LabelRule) else build_label_rule(label, loss_momentum)
         self.label_rule.check(assistant)
-        if cpu_share is not None and not 0.0 < cpu_share <= 1.0:
-            raise ValueError(f"`cpu_share` must be in (0, 1] or None (no bound), got {cpu_share}.")
-        if confidence not in ("accuracy", "skill"):
-            raise ValueError(f"`confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
+        check_worker_options(lr, queue_size, cpu_share, confidence)
         self.label, self.confidence_kind = self.label_rule.name, confidence
         self.assistant = assistant
         self.lr = lr  # of plain SGD, each step taken by the Assistant's `learn`

@@ -16,7 +16,7 @@ def build_strategy(args) -> SelectionStrategy:
     name = args.autoassist_strategy
     if name not in STRATEGY_CLASSES:
         raise ValueError(f"Unknown `autoassist_strategy` {name!r}; choose one of {sorted(STRATEGY_CLASSES)}.")
-    return STRATEGY_CLASSES[name](args)
+    return STRATEGY_CLASSES[name].from_args(args)
 
 
 __all__ = [

@@ -18,9 +18,11 @@ class Selection(NamedTuple):
 
 
 class SelectionStrategy:
-    """Base class of the strategies behind `autoassist_strategy`. The trainer calls, in this order:
+    """Base class of the strategies behind `autoassist_strategy`. Each one takes its own options as constructor
+    arguments and checks them there (`from_args` reads them from the flat `autoassist_*` options users type, and the
+    config builds every strategy once to check its options when it is made). The trainer calls, in this order:
 
-    - `prepare(dataset, assistant, irreducible)` once, when the training DataLoader is built;
+    - `prepare(dataset, assistant, irreducible, device)` once, when the training DataLoader is built;
     - per epoch that is shrunk, `synchronize(accelerator)` on every rank, then `select(...)` on the main process only
       (its decision is broadcast to the other ranks);
     - `observe(indices, losses, step)` after each training forward pass, with one loss per instance (only if
@@ -38,12 +40,14 @@ class SelectionStrategy:
     # whether `select` may return loss weights (known on every rank, so that they all expect the broadcast)
     reweights: bool = False
 
-    def __init__(self, args):
-        self.args = args
+    @classmethod
+    def from_args(cls, args) -> "SelectionStrategy":
+        """The strategy configured from the `autoassist_*` options of `args` (an `AutoAssistArguments`)."""
+        return cls()
 
-    def prepare(self, dataset, assistant=None, irreducible=None) -> None:
-        """Called once per training run with the (column-pruned) training set, and the `IrreducibleLosses` when the
-        run computes them."""
+    def prepare(self, dataset, assistant=None, irreducible=None, device=None) -> None:
+        """Called once per training run with the (column-pruned) training set, the `IrreducibleLosses` when the
+        run computes them, and the device the Boss trains on."""
 
     def synchronize(self, accelerator) -> None:
         """Called on every rank before the main process selects: a place for collective calls."""

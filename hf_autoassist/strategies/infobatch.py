@@ -45,12 +45,32 @@ def infobatch_selection(
 
 
 class InfoBatchSelection(SelectionStrategy):
+    """InfoBatch on the loss memory.
+
+    Args:
+        prune_ratio (`float`, *optional*, defaults to `0.5`): in [0, 1), `autoassist_prune_ratio`: the fraction `r`
+            of the below-mean-loss instances left out of an epoch; the kept ones have their loss scaled by
+            `1 / (1 - r)`, so that the expected gradient is unchanged.
+    """
+
     name = "infobatch"
     default_full_data_finish = 0.125
     observes_losses = True
     reweights = True
 
-    def prepare(self, dataset, assistant=None, irreducible=None):
+    def __init__(self, prune_ratio: float = 0.5):
+        if not 0.0 <= prune_ratio < 1.0:
+            raise ValueError(
+                f"`autoassist_prune_ratio` must be in [0, 1), got {prune_ratio}: the kept below-mean instances are "
+                "scaled by 1 / (1 - ratio). Use 0 to prune nothing."
+            )
+        self.prune_ratio = prune_ratio
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(prune_ratio=args.autoassist_prune_ratio)
+
+    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
         self.memory = LossMemory(len(dataset))
 
     def synchronize(self, accelerator):
@@ -58,7 +78,7 @@ class InfoBatchSelection(SelectionStrategy):
 
     def select(self, candidates, selecting_epoch, generator):
         return infobatch_selection(
-            self.memory.loss[candidates], self.memory.seen[candidates], self.args.autoassist_prune_ratio, generator
+            self.memory.loss[candidates], self.memory.seen[candidates], self.prune_ratio, generator
         )
 
     def observe(self, indices, losses, step):

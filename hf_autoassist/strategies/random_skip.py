@@ -21,8 +21,29 @@ def keep_probability_for_epoch(keep_probs: list[float], selecting_epoch: int) ->
 
 
 class RandomSelection(SelectionStrategy):
+    """Keeps each candidate with `keep_prob`.
+
+    Args:
+        keep_prob (`list[float]`, *optional*, defaults to `[0.5]`): in (0, 1], `autoassist_keep_prob`; several
+            values give one per epoch after the warmup, the last one repeating (to replay another run's kept
+            fractions epoch by epoch).
+    """
+
     name = "random"
 
+    def __init__(self, keep_prob: float | list[float] = (0.5,)):
+        keep_prob = [float(keep_prob)] if isinstance(keep_prob, (int, float)) else [float(p) for p in keep_prob]
+        if not keep_prob or not all(0.0 < p <= 1.0 for p in keep_prob):
+            raise ValueError(
+                f"`autoassist_keep_prob` must be one or more values in (0, 1], got {keep_prob}. "
+                "Use 1.0 to keep every instance."
+            )
+        self.keep_prob = keep_prob
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(keep_prob=args.autoassist_keep_prob)
+
     def select(self, candidates, selecting_epoch, generator):
-        prob = keep_probability_for_epoch(self.args.autoassist_keep_prob, selecting_epoch)
+        prob = keep_probability_for_epoch(self.keep_prob, selecting_epoch)
         return Selection(sample_keep_mask(torch.full((len(candidates),), prob), generator))

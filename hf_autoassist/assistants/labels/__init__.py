@@ -16,7 +16,8 @@ def build_label_rule(name: str, loss_momentum: float = 0.99) -> LabelRule:
     """The rule named `name` (`autoassist_label`), with its options."""
     if name not in LABEL_RULES:
         raise ValueError(f"`autoassist_label` must be one of {list(LABEL_RULES)}, got {name!r}.")
-    return RunningMeanLabel(loss_momentum) if name == RunningMeanLabel.name else LABEL_RULES[name]()
+    running_mean = RunningMeanLabel(loss_momentum)  # its option is checked whichever rule is asked for
+    return running_mean if name == RunningMeanLabel.name else LABEL_RULES[name]()
 
 
 __all__ = [

@@ -15,7 +15,10 @@ class RunningMeanLabel(LabelRule):
 
     def __init__(self, momentum: float = 0.99):
         if not 0.0 <= momentum < 1.0:
-            raise ValueError(f"`autoassist_loss_momentum` must be in [0, 1), got {momentum}.")
+            raise ValueError(
+                f"`autoassist_loss_momentum` must be in [0, 1), got {momentum}; 0 compares each loss with its own "
+                "batch's mean."
+            )
         self.momentum = momentum
         self.running_loss: float | None = None
 
