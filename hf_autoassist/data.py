@@ -64,6 +64,8 @@ class IndexCollator:
 def check_training_set(dataset, for_training: bool) -> None:
     """Stops early on a training set AutoAssist cannot select from: streamed (no index), or, when training starts,
     empty (a trainer built for evaluation only may hold an empty one)."""
+    if for_training and dataset is None:
+        raise ValueError("Trainer: training requires a train_dataset.")
     if isinstance(dataset, IterableDataset) or (
         is_datasets_available() and isinstance(dataset, datasets.IterableDataset)
     ):

@@ -42,8 +42,7 @@ class AutoAssistMixin:
             (`autoassist_label="reducible"` or `"learnable"`), e.g. a smaller one; by default a copy of the Boss
             before training.
 
-    `selection_run` is the running (or last) training's [`SelectionRun`]: its strategy, Assistant (`assistant`,
-    `worker`), sampler, irreducible losses and counters.
+    `selection_run` is the running (or last) training's [`SelectionRun`] (strategy, Assistant, sampler, counters).
     """
 
     config_class: type = AutoAssistArguments
@@ -63,11 +62,10 @@ class AutoAssistMixin:
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
         self._user_lr_scheduler = self.lr_scheduler is not None  # passed in `optimizers=`: never rebuilt
         self.irreducible_model_init = irreducible_model_init
-        single_pass = self.single_pass_loss and self.compute_loss_func is None
         self.loss_reader = self.loss_reader_class(
             super().compute_loss, self.accelerator.unwrap_model, self.args.label_smoothing_factor, per_instance_loss_fn,
-            single_pass,
-        )  # fmt: skip
+            single_pass=self.single_pass_loss and self.compute_loss_func is None,
+        )
         self.selection_run: SelectionRun | None = None
         self._resume_from: str | None = None
         self._batch_indices = None  # from `training_step` to `compute_loss`
@@ -85,9 +83,8 @@ class AutoAssistMixin:
 
     def train(self, resume_from_checkpoint=None, *args, **kwargs):
         # known before the training DataLoader is built: what a checkpoint holds need not be computed again
-        self._resume_from = resume_from_checkpoint or None
-        if resume_from_checkpoint is True:
-            self._resume_from = get_last_checkpoint(self.args.output_dir)
+        last = resume_from_checkpoint is True
+        self._resume_from = get_last_checkpoint(self.args.output_dir) if last else (resume_from_checkpoint or None)
         try:
             result = super().train(resume_from_checkpoint, *args, **kwargs)
         finally:
@@ -98,8 +95,6 @@ class AutoAssistMixin:
         return result
 
     def get_train_dataloader(self):
-        if self.train_dataset is None:
-            raise ValueError("Trainer: training requires a train_dataset.")
         check_training_set(self.train_dataset, for_training=True)
         dataset, collator = self.train_dataset, self.data_collator or default_data_collator
         if is_datasets_available() and isinstance(dataset, datasets.Dataset):
@@ -112,14 +107,11 @@ class AutoAssistMixin:
         # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
         scaled = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
         self.loss_reader.reset(process_scale=self.accelerator.num_processes // self.get_tp_size() if scaled else 1)
-        irreducible = None  # each instance's loss under models that never saw it, when the options read them
-        if self.args.needs_irreducible_losses:
-            model = IrreducibleLossModel(
-                self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init
-            )
-            irreducible = irreducible_losses_for(
-                model, dataset, collator, self.is_world_process_zero(), self._resume_from
-            )
+        # each instance's loss under models that never saw it, when the options read them
+        irreducible = None if not self.args.needs_irreducible_losses else irreducible_losses_for(
+            IrreducibleLossModel(self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init),
+            dataset, collator, self.is_world_process_zero(), self._resume_from,
+        )  # fmt: skip
         self.selection_run = SelectionRun(
             self.args, self.accelerator, dataset, self._train_batch_size, lambda: self.state.global_step,
             self._replan, self._log_to_integrations, self._user_assistant, irreducible,
@@ -128,9 +120,9 @@ class AutoAssistMixin:
         return self.accelerator.prepare(loader)
 
     def _replan(self, total_steps: int) -> None:
-        """A new total of optimizer steps: the state, the LR schedule (rebuilt even when the total did not change: a
-        scheduler loaded from a checkpoint keeps its state but not the plan it was built for) and the progress bar."""
+        """A new total of optimizer steps: the state, the LR schedule and the progress bar follow it."""
         self.state.max_steps = total_steps
+        # rebuilt even when the total did not change: one loaded from a checkpoint lost the plan it was built for
         if isinstance(self.lr_scheduler, LambdaLR) and not self._user_lr_scheduler:
             self.lr_scheduler = None  # `create_scheduler` builds one only where there is none
             self.create_scheduler(num_training_steps=total_steps, optimizer=self.optimizer)
@@ -150,11 +142,10 @@ class AutoAssistMixin:
         return tuple(values)
 
     def _run_epoch(self, *, model, epoch, train_dataloader, **kwargs):
-        # the selection is made here, so the epoch's length is known; deciding in the epoch, the pass is drawn here
-        # and the length is the full pass's (an upper bound) until the pass is decided
-        self.selection_run.sampler.set_epoch(epoch)
-        kwargs["steps_in_epoch"] = len(train_dataloader)
-        kwargs["num_update_steps_per_epoch"] = self.selection_run.start_epoch(epoch, kwargs["steps_in_epoch"])
+        # the selection is made here, so that the Trainer plans the epoch with its real length
+        kwargs["steps_in_epoch"], kwargs["num_update_steps_per_epoch"] = self.selection_run.start_epoch(
+            epoch, train_dataloader
+        )
         if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
             self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(model=model, epoch=epoch, train_dataloader=train_dataloader, **kwargs)

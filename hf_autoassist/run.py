@@ -117,10 +117,14 @@ class SelectionRun:
     def assistant(self) -> Assistant | None:
         return self.strategy.assistant if isinstance(self.strategy, AutoAssistSelection) else None
 
-    def start_epoch(self, epoch: int, steps_in_epoch: int) -> int:
-        """At the Trainer's epoch start, the sampler drawn (`set_epoch`): plans the steps; returns the epoch's
-        optimizer steps (the full pass's until decided, when deciding inside the epoch)."""
-        return self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
+    def start_epoch(self, epoch: int, dataloader) -> tuple[int, int]:
+        """At the Trainer's epoch start: draws and decides the epoch's pass, and plans the steps from its length.
+        Returns this process's batches in the epoch (`len(dataloader)`) and its optimizer steps. Deciding inside the
+        epoch (`autoassist_rescore_every`), the pass is only drawn here, and both are the full pass's (an upper
+        bound) until it is decided."""
+        self.sampler.set_epoch(epoch)
+        steps_in_epoch = len(dataloader)
+        return steps_in_epoch, self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
 
     def record_epoch(self, epoch: int) -> None:
         """Once an epoch's pass is decided: what it kept, per group, and the Assistant then."""
