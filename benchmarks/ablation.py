@@ -21,8 +21,8 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import spread  # noqa: E402
-from benchmarks.run_benchmark import Progress, environment, run_one  # noqa: E402
+from benchmarks.analysis import pair_by_seed, spread  # noqa: E402
+from benchmarks.runs import Progress, environment, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 # the paper's rule, which the first ablations started from: every variant states its options against it, so that
@@ -122,11 +122,7 @@ def summarize(runs: list[dict], variants: dict) -> dict:
     """Per variant: its final validation metric, its Boss instances, and its paired difference to random."""
     summary = {}
     for name in variants:
-        pairs = {}
-        for run in runs:
-            if run["variant"] == name:
-                pairs.setdefault(run["seed"], {})[run["strategy"]] = run
-        complete = [pair for pair in pairs.values() if len(pair) == 2]
+        complete = list(pair_by_seed(runs, variant=name).values())
         summary[name] = {
             "final_validation": spread([p["autoassist"]["final_validation"] for p in complete]),
             "random_final_validation": spread([p["random"]["final_validation"] for p in complete]),

@@ -145,6 +145,23 @@ def _values(seeds: list[int], by_seed: dict) -> dict:
     return {"median": _median(values), "values": values}
 
 
+def pair_by_seed(runs: list[dict], strategies: tuple[str, ...] = (AUTOASSIST, RANDOM), **match) -> dict[int, dict]:
+    """Seed -> {strategy: run} over the runs whose fields equal `match` (a point, a signal, a variant), for the seeds
+    that have a run of every one of `strategies`, in seed order: the pairing every comparison with random uses.
+
+    Example:
+        >>> runs = [{"seed": 1, "strategy": "autoassist", "point": 1}, {"seed": 1, "strategy": "random", "point": 1},
+        ...         {"seed": 0, "strategy": "autoassist", "point": 1}, {"seed": 1, "strategy": "random", "point": 2}]
+        >>> list(pair_by_seed(runs, point=1))
+        [1]
+    """
+    by_seed = {}
+    for run in runs:
+        if run["strategy"] in strategies and all(run.get(k) == v for k, v in match.items()):
+            by_seed.setdefault(run["seed"], {})[run["strategy"]] = run
+    return {seed: by_seed[seed] for seed in sorted(by_seed) if len(by_seed[seed]) == len(strategies)}
+
+
 def paired_differences(runs: list[dict], strategy: str, baseline: str, point: float) -> dict:
     """`strategy - baseline` final validation at the same operating `point`, seed by seed (seeds with both runs).
 
@@ -155,13 +172,9 @@ def paired_differences(runs: list[dict], strategy: str, baseline: str, point: fl
         >>> paired_differences(runs, "a", "b", 1)["seeds"]
         [0]
     """
-    by_seed = {}
-    for run in runs:
-        if run.get("point") == point:
-            by_seed.setdefault(run["seed"], {})[run["strategy"]] = run
-    seeds = sorted(s for s, group in by_seed.items() if strategy in group and baseline in group)
-    differences = [by_seed[s][strategy]["final_validation"] - by_seed[s][baseline]["final_validation"] for s in seeds]
-    return {"seeds": seeds, **spread(differences)}
+    pairs = pair_by_seed(runs, (strategy, baseline), point=point)
+    differences = [pair[strategy]["final_validation"] - pair[baseline]["final_validation"] for pair in pairs.values()]
+    return {"seeds": list(pairs), **spread(differences)}
 
 
 def convergence(runs: list[dict], seeds: list[int]) -> dict:

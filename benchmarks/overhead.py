@@ -31,7 +31,7 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.run_benchmark import environment, run_one  # noqa: E402
+from benchmarks.runs import environment, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 # model -> (training instances, epochs): big enough that a run lasts 10-20 s on 2 cores (ResNet runs of 3-4 s, 8,000

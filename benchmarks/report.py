@@ -13,6 +13,9 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from benchmarks.analysis import pair_by_seed  # noqa: E402
+
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
 ABLATION_BEGIN, ABLATION_END = "<!-- ablation-results -->", "<!-- /ablation-results -->"
@@ -159,11 +162,8 @@ def render_ablation(folder: Path = RESULTS) -> str:
         digits = 2 if result["metric"] == "bleu" else 4
         paper = result.get("paper_rule", {})  # options are shown as changes from it
         for name, options in result["variants"].items():
-            pairs = {}
-            for run in result["runs"]:
-                if run["variant"] == name:
-                    pairs.setdefault(run["seed"], {})[run["strategy"]] = run
-            seeds = sorted(seed for seed, pair in pairs.items() if len(pair) == 2)
+            pairs = pair_by_seed(result["runs"], variant=name)
+            seeds = list(pairs)
             if not seeds:
                 continue
             ours = [pairs[s]["autoassist"] for s in seeds]

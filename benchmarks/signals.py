@@ -26,8 +26,8 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import front_of, iso_quality, spread  # noqa: E402
-from benchmarks.run_benchmark import (  # noqa: E402
+from benchmarks.analysis import front_of, iso_quality, pair_by_seed, spread  # noqa: E402
+from benchmarks.runs import (  # noqa: E402
     Progress, autoassist_settings, disturbed, environment, fingerprint, run_one, task_work_dir, training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS  # noqa: E402
@@ -93,11 +93,8 @@ def summarize(runs: list[dict], signals: list[str], seeds: list[int]) -> dict:
     """Per signal: iso-quality speedups, the paired difference to random, kept fractions (noisy / clean)."""
     summary = {}
     for name in signals:
-        pairs = {}
-        for run in runs:
-            if run["signal"] == name:
-                pairs.setdefault(run["seed"], {})[run["strategy"]] = run
-        complete = [s for s in seeds if len(pairs.get(s, {})) == 2]
+        pairs = pair_by_seed(runs, signal=name)
+        complete = [s for s in seeds if s in pairs]
         chosen = [pairs[s]["autoassist"] for s in complete]
         summary[name] = {
             "seeds": complete,

@@ -266,7 +266,7 @@ def test_committed_runs_keep_their_fingerprints_under_todays_options():
     from dataclasses import replace
     from pathlib import Path
 
-    from benchmarks.run_benchmark import fingerprint
+    from benchmarks.runs import fingerprint
     from benchmarks.tasks import TASKS
     from hf_autoassist import AutoAssistConfig
 

@@ -2,7 +2,6 @@
 its warmup, on an honest plan."""
 
 import pytest
-import torch
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.data import INDEX_KEY

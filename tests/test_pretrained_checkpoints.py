@@ -4,7 +4,6 @@ here; a local folder takes the same code path)."""
 
 import datasets
 import pytest
-import torch
 from transformers import (
     AutoImageProcessor,
     AutoModelForCausalLM,

@@ -1,0 +1,245 @@
+"""What every benchmark script shares: one training run of a task (`run_one`), the training arguments and the
+fingerprint that identify it, the counters recorded beside it (Boss instances, kept noisy / clean, CPU taken by other
+processes) and the progress line. The suite (`run_benchmark.py`), the signals study, the ablation and the overhead
+benchmark import it; none of them imports another's runner."""
+
+import hashlib
+import json
+import os
+import platform
+import resource
+import time
+from dataclasses import asdict, fields
+
+import torch
+import transformers
+from transformers import TrainerCallback, set_seed
+from transformers.trainer_callback import PrinterCallback
+
+from benchmarks.analysis import CLEAN, PLAIN
+from benchmarks.tasks import Task, TaskData
+
+
+class BossInstanceCounter:
+    """Counts the instances each training step forward- and back-propagates (every strategy, the plain Trainer too)."""
+
+    boss_instances = 0
+
+    def training_step(self, model, inputs, *args, **kwargs):
+        self.boss_instances += len(inputs["labels"])
+        return super().training_step(model, inputs, *args, **kwargs)
+
+
+class NoiseRecorder(TrainerCallback):
+    """At each epoch's end, the fraction of the noisy and of the clean instances that the epoch kept (the sampler
+    decides inside `_run_epoch`, after `on_epoch_begin`)."""
+
+    def __init__(self, trainer, noisy_indices: list[int]):
+        self.trainer = trainer
+        self.noisy = torch.zeros(len(trainer.train_dataset), dtype=torch.bool)
+        self.noisy[noisy_indices] = True
+        self.per_epoch: list[dict] = []
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        kept = torch.zeros_like(self.noisy)
+        kept[self.trainer.selection_run.sampler.kept] = True
+        self.per_epoch.append(
+            {
+                "noisy": round(float((kept & self.noisy).sum() / self.noisy.sum().clamp(min=1)), 4),
+                "clean": round(float((kept & ~self.noisy).sum() / (~self.noisy).sum().clamp(min=1)), 4),
+            }
+        )
+
+
+class ForeignCpu:
+    """CPU seconds that other processes used while this one ran: system-wide busy time from /proc/stat minus this
+    process's own (all its threads, the Assistant's too). Timing on 2 cores is only honest when it stays near 0;
+    None where /proc/stat does not exist."""
+
+    def __init__(self):
+        self.start = self._read()
+
+    @staticmethod
+    def _read():
+        try:
+            with open("/proc/stat") as f:
+                fields = [int(x) for x in f.readline().split()[1:]]
+        except OSError:
+            return None
+        idle = fields[3] + fields[4]  # idle + iowait
+        usage = resource.getrusage(resource.RUSAGE_SELF)
+        return (sum(fields) - idle) / os.sysconf("SC_CLK_TCK"), usage.ru_utime + usage.ru_stime
+
+    def seconds(self) -> float | None:
+        end = self._read()
+        if end is None or self.start is None:
+            return None
+        return round(max(0.0, (end[0] - self.start[0]) - (end[1] - self.start[1])), 2)
+
+
+def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict):
+    return task.config_class(
+        output_dir=os.path.join(work_dir, f"{strategy}-seed{seed}"),
+        num_train_epochs=epochs,
+        eval_strategy="no",
+        save_strategy="no",
+        logging_strategy="epoch",
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=seed,
+        **preset.training,
+        # the library's defaults but the strategy and its knob: on CPU the Assistant learns inside the step, as users
+        # get it (the suites and studies recorded before 2026-12-04 pinned it to a thread, the default then)
+        **({} if strategy in (PLAIN, CLEAN) else {"autoassist_strategy": strategy, **options}),
+    )
+
+
+def autoassist_settings(args) -> dict:
+    """Every AutoAssist setting in effect, defaults included, so that a result says which method made it."""
+    return {f.name: getattr(args, f.name) for f in fields(args) if f.name.startswith("autoassist_")}
+
+
+# settings that change what is written, not what is trained: left out of the fingerprint
+NOT_TRAINING = ("autoassist_write_report",)
+# options added after the first runs of this suite were recorded, with the default that does what those runs did:
+# left out of the fingerprint while at that default, so that the recorded runs still count
+ADDED_LATER = {
+    "autoassist_target_keep": None,
+    "autoassist_rescore_every": None,
+    "autoassist_irreducible_fraction": 0.5,
+    "autoassist_irreducible_epochs": 1.0,
+    "autoassist_irreducible_cache": None,
+    # a bound that the suite's runs never reached (the thread took 0.05 / 0.01 of a core): the same runs
+    "autoassist_assistant_cpu_share": 0.1,
+    "autoassist_implausible_keep_prob": None,
+}
+
+
+def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
+    """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
+    if settings is not None:
+        settings = {
+            k: v for k, v in settings.items() if k not in NOT_TRAINING and not (k in ADDED_LATER and v == ADDED_LATER[k])
+        }
+    payload = {
+        "task": task.name,
+        "preset": asdict(preset),
+        "noise": None if task.noise is None else asdict(task.noise),
+        "strategy": strategy,
+        "seed": seed,
+        "epochs": round(epochs, 6),
+        "autoassist": settings,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def run_one(
+    task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict,
+    evaluate: bool = True,
+):  # fmt: skip
+    """One training run, evaluated on the validation and test splits at its end (unless not `evaluate`); returns its
+    record."""
+    base = task.plain_trainer if strategy in (PLAIN, CLEAN) else task.autoassist_trainer
+    trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
+    args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
+    set_seed(seed)
+    model = data.build_model()
+    trainer = trainer_class(
+        model=model,
+        args=args,
+        train_dataset=data.clean_train() if strategy == CLEAN else data.train,
+        eval_dataset=data.validation,
+        data_collator=data.make_collator(model),
+        compute_metrics=data.compute_metrics,
+    )
+    trainer.remove_callback(PrinterCallback)  # the benchmark prints one line per run instead
+    noise = None
+    if data.noisy_indices is not None and strategy not in (PLAIN, CLEAN):
+        noise = NoiseRecorder(trainer, data.noisy_indices)
+        trainer.add_callback(noise)
+    foreign = ForeignCpu()
+    start = time.perf_counter()
+    trainer.train()
+    train_seconds = time.perf_counter() - start
+    foreign_seconds = foreign.seconds()
+    start = time.perf_counter()
+    validation, test = {}, {}
+    if evaluate:
+        validation = trainer.evaluate()
+        test = trainer.evaluate(eval_dataset=data.test, metric_key_prefix="test")
+    eval_seconds = time.perf_counter() - start
+    metrics = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
+    record = {
+        "seed": seed,
+        "strategy": strategy,
+        "num_train_epochs": epochs,
+        "autoassist_options": options if strategy not in (PLAIN, CLEAN) else {},
+        "autoassist_config": autoassist_settings(args) if strategy not in (PLAIN, CLEAN) else None,
+        "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()] or None,
+        "boss_instances": trainer.boss_instances,  # forwarded and back-propagated alike: no extra forward pass
+        "optimizer_steps": trainer.state.global_step,
+        "assistant_seconds": metrics.get("autoassist/assistant_seconds", 0.0),
+        "assistant_accuracy": metrics.get("autoassist/assistant_accuracy"),
+        "assistant_skill": metrics.get("autoassist/assistant_skill"),
+        "train_seconds": round(train_seconds, 3),
+        "eval_seconds": round(eval_seconds, 3),
+        # CPU seconds other processes took during training: its seconds are comparable only when this is near 0
+        "foreign_cpu_seconds": foreign_seconds,
+        "assistant_cpu_seconds": metrics.get("autoassist/assistant_cpu_seconds", 0.0),
+        "final_validation": validation.get(f"eval_{data.metric}"),
+        "test_metric": test.get(f"test_{data.metric}"),
+    }
+    run = getattr(trainer, "selection_run", None)
+    irreducible = None if run is None else run.irreducible
+    if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
+        record["irreducible"] = irreducible.summary()
+        record["boss_instances"] += irreducible.instances
+    if noise is not None:
+        warmup = args.autoassist_warmup_epochs
+        selected = [e for i, e in enumerate(noise.per_epoch) if i >= warmup] or noise.per_epoch
+        record["kept_per_epoch_noisy_clean"] = noise.per_epoch
+        # mean over the epochs in which the strategy selected (after its warmup)
+        record["kept_noisy_fraction"] = round(sum(e["noisy"] for e in selected) / len(selected), 4)
+        record["kept_clean_fraction"] = round(sum(e["clean"] for e in selected) / len(selected), 4)
+    return record
+
+
+def environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "machine": platform.machine(),
+        "platform": platform.platform(),
+    }
+
+
+class Progress:
+    """`[run k/n] ... ETA`, from the mean duration of the runs trained so far."""
+
+    def __init__(self, total: int):
+        self.total, self.done, self.trained, self.start = total, 0, 0, time.perf_counter()
+
+    def announce(self, text: str) -> None:
+        elapsed = time.perf_counter() - self.start
+        eta = "?" if not self.trained else f"{elapsed / self.trained * (self.total - self.done) / 60:.1f} min"
+        print(f"[run {self.done + 1}/{self.total}] {text} (elapsed {elapsed / 60:.1f} min, ETA {eta})", flush=True)
+
+    def finish_one(self, trained: bool = True) -> None:
+        self.done += 1
+        self.trained += trained
+
+
+def disturbed(record: dict, share: float) -> bool:
+    """Whether other processes took more than `share` of the run's training seconds in CPU; a run recorded before
+    this was measured counts as disturbed (its seconds cannot be vouched for)."""
+    foreign = record.get("foreign_cpu_seconds")
+    return foreign is None or foreign > share * record["train_seconds"]
+
+
+def task_work_dir(bench, task: Task) -> str:
+    """Scratch space of one task's runs (its tokenizer, the trainers' output folders)."""
+    return os.path.join(bench.work_dir, bench.preset, task.name)
