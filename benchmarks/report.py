@@ -21,6 +21,9 @@ BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
 ABLATION_BEGIN, ABLATION_END = "<!-- ablation-results -->", "<!-- /ablation-results -->"
 CURVES_BEGIN, CURVES_END = "<!-- curve-results -->", "<!-- /curve-results -->"
 SIGNALS_BEGIN, SIGNALS_END = "<!-- signal-results -->", "<!-- /signal-results -->"
+VERDICT_BEGIN, VERDICT_END = "<!-- who-gains -->", "<!-- /who-gains -->"
+CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence-results -->", "<!-- /convergence-results -->"
+OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-results -->"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
@@ -116,6 +119,107 @@ def render(results: list[dict]) -> str:
         by_budget = {row["budget"]: row["final_validation"]["median"] for row in result["front"]["plain"]}
         cells = [_number(by_budget[b], _digits(result)) if b in by_budget else "–" for b in budgets]
         lines.append(f"| {result['task']} ({result['metric']}) | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def _threaded(result: dict) -> bool:
+    """Whether the task's strategy runs were recorded with the Assistant pinned to a thread (the suites before
+    2026-12-04), not with the library's default (inside the step on CPU)."""
+    return any((r.get("autoassist_config") or {}).get("autoassist_synchronous") is False for r in result["runs"])
+
+
+def _at_default(result: dict, strategy: str) -> dict | None:
+    point = result["default_points"].get(strategy)
+    return next((e for e in result.get("iso_quality_curves", {}).get(strategy, []) if e["point"] == point), None)
+
+
+def render_verdict(results: list[dict]) -> str:
+    """README's first screen: per task, whether AutoAssist's defaults gain today, from the suite's JSON. A task
+    gains when its recipe passed the convergence check and, on every seed, the default beats the plain front in
+    seconds and random skipping of the same instances."""
+    lines = [
+        "Who gains from AutoAssist's defaults today, measured by the suite against the plain Trainer's whole "
+        "compute–quality front and against random skipping of the same instances, paired by seed (generated from "
+        "`benchmarks/results/` by `benchmarks/report.py`; details under Benchmarks):",
+        "",
+    ]
+    gains = []
+    for result in results:
+        task, digits = result["task"], _digits(result)
+        check = result.get("convergence", {}).get("passes")
+        recipe = {True: "converged recipe", False: "recipe NOT converged (no speedup claim)", None: "convergence not yet checked"}[check]  # fmt: skip
+        entry = _at_default(result, "autoassist")
+        if entry is None or not any(v is not None for v in entry["seconds"]["values"]):
+            plain_seeds = sorted({r["seed"] for r in result["runs"] if r["strategy"] == "plain"})
+            lines.append(f"- {task}: not measured at this recipe yet (plain front: seeds {plain_seeds}; {recipe}).")
+            continue
+        seconds = [v for v, b in zip(entry["seconds"]["values"], entry["seconds"]["bounds"]) if v is not None]
+        bounds = [b for b in entry["seconds"]["bounds"] if b is not None]
+        versus = result["autoassist_minus_random"].get(str(entry["point"]), {"values": []})["values"]
+        wins = (check is True and all(v > 1 and b != "at_most" for v, b in zip(seconds, bounds))
+                and versus and all(d > 0 for d in versus))  # fmt: skip
+        gains += [task] if wins else []
+        how = "a thread, not today's default" if _threaded(result) else "today's default"
+        lines.append(
+            f"- {task}: {'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds "
+            f"{_speedups(entry['seconds'])}, − random {_signed(versus, digits) or 'n/a'} "
+            f"({len(seconds)} seeds; {recipe}; Assistant in {how})."
+        )
+    lines += ["", f"In short: {'AutoAssist gains on ' + ', '.join(gains) if gains else 'no task gains on every seed yet'}."]
+    return "\n".join(lines)
+
+
+def render_convergence(results: list[dict]) -> str:
+    """benchmarks/README.md: the convergence check per task, and on noisy tasks the perfect filter's ceiling and
+    the share of the gap to it that each strategy's default wins."""
+    lines = [
+        "| task | plain at the budget before 1.0 | full plain | gain (median) | seed spread | converged | perfect filter "
+        "(ceiling) | gap won: autoassist / random / infobatch |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        digits, check = _digits(result), result.get("convergence")
+        if check is None:
+            continue
+        rows = {row["budget"]: row["final_validation"] for row in result["front"]["plain"]}
+        before, full = rows.get(check["previous_budget"]), rows.get(1.0)
+        ceiling, won = "–", "–"
+        if "clean_ceiling" in result:
+            ceiling = _seed_values(result["clean_ceiling"], digits)
+            shares = []
+            for strategy in STRATEGY_ORDER:
+                entry = _at_default(result, strategy)
+                gap = None if entry is None else entry.get("gap_won")
+                shares.append("–" if gap is None or gap["median"] is None else f"{gap['median']:.2f}")
+            won = " / ".join(shares)
+        spread = "–" if check["seed_spread"] is None else _number(check["seed_spread"], digits)
+        lines.append(
+            f"| {result['task']} | {'–' if before is None else _seed_values(before, digits)} "
+            f"| {'–' if full is None else _seed_values(full, digits)} | {_number(check['gain']['median'], digits)} "
+            f"| {spread} | {({True: 'yes', False: 'no', None: 'not yet'})[check['passes']]} | {ceiling} | {won} |"
+        )
+    return "\n".join(lines)
+
+
+def render_overhead(folder: Path = RESULTS) -> str:
+    """The cost of choosing (`overhead.py`): per model, `none` over plain in throughput and `autoassist` over
+    `random` in seconds per Boss instance, median (per repeat), and the Assistant's share of the CPU."""
+    path = folder / "overhead.json"
+    if not path.exists():
+        return "(no overhead measurement committed)"
+    result = json.loads(path.read_text())
+    lines = [
+        f"`{result['command']}` at commit `{result['commit'][:7]}`, {result['repeats']} repeats (median of the "
+        "ratios of medians; aims: `none` ≥ 0.98 × plain, `autoassist` ≤ 1.03 × `random`):",
+        "",
+        "| model | none ÷ plain throughput | autoassist ÷ random seconds | Assistant CPU share |",
+        "|---|---|---|---|",
+    ]
+    for name, model in result["models"].items():
+        lines.append(
+            f"| {name} | {model['none_over_plain_throughput']['median']:.3f} "
+            f"| {model['autoassist_over_random_seconds']['median']:.3f} | {model['assistant_cpu_share']['median']:.3f} |"
+        )
     return "\n".join(lines)
 
 
@@ -233,8 +337,13 @@ def main(argv=None) -> int:
     results = load_results()
     benchmarks_text = replace_section(benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END)
     benchmarks_text = replace_section(benchmarks_text, render_signals(), SIGNALS_BEGIN, SIGNALS_END)
+    benchmarks_text = replace_section(benchmarks_text, render_convergence(results), CONVERGENCE_BEGIN, CONVERGENCE_END)
+    benchmarks_text = replace_section(benchmarks_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
+    readme_text = replace_section(readme.read_text(), render(results))
+    readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)
+    readme_text = replace_section(readme_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
     updates = {
-        readme: replace_section(readme.read_text(), render(results)),
+        readme: readme_text,
         benchmarks_readme: replace_section(benchmarks_text, render_curves(results), CURVES_BEGIN, CURVES_END),
     }
     if args.check:
