@@ -52,10 +52,16 @@ def batch_ranks(values: torch.Tensor) -> torch.Tensor:
     return values.argsort().argsort().float() / max(1, len(values) - 1)
 
 
-def require_irreducible(rule: str, assistant) -> None:
-    if getattr(assistant, "irreducible", None) is None:
-        raise ValueError(
-            f"`label={rule!r}` needs each instance's irreducible loss: wrap the Assistant in "
-            "`WithLossMemory(assistant, irreducible=losses)` (the trainer computes them with "
-            f"`autoassist_label={rule!r}`)."
-        )
+class IrreducibleLabelRule(LabelRule):
+    """A rule that reads each instance's irreducible loss, which the loss-memory Assistant holds."""
+
+    reads_irreducible = True
+    reads_memory = True
+
+    def check(self, assistant):
+        if getattr(assistant, "irreducible", None) is None:
+            raise ValueError(
+                f"`label={self.name!r}` needs each instance's irreducible loss: wrap the Assistant in "
+                "`WithLossMemory(assistant, irreducible=losses)` (the trainer computes them with "
+                f"`autoassist_label={self.name!r}`)."
+            )

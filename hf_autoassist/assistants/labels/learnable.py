@@ -1,9 +1,9 @@
 """`learnable`: a high Boss loss that a model which never saw the instance could predict, in ranks."""
 
-from .base import LabelRule, above_median, batch_ranks, require_irreducible
+from .base import IrreducibleLabelRule, above_median, batch_ranks
 
 
-class LearnableLabel(LabelRule):
+class LearnableLabel(IrreducibleLabelRule):
     """The instance's rank by Boss loss in its batch times its rank by irreducible loss counted from the top,
     above the median. Ranks, not losses: a Boss more confident than a briefly trained irreducible-loss model makes
     a wrong label's loss exceed its irreducible loss, and `reducible` then prefers wrong labels (measured on 30%
@@ -11,11 +11,6 @@ class LearnableLabel(LabelRule):
     both rank low."""
 
     name = "learnable"
-    reads_irreducible = True
-    reads_memory = True
-
-    def check(self, assistant):
-        require_irreducible(self.name, assistant)
 
     def label(self, indices, losses, assistant):
         priority = batch_ranks(losses) * (1.0 - batch_ranks(assistant.irreducible[indices]))
