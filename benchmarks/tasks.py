@@ -219,9 +219,9 @@ TRANSLATION_TRAINING = dict(
     lr_scheduler_type="linear",
     predict_with_generate=True,
 )
-# 24 epochs: trained to convergence. The plain Seq2SeqTrainer's validation BLEU (seed 0) at 6 / 9.6 / 13.2 / 16.8
-# epochs is 8.0 / 14.5 / 17.8 / 20.0 and plateaus by 16-24 (benchmarks/results/schedules/); the 8 epochs of the
-# first suites stopped at 11.2, where any skipped instance costs BLEU
+# 24 epochs, near convergence: the plain front at 6 to 24 epochs is in benchmarks/results/translation.json (median
+# BLEU 19.3 at 16.8 epochs, 19.9 at 24), where the convergence check still fails by a hair (a median gain of 0.66
+# against a seed spread of 0.59); the 8 epochs of the first suites stopped at 11.2, far from the plateau
 TRANSLATION_PRESETS = {
     "full": Preset(3250, 300, 500, 24, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
     "quick": Preset(256, 32, 32, 2, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
