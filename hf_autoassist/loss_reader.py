@@ -67,9 +67,11 @@ class InstanceLossReader:
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
         self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `is_causal_lm`
 
-    def reset(self, process_scale: int = 1) -> None:
-        """A new `train()`: the model or the arguments may have changed, the single pass is checked again."""
+    def reset(self, process_scale: int = 1, single_pass: bool = True) -> None:
+        """A new `train()`: the model, the arguments or the trainer's loss function may have changed; the single pass
+        is checked again."""
         self.single_pass.reset()
+        self.single_pass.enabled = single_pass and self.per_instance_loss_fn is None
         self.single_pass.process_scale = process_scale
         self._causal_lm = None
 

@@ -106,7 +106,10 @@ class AutoAssistMixin:
             self.selection_run.close()
         # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
         scaled = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
-        self.loss_reader.reset(process_scale=self.accelerator.num_processes // self.get_tp_size() if scaled else 1)
+        self.loss_reader.reset(
+            self.accelerator.num_processes // self.get_tp_size() if scaled else 1,
+            single_pass=self.single_pass_loss and self.compute_loss_func is None,
+        )
         # each instance's loss under models that never saw it, when the options read them
         irreducible = None if not self.args.needs_irreducible_losses else irreducible_losses_for(
             IrreducibleLossModel(self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init),

@@ -11,19 +11,16 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
-from transformers.utils import logging
 
 from .assistants import Assistant
-from .columns import columns_read_once
 from .checkpoint import load_state
+from .columns import columns_read_once
 from .diagnostics import SelectionReport
 from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import EpochPlan
 from .strategies import AutoAssistSelection, build_strategy
-
-logger = logging.get_logger(__name__)
 
 
 class SelectionRun:
