@@ -159,10 +159,16 @@ def render_verdict(results: list[dict]) -> str:
         wins = (check is True and all(v > 1 and b != "at_most" for v, b in zip(seconds, bounds))
                 and versus and all(d > 0 for d in versus))  # fmt: skip
         gains += [task] if wins else []
-        how = "a thread, not today's default" if _threaded(result) else "today's default"
+        how = "the Assistant in a thread, not today's default" if _threaded(result) else "the Assistant in the step"
+        disturbed = [
+            r for r in result["runs"] if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"]
+            and (r.get("foreign_cpu_seconds") or 0) > 0.1 * r["train_seconds"]
+        ]  # fmt: skip
+        if disturbed:
+            how += f"; {len(disturbed)} of these runs' seconds disturbed by other work, to be re-timed"
         rows[task] = (
             f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {_speedups(entry['seconds'])}, "
-            f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; Assistant in {how})."
+            f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how})."
         )
     lines += [f"- {task}: {row}" for task, row in rows.items()]
     lines += ["", f"In short: {'AutoAssist gains on ' + ', '.join(gains) if gains else 'no task gains on every seed yet'}."]
