@@ -17,7 +17,9 @@ def check_worker_options(lr: float, queue_size: int, cpu_share: float | None, co
     if queue_size < 1:
         raise ValueError(f"`autoassist_queue_size` must be >= 1, got {queue_size}.")
     if cpu_share is not None and not 0.0 < cpu_share <= 1.0:
-        raise ValueError(f"`autoassist_assistant_cpu_share` must be in (0, 1], got {cpu_share}; set it to None for no bound.")
+        raise ValueError(
+            f"`autoassist_assistant_cpu_share` must be in (0, 1], got {cpu_share}; set it to None for no bound."
+        )
     if confidence not in ("accuracy", "skill"):
         raise ValueError(f"`autoassist_confidence` must be 'accuracy' or 'skill', got {confidence!r}.")
 
