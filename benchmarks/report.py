@@ -175,15 +175,20 @@ def render_verdict(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def render_convergence(results: list[dict]) -> str:
-    """benchmarks/README.md: the convergence check per task, and on noisy tasks the perfect filter's ceiling and
-    the share of the gap to it that each strategy's default wins."""
+def load_schedules(folder: Path = RESULTS / "schedules") -> list[dict]:
+    """Plain fronts of recipes measured before the suite moved to its current one (kept as the reason it moved)."""
+    return [json.loads(path.read_text()) for path in sorted(folder.glob("*.json"))]
+
+
+def render_convergence(results: list[dict], schedules: list[dict] = ()) -> str:
+    """benchmarks/README.md: the convergence check per task and recipe (the suite's, then earlier schedules), and on
+    noisy tasks the perfect filter's ceiling and the share of the gap to it that each strategy's default wins."""
     lines = [
-        "| task | plain at the budget before 1.0 | full plain | gain (median) | seed spread | converged | perfect filter "
+        "| task | epochs | plain at the budget before 1.0 | full plain | gain (median) | seed spread | converged | perfect filter "
         "(ceiling) | gap won: autoassist / random / infobatch |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
-    for result in results:
+    for result in [*results, *schedules]:
         digits, check = _digits(result), result.get("convergence")
         if check is None:
             continue
@@ -200,7 +205,7 @@ def render_convergence(results: list[dict]) -> str:
             won = " / ".join(shares)
         spread = "–" if check["seed_spread"] is None else _number(check["seed_spread"], digits)
         lines.append(
-            f"| {result['task']} | {'–' if before is None else _seed_values(before, digits)} "
+            f"| {result['task']} | {result['schedule']['num_train_epochs']:g} | {'–' if before is None else _seed_values(before, digits)} "
             f"| {'–' if full is None else _seed_values(full, digits)} | {_number(check['gain']['median'], digits)} "
             f"| {spread} | {({True: 'yes', False: 'no', None: 'not yet'})[check['passes']]} | {ceiling} | {won} |"
         )
@@ -343,7 +348,7 @@ def main(argv=None) -> int:
     results = load_results()
     benchmarks_text = replace_section(benchmarks_readme.read_text(), render_ablation(), ABLATION_BEGIN, ABLATION_END)
     benchmarks_text = replace_section(benchmarks_text, render_signals(), SIGNALS_BEGIN, SIGNALS_END)
-    benchmarks_text = replace_section(benchmarks_text, render_convergence(results), CONVERGENCE_BEGIN, CONVERGENCE_END)
+    benchmarks_text = replace_section(benchmarks_text, render_convergence(results, load_schedules()), CONVERGENCE_BEGIN, CONVERGENCE_END)
     benchmarks_text = replace_section(benchmarks_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
     readme_text = replace_section(readme.read_text(), render(results))
     readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)

@@ -219,11 +219,11 @@ TRANSLATION_TRAINING = dict(
     lr_scheduler_type="linear",
     predict_with_generate=True,
 )
-# 24 epochs, near convergence: the plain front at 6 to 24 epochs is in benchmarks/results/translation.json (median
-# BLEU 19.3 at 16.8 epochs, 19.9 at 24), where the convergence check still fails by a hair (a median gain of 0.66
-# against a seed spread of 0.59); the 8 epochs of the first suites stopped at 11.2, far from the plateau
+# 32 epochs: at 24 the convergence check failed by a hair (plain at 16.8 -> 24 epochs gained a median 0.66 BLEU
+# against a seed spread of 0.59; benchmarks/results/schedules/translation-24-epochs.json); the 8 epochs of the first
+# suites stopped at 11.2 BLEU, far from the plateau
 TRANSLATION_PRESETS = {
-    "full": Preset(3250, 300, 500, 24, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
+    "full": Preset(3250, 300, 500, 32, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
     "quick": Preset(256, 32, 32, 2, training=TRANSLATION_TRAINING, model=TRANSLATION_MODEL),
 }
 TRANSLATION_DESCRIPTION = (
