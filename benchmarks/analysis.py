@@ -13,6 +13,9 @@ import statistics
 PLAIN, RANDOM, AUTOASSIST, INFOBATCH = "plain", "random", "autoassist", "infobatch"
 # the perfect filter of a noisy task: the plain Trainer on its clean instances only (the planted ones removed)
 CLEAN = "plain_clean"
+# the plausibility check alone: every instance it does not flag, every epoch (the library's strategy `none` with
+# `autoassist_plausibility`), at the recipe's epochs times its point
+FILTERED = "filtered"
 
 
 

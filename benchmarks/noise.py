@@ -57,3 +57,23 @@ def misalign_pairs(num_pairs: int, fraction: float, seed: int) -> tuple[np.ndarr
     order = np.random.default_rng([seed, 2]).permutation(noisy)
     target_of[order] = np.roll(order, -1)  # each chosen pair takes the next one's target in a random cycle
     return target_of, noisy
+
+
+def shift_pairs(num_pairs: int, fraction: float, seed: int, block: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    """For parallel text, the crawled-corpus kind: in `round(fraction * num_pairs / block)` blocks of `block`
+    consecutive pairs, each target moves one line down (the block's last pair takes its first target), as when a
+    document's sentence alignment slips by one line. Returns `target_of` and the sorted misaligned indices.
+
+    Example:
+        >>> target_of, noisy = shift_pairs(40, 0.5, seed=0, block=10)
+        >>> len(noisy), all(target_of[i] == (i + 1 if (i + 1) % 10 else i - 9) for i in noisy)
+        (20, True)
+    """
+    if block < 2:
+        raise ValueError(f"A shifted block needs at least 2 pairs, got {block}.")
+    blocks = choose_noisy(num_pairs // block, fraction * num_pairs / block / (num_pairs // block), seed)
+    target_of = np.arange(num_pairs)
+    for start in blocks * block:
+        target_of[start : start + block] = np.roll(np.arange(start, start + block), -1)
+    noisy = np.concatenate([np.arange(start, start + block) for start in blocks * block]) if len(blocks) else blocks
+    return target_of, np.sort(noisy)

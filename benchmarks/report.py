@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the curve, ablation and signal
-tables of benchmarks/README.md, from the same JSON, `benchmarks/results/ablation-<task>.json` and
-`benchmarks/results/signals-<task>.json` (never typed by hand).
+tables of benchmarks/README.md, from the same JSON, `benchmarks/results/ablation-<task>.json`,
+`benchmarks/results/signals-<task>.json` and `benchmarks/results/plausibility-translation.json` (never typed by hand).
 
     python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
     python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
@@ -24,6 +24,7 @@ SIGNALS_BEGIN, SIGNALS_END = "<!-- signal-results -->", "<!-- /signal-results --
 VERDICT_BEGIN, VERDICT_END = "<!-- who-gains -->", "<!-- /who-gains -->"
 CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence-results -->", "<!-- /convergence-results -->"
 OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-results -->"
+PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /plausibility-results -->"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
@@ -324,6 +325,32 @@ def render_signals(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def render_plausibility(folder: Path = RESULTS) -> str:
+    """benchmarks/README.md: what the plausibility check finds per kind and rate of misalignment (`plausibility.py`),
+    median over its seeds (each seed's value in brackets where they differ)."""
+    path = folder / "plausibility-translation.json"
+    if not path.exists():
+        return "Not measured yet: `python benchmarks/plausibility.py --data_dir ../shared/data`."
+    cells = json.loads(path.read_text())["cells"]
+    keys = ("implausible_share", "flagged_fraction", "auc", "precision", "recall", "flagged_noisy", "flagged_clean",
+            "seconds")  # fmt: skip
+    lines = [
+        "| misalignment | seeds | estimated share | flagged | AUC | precision | recall | flagged misaligned | "
+        "flagged aligned | seconds |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for noise, fraction in dict.fromkeys((c["noise"], c["fraction"]) for c in cells):
+        group = [c for c in cells if (c["noise"], c["fraction"]) == (noise, fraction)]
+        name = {"none": "none (clean data)", "pairs": "re-paired", "shifted pairs": "shifted in blocks"}[noise]
+        row = [name if noise == "none" else f"{name}, {fraction:.0%}", str(len(group))]
+        for key in keys:
+            values = [c[key] for c in group if c.get(key) is not None]
+            digits = 1 if key == "seconds" else (4 if key == "auc" else 3)
+            row.append("–" if not values else f"{_median(values):.{digits}f}")
+        lines.append("| " + " | ".join(row) + " |")
+    return "\n".join(lines)
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -350,6 +377,7 @@ def main(argv=None) -> int:
     benchmarks_text = replace_section(benchmarks_text, render_signals(), SIGNALS_BEGIN, SIGNALS_END)
     benchmarks_text = replace_section(benchmarks_text, render_convergence(results, load_schedules()), CONVERGENCE_BEGIN, CONVERGENCE_END)
     benchmarks_text = replace_section(benchmarks_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
+    benchmarks_text = replace_section(benchmarks_text, render_plausibility(), PLAUSIBILITY_BEGIN, PLAUSIBILITY_END)
     readme_text = replace_section(readme.read_text(), render(results))
     readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)
     readme_text = replace_section(readme_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)

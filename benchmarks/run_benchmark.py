@@ -3,7 +3,10 @@
 
 For each seed and task, in this order:
 1. `plain` at each budget of the plan (0.25 ... 1.0 of the recipe's instances): the plain Trainer (Seq2SeqTrainer),
-   each a complete run whose LR schedule ends at its budget. Together they are the seed's **plain front**.
+   each a complete run whose LR schedule ends at its budget. Together they are the seed's **plain front**. On a
+   noisy task, `plain_clean` (the perfect filter: plain on the clean instances only) at the recipe's epochs and at its
+   instances; on a task the plausibility check reads (translation), `filtered`: every instance the check does not flag
+   (`autoassist_strategy="none"`, `autoassist_plausibility`), at the recipe's epochs.
 2. `autoassist` at each of its operating points (`autoassist_base_prob`), each followed by `random` keeping, epoch by
    epoch, the fraction that autoassist run kept (same seed): random skipping at the same kept fractions.
 3. `infobatch` at each of its operating points (`autoassist_prune_ratio`).
@@ -29,16 +32,18 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import AUTOASSIST, CLEAN, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
+from benchmarks.analysis import AUTOASSIST, CLEAN, FILTERED, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     Progress, autoassist_settings, disturbed, environment, fingerprint, run_one, task_work_dir, training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
 
-STRATEGIES = (PLAIN, CLEAN, AUTOASSIST, RANDOM, INFOBATCH)
+STRATEGIES = (PLAIN, CLEAN, FILTERED, AUTOASSIST, RANDOM, INFOBATCH)
 # the option that moves each strategy along its curve; `random` replays autoassist's kept fractions at its points
 KNOBS = {AUTOASSIST: "autoassist_base_prob", RANDOM: "autoassist_base_prob", INFOBATCH: "autoassist_prune_ratio"}
+# where the plausibility check runs alone (`filtered`, on tasks it can read): the recipe's epochs
+FILTERED_EPOCHS = (1.0,)
 
 
 @dataclass
@@ -98,12 +103,15 @@ class BenchmarkArguments:
 def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None):
     """(strategy, budget or point) in the order they run for one seed; random follows the autoassist run it replays.
     On a noisy task the perfect filter (`CLEAN`) follows the front: plain on the clean instances at the full run's
-    epochs, and at its instances (the epochs over the clean share)."""
+    epochs, and at its instances (the epochs over the clean share). Then, on a task the plausibility check reads,
+    the check alone (`FILTERED`) at the recipe's epochs."""
     runs = []
     if PLAIN in bench.strategies:
         runs += [(PLAIN, budget) for budget in plan.budgets]
     if CLEAN in bench.strategies and task is not None and task.noise is not None:
         runs += [(CLEAN, 1.0), (CLEAN, round(1.0 / (1.0 - task.noise.fraction), 4))]
+    if FILTERED in bench.strategies and task is not None and task.plausibility is not None:
+        runs += [(FILTERED, factor) for factor in FILTERED_EPOCHS]
     if AUTOASSIST in bench.strategies:
         for point in plan.points[AUTOASSIST]:
             runs.append((AUTOASSIST, point))
@@ -222,8 +230,8 @@ class RunSpec:
 
     @property
     def label(self) -> str:
-        if self.strategy in (PLAIN, CLEAN):
-            return f"{'budget' if self.strategy == PLAIN else 'clean instances, epochs x'} {self.value}"
+        if self.strategy in (PLAIN, CLEAN, FILTERED):
+            return f"{'budget' if self.strategy == PLAIN else 'epochs x'} {self.value}"
         return f"{KNOBS[self.strategy]}={self.value}"
 
 
@@ -234,6 +242,8 @@ def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir
         epochs, options = preset.num_train_epochs, {}
         if strategy in (PLAIN, CLEAN):
             epochs = value * preset.num_train_epochs
+        elif strategy == FILTERED:
+            epochs, options = value * preset.num_train_epochs, {"autoassist_plausibility": task.plausibility}
         elif strategy == RANDOM:
             source = replayed.get(value)
             if source is None:

@@ -16,7 +16,7 @@ import transformers
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from benchmarks.analysis import CLEAN, PLAIN
+from benchmarks.analysis import CLEAN, FILTERED, PLAIN
 from benchmarks.tasks import Task, TaskData
 
 
@@ -91,7 +91,8 @@ def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: s
         **preset.training,
         # the library's defaults but the strategy and its knob: on CPU the Assistant learns inside the step, as users
         # get it (the suites and studies recorded before 2026-12-04 pinned it to a thread, the default then)
-        **({} if strategy in (PLAIN, CLEAN) else {"autoassist_strategy": strategy, **options}),
+        **({} if strategy in (PLAIN, CLEAN) else {"autoassist_strategy": LIBRARY_STRATEGY.get(strategy, strategy)}),
+        **({} if strategy in (PLAIN, CLEAN) else options),
     )
 
 
@@ -100,6 +101,8 @@ def autoassist_settings(args) -> dict:
     return {f.name: getattr(args, f.name) for f in fields(args) if f.name.startswith("autoassist_")}
 
 
+# the suite's strategies that are a library strategy with options (`run_benchmark.run_specs` sets them)
+LIBRARY_STRATEGY = {FILTERED: "none"}
 # settings that change what is written, not what is trained: left out of the fingerprint
 NOT_TRAINING = ("autoassist_write_report",)
 # options added after the first runs of this suite were recorded, with the default that does what those runs did:
@@ -113,6 +116,10 @@ ADDED_LATER = {
     # a bound that the suite's runs never reached (the thread took 0.05 / 0.01 of a core): the same runs
     "autoassist_assistant_cpu_share": 0.1,
     "autoassist_implausible_keep_prob": None,
+    "autoassist_plausibility": None,
+    "autoassist_plausibility_threshold": 0.5,
+    "autoassist_plausibility_folds": 5,
+    "autoassist_plausibility_passes": 32,
 }
 
 

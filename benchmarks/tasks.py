@@ -15,7 +15,7 @@ from typing import Callable
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Trainer
 
-from benchmarks.noise import flip_labels, misalign_pairs
+from benchmarks.noise import flip_labels, misalign_pairs, shift_pairs
 from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,8 +63,9 @@ class TaskData:
 
 @dataclass
 class Noise:
-    """`kind` is "labels" (each chosen label becomes a uniformly drawn other class) or "pairs" (the chosen pairs'
-    targets are shuffled among them); the noise has its own `seed`, the same for every run."""
+    """`kind` is "labels" (each chosen label becomes a uniformly drawn other class), "pairs" (the chosen pairs'
+    targets are shuffled among them) or "shifted pairs" (targets moved one line down within blocks of 10 pairs);
+    the noise has its own `seed`, the same for every run."""
 
     kind: str
     fraction: float
@@ -81,6 +82,8 @@ class Task:
     autoassist_trainer: type = AutoAssistTrainer
     config_class: type = AutoAssistConfig
     noise: Noise | None = None
+    # the `autoassist_plausibility` method that reads this task's instances (the suite's `filtered` runs)
+    plausibility: str | None = None
 
 
 # ---- vision ----------------------------------------------------------------------------------------------------------
@@ -164,10 +167,11 @@ def _load_translation(data_dir: str, preset: Preset, work_dir: str, noise: Noise
     raw["train"] = raw["train"].shuffle(seed=1234).select(range(preset.train_samples))
     noisy = None
     if noise is not None:
-        if noise.kind != "pairs":
-            raise ValueError(f"Translation takes misaligned pairs, not {noise.kind!r}.")
+        if noise.kind not in ("pairs", "shifted pairs"):
+            raise ValueError(f"Translation takes misaligned pairs ('pairs' or 'shifted pairs'), not {noise.kind!r}.")
         pairs = raw["train"]["translation"]
-        target_of, noisy = misalign_pairs(len(pairs), noise.fraction, noise.seed)
+        misalign = misalign_pairs if noise.kind == "pairs" else shift_pairs
+        target_of, noisy = misalign(len(pairs), noise.fraction, noise.seed)
         misaligned = [{"en": pair["en"], "de": pairs[j]["de"]} for pair, j in zip(pairs, target_of)]
         raw["train"] = Dataset.from_dict({"translation": misaligned}, features=raw["train"].features)
     # Multi30k's official validation split: held out of the training data, and never the test set
@@ -236,6 +240,7 @@ TRANSLATION_TASK = dict(
     plain_trainer=Seq2SeqTrainer,
     autoassist_trainer=AutoAssistSeq2SeqTrainer,
     config_class=AutoAssistSeq2SeqConfig,
+    plausibility="pairs",
 )
 
 TRANSLATION = Task(name="translation", description=TRANSLATION_DESCRIPTION, **TRANSLATION_TASK)

@@ -10,6 +10,7 @@ from transformers import Seq2SeqTrainingArguments, TrainingArguments
 from transformers.utils import logging
 
 from .assistants.labels import LABEL_RULES
+from .plausibility.check import PlausibilityCheck
 from .strategies import STRATEGY_CLASSES
 
 logger = logging.get_logger(__name__)
@@ -27,9 +28,9 @@ class AutoAssistArguments:
     strategies (`strategies/`, e.g. [`AutoAssistSelection`] for `autoassist_base_prob` ... `autoassist_synchronous`,
     [`RandomSelection`] for `autoassist_keep_prob`, [`InfoBatchSelection`] for `autoassist_prune_ratio`), the
     labelling rules (`assistants/labels/`), the epoch selection (`autoassist_warmup_epochs`,
-    `autoassist_rescore_every`, `autoassist_full_data_finish`) and the irreducible losses
-    (`autoassist_irreducible_*`). Building the config builds every strategy once, so a bad value stops here, not
-    mid-training.
+    `autoassist_rescore_every`, `autoassist_full_data_finish`), the irreducible losses (`autoassist_irreducible_*`)
+    and the plausibility check ([`PlausibilityCheck`], `autoassist_plausibility*`). Building the config builds
+    every strategy and the check once, so a bad value stops here, not mid-training.
     """
 
     # Parameters that control selection
@@ -161,6 +162,28 @@ class AutoAssistArguments:
                   "decisions may differ run to run); unset: inside the step on CPU, in a thread on an accelerator."},
     )
 
+    # Parameters that control the plausibility check
+    autoassist_plausibility: str | None = field(
+        default=None,
+        metadata={
+            "help": "'pairs': before training, learn from the training pairs themselves whether each seq2seq target "
+            "fits its own source better than other sources (cross-fitted contrastive encoders), and never train on "
+            "the pairs a calibrated mixture finds misaligned; on clean data it flags nothing. Unset: no check.",
+            "choices": [None, "pairs"],
+        },
+    )
+    autoassist_plausibility_threshold: float = field(
+        default=0.5,
+        metadata={"help": "Flag an instance whose probability of being implausible is above this, in (0, 1)."},
+    )
+    autoassist_plausibility_folds: int = field(
+        default=5,
+        metadata={"help": "Folds of the check: each instance is scored by an encoder trained on the other folds."},
+    )
+    autoassist_plausibility_passes: int = field(
+        default=32, metadata={"help": "Passes of each plausibility encoder over its folds."}
+    )
+
     # Parameters that control the report
     autoassist_write_report: bool | None = field(
         default=None,
@@ -224,9 +247,11 @@ class AutoAssistArguments:
                 f"`autoassist_rescore_every` must be a number of batches >= 1, got {self.autoassist_rescore_every}; "
                 "leave it unset to decide each epoch once, at its start."
             )
-        # each strategy checks its own options (an option of a strategy not in use is checked all the same)
+        # each strategy checks its own options (an option of a strategy not in use is checked all the same), and
+        # so does the plausibility check
         for strategy in STRATEGY_CLASSES.values():
             strategy.from_args(self)
+        PlausibilityCheck.from_args(self)
 
 
 def check_arguments(args, trainer_name: str, config_class: type) -> None:

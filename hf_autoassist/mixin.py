@@ -91,7 +91,7 @@ class AutoAssistMixin:
             if self.selection_run is not None:
                 self.selection_run.close()  # also when training fails: no thread outlives its run
         if self.args.writes_report and self.is_world_process_zero():
-            self.selection_run.report.write(self.args.output_dir)
+            self.selection_run.write_report(self.args.output_dir)
         return result
 
     def get_train_dataloader(self):

@@ -1,9 +1,10 @@
 """`SelectionRun`: everything one `train()` decides about which instances the Boss trains on, in one object.
 
 It owns the strategy (and through it the Assistant), the sampler, the per-epoch selection and the step plan, the
-report, the irreducible losses and the counters, and it is what a checkpoint saves beside the Trainer's state. It
-never sees the trainer: it is given the arguments, the accelerator, the training set, and callables for what only
-the trainer can do (its progress in optimizer steps, rebuilding its LR schedule, reporting to its integrations).
+report, the irreducible losses, the plausibility check's flags and the counters, and it is what a checkpoint saves
+beside the Trainer's state. It never sees the trainer: it is given the arguments, the accelerator, the training set,
+and callables for what only the trainer can do (its progress in optimizer steps, rebuilding its LR schedule,
+reporting to its integrations).
 The trainer's hooks delegate to it (`mixin.py`).
 """
 
@@ -18,6 +19,7 @@ from .columns import columns_read_once
 from .diagnostics import SelectionReport
 from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses
+from .plausibility.check import PlausibilityCheck
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import EpochPlan
 from .strategies import AutoAssistSelection, build_strategy
@@ -70,11 +72,13 @@ class SelectionRun:
         # sampler batches per round: one per process, or one split across them (`split_batches`)
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
         self.seed = args.data_seed if args.data_seed is not None else args.seed
+        # the instances found not to fit (`plausibility/`): never trained on, whatever the strategy keeps
+        self.plausibility, flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
         full_data_finish = args.autoassist_full_data_finish
         if full_data_finish is None:
             full_data_finish = self.strategy.default_full_data_finish
         self.epoch_selection = EpochSelection(
-            args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish
+            args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish, flagged
         )
         self.epoch_plan = EpochPlan(args, self.batches_per_round, global_step, replan, self.record_epoch)
         self.sampler = self._build_sampler(batch_size)
@@ -162,7 +166,15 @@ class SelectionRun:
         metrics = {"autoassist/kept_fraction": round(self.sampler.kept_fraction, 4), **self.strategy.metrics()}
         # what this process back-propagated, every strategy alike (the Assistant's own count is `instances_trained`)
         metrics["autoassist/instances_backpropagated"] = self.instances_backpropagated
+        if self.plausibility is not None:
+            metrics["autoassist/flagged_fraction"] = self.plausibility.summary()["flagged_fraction"]
         return metrics
+
+    def write_report(self, output_dir: str) -> None:
+        """The per-epoch diagnostics and, after a plausibility check, each instance's score and flag."""
+        self.report.write(output_dir)
+        if self.plausibility is not None:
+            self.plausibility.write(output_dir)
 
     def close(self) -> None:
         """Stops the Assistant's thread (it finishes its queue first); its numbers stay readable."""

@@ -1,0 +1,111 @@
+#!/usr/bin/env python
+"""How well the plausibility check finds misaligned pairs, and what it flags on clean data: no Boss is trained.
+
+For each kind of misalignment (targets re-paired at random; targets shifted one line down within blocks of 10, the
+crawled-corpus kind), each rate (25%, 10%) and clean data, on the suite's translation training set (`tasks.py`),
+and for each seed of the check: `plausibility_for` with the library's defaults, then against the planted indices the
+AUC of its scores, the precision and recall of its flags, the share it flags among misaligned and aligned pairs, the
+mixture's estimate of the misaligned share, and its seconds (the full Boss run of the suite's recipe for scale).
+
+    python benchmarks/plausibility.py --data_dir ../shared/data
+
+writes `benchmarks/results/plausibility-translation.json` after every cell; cells already recorded with the same
+configuration are kept, so the study resumes.
+"""
+
+import json
+import os
+import shlex
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import torch
+from transformers import HfArgumentParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.runs import environment  # noqa: E402
+from benchmarks.tasks import TRANSLATION, Noise  # noqa: E402
+from hf_autoassist.plausibility import plausibility_for  # noqa: E402
+
+# (kind, rate); None is clean data
+NOISES = [None, ("pairs", 0.25), ("pairs", 0.10), ("shifted pairs", 0.25), ("shifted pairs", 0.10)]
+
+
+@dataclass
+class PlausibilityStudyArguments:
+    data_dir: str = field(default="../shared/data", metadata={"help": "The offline data folder, read in place."})
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "Seeds of the check."})
+    output: str = field(default="benchmarks/results/plausibility-translation.json")
+    work_dir: str = field(default="outputs/benchmarks/plausibility")
+
+
+def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
+    """Probability that a positive (misaligned) pair scores below an aligned one, ties counting half (Mann-Whitney)."""
+    ranks = torch.empty(len(scores))
+    order = torch.argsort(scores, stable=True)
+    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float)
+    for value in scores.unique()[torch.unique(scores, return_counts=True)[1] > 1]:  # ties: their mean rank
+        tied = scores == value
+        ranks[tied] = ranks[tied].mean()
+    positives, negatives = int(positive.sum()), int((~positive).sum())
+    above = ranks[~positive].sum() - negatives * (negatives + 1) / 2  # pairs (aligned above misaligned)
+    return float(above / (positives * negatives))
+
+
+def measure(train, noisy_indices, seed: int) -> dict:
+    noisy = torch.zeros(len(train), dtype=torch.bool)
+    noisy[noisy_indices or []] = True
+    start = time.perf_counter()
+    plausibility = plausibility_for(train, seed=seed)
+    seconds = time.perf_counter() - start
+    flagged = plausibility.flagged
+    record = {"seconds": round(seconds, 2), **plausibility.summary()}
+    if noisy.any():
+        hits = int((flagged & noisy).sum())
+        record.update(
+            auc=round(auc(plausibility.scores, noisy), 4),
+            precision=None if not flagged.any() else round(hits / int(flagged.sum()), 4),
+            recall=round(hits / int(noisy.sum()), 4),
+            flagged_noisy=round(float(flagged[noisy].float().mean()), 4),
+            flagged_clean=round(float(flagged[~noisy].float().mean()), 4),
+        )
+    return record
+
+
+def main():
+    (study,) = HfArgumentParser(PlausibilityStudyArguments).parse_args_into_dataclasses()
+    result = {"cells": []}
+    if os.path.isfile(study.output):
+        with open(study.output) as f:
+            result = json.load(f)
+    done = {(c["noise"], c["fraction"], c["seed"]) for c in result["cells"]}
+    result.update(
+        command="python " + shlex.join(sys.argv),
+        environment=environment(),
+        data=f"{TRANSLATION.description}; {TRANSLATION.presets['full'].train_samples} training pairs",
+        torch_threads=torch.get_num_threads(),
+    )
+    preset = TRANSLATION.presets["full"]
+    for noise in NOISES:
+        kind, fraction = noise or ("none", 0.0)
+        task = replace(TRANSLATION, noise=None if noise is None else Noise(kind, fraction))
+        data = None
+        for seed in study.seeds:
+            if (kind, fraction, seed) in done:
+                continue
+            if data is None:
+                work_dir = os.path.join(study.work_dir, kind.replace(" ", "-"))
+                data = task.load(study.data_dir, preset, work_dir, task.noise)
+            record = {"noise": kind, "fraction": fraction, "seed": seed}
+            record.update(measure(data.train, data.noisy_indices, seed))
+            print(json.dumps(record), flush=True)
+            result["cells"].append(record)
+            os.makedirs(os.path.dirname(study.output), exist_ok=True)
+            with open(study.output, "w") as f:
+                json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""The plausibility check: the calibrated mixture, the cross-fitted pair encoders on real Multi30k pairs (misaligned
+ones found, clean data left alone), and the trainer never training on what it flags."""
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import torch
+from datasets import Dataset
+from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+
+from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
+from hf_autoassist.plausibility import REPORT_NAME, Plausibility, fit_null_mixture, plausibility_for
+from hf_autoassist.plausibility.pairs import cross_fitted_pair_scores, padded_ids
+
+from benchmarks.plausibility import auc
+from conftest import DATA_DIR
+from test_translation import tiny_marian
+
+NUM_PAIRS = 2000
+
+
+def test_the_mixture_finds_the_share_that_scores_like_the_null_and_none_on_clean_scores():
+    generator = torch.Generator().manual_seed(0)
+    null = torch.randn(4000, generator=generator) * 0.1
+    clean = 0.5 + 0.1 * torch.randn(3000, generator=generator)
+    implausible = torch.randn(1000, generator=generator) * 0.1
+    fit = fit_null_mixture(torch.cat([clean, implausible]), null)
+    assert fit.implausible_share == pytest.approx(0.25, abs=0.02)
+    flagged = fit.posterior > 0.5
+    assert flagged[3000:].float().mean() > 0.95 and flagged[:3000].float().mean() < 0.02
+    clean_only = fit_null_mixture(clean, null)
+    assert clean_only.implausible_share < 0.005 and not (clean_only.posterior > 0.5).any()
+
+
+def test_the_mixture_refuses_too_few_scores():
+    with pytest.raises(ValueError, match="at least 2 scores"):
+        fit_null_mixture(torch.tensor([0.3]), torch.tensor([0.0, 0.1]))
+
+
+def test_padded_ids_drop_ignored_labels_and_pad_past_the_largest_id():
+    ids, pad = padded_ids([[3, 4, -100], [7]])
+    assert pad == 8 and ids.tolist() == [[3, 4], [7, 8]]
+
+
+@pytest.fixture(scope="module")
+def multi30k_pairs():
+    """2,000 real Multi30k en-de pairs as word-level token ids, and a copy with a quarter of them misaligned."""
+    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as en, gzip.open(
+        DATA_DIR / "multi30k" / "raw" / "train.de.gz", "rt"
+    ) as de:
+        pairs = [(next(en).strip(), next(de).strip()) for _ in range(NUM_PAIRS)]
+    encoded = {}
+    for side, texts in (("en", [p[0] for p in pairs]), ("de", [p[1] for p in pairs])):
+        tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=["<unk>"]))
+        encoded[side] = [e.ids for e in tokenizer.encode_batch(texts)]
+    rng = np.random.default_rng(0)
+    noisy = np.sort(rng.choice(NUM_PAIRS, NUM_PAIRS // 4, replace=False))
+    targets = list(encoded["de"])
+    for i, j in zip(noisy, np.roll(noisy, -1)):  # each chosen pair takes the next one's target
+        targets[i] = encoded["de"][j]
+    is_noisy = torch.zeros(NUM_PAIRS, dtype=torch.bool)
+    is_noisy[noisy] = True
+    return encoded["en"], encoded["de"], targets, is_noisy
+
+
+def test_cross_fitted_encoders_find_misaligned_multi30k_pairs(multi30k_pairs):
+    sources, _, targets, noisy = multi30k_pairs
+    pairs = cross_fitted_pair_scores(sources, targets, seed=0)
+    assert auc(pairs.scores, noisy) > 0.9
+    # never trained on its own pairs, an encoder scores a misaligned pair as it scores a re-paired one
+    assert abs(pairs.scores[noisy].mean() - pairs.null_scores.mean()) < 0.05
+    fit = fit_null_mixture(pairs.scores, pairs.null_scores)
+    assert fit.implausible_share == pytest.approx(0.25, abs=0.05)
+    flagged = fit.posterior > 0.5
+    assert flagged[noisy].float().mean() > 0.6 and flagged[~noisy].float().mean() < 0.05
+
+
+def test_clean_pairs_are_not_flagged(multi30k_pairs):
+    sources, clean_targets, _, _ = multi30k_pairs
+    dataset = Dataset.from_dict({"input_ids": sources, "labels": clean_targets})
+    plausibility = plausibility_for(dataset, seed=0)
+    assert plausibility.flagged.float().mean() < 0.01 and plausibility.implausible_share < 0.01
+
+
+def test_the_check_needs_both_sides_of_a_pair():
+    with pytest.raises(ValueError, match="`labels`, one token sequence per"):
+        plausibility_for(Dataset.from_dict({"input_ids": [[1, 2], [3]], "labels": [0, 1]}))
+    with pytest.raises(ValueError, match="autoassist_plausibility_threshold"):
+        AutoAssistSeq2SeqConfig("out", autoassist_plausibility="pairs", autoassist_plausibility_threshold=1.0)
+    with pytest.raises(ValueError, match="autoassist_plausibility` must be one of"):
+        AutoAssistSeq2SeqConfig("out", autoassist_plausibility="labels")
+
+
+def test_the_report_lists_every_instance_least_plausible_first(tmp_path):
+    plausibility = Plausibility(
+        "pairs", torch.tensor([0.5, -0.1, 0.4]), torch.tensor([0.01, 0.97, 0.2]), torch.tensor([False, True, False]),
+        0.3, 0.5,
+    )  # fmt: skip
+    with open(plausibility.write(str(tmp_path))) as f:
+        rows = [json.loads(line) for line in f]
+    assert [row["index"] for row in rows] == [1, 2, 0] and rows[0]["flagged"] and not rows[1]["flagged"]
+    assert Dataset.from_json(str(tmp_path / REPORT_NAME)).num_rows == 3
+
+
+@pytest.mark.parametrize("strategy", ["none", "autoassist"])
+def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, strategy):
+    sources, _, targets, _ = multi30k_pairs
+    # a small Marian over the first 400 pairs' ids, capped to its vocabulary
+    keep = 400
+    def capped(rows):
+        return [[min(t, 38) + 1 for t in row[:12]] + [1] for row in rows[:keep]]
+
+    train = Dataset.from_dict({"input_ids": capped(sources), "labels": capped(targets)})
+    args = AutoAssistSeq2SeqConfig(
+        str(tmp_path), report_to="none", use_cpu=True, num_train_epochs=2, per_device_train_batch_size=32,
+        autoassist_strategy=strategy, autoassist_plausibility="pairs", autoassist_plausibility_passes=4,
+        save_strategy="no", autoassist_write_report=True,
+    )  # fmt: skip
+    trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(), args=args, train_dataset=train)
+    trainer.train()
+    flagged = trainer.selection_run.plausibility.flagged
+    kept = trainer.selection_run.sampler.kept
+    assert flagged.any() and not flagged[kept].any()
+    assert trainer.kept_fractions[0] == pytest.approx(1 - flagged.float().mean().item(), abs=1e-4)
+    with open(tmp_path / REPORT_NAME) as f:
+        rows = [json.loads(line) for line in f]
+    assert len(rows) == keep and sum(row["flagged"] for row in rows) == int(flagged.sum())
