@@ -26,8 +26,8 @@ class EpochSelection:
         seed (`int`): the run's data seed.
         global_step (`Callable[[], int]`): optimizer steps done so far (the run's progress under `max_steps`).
         full_data_finish (`float`): share of training at its end that keeps everything.
-        excluded (`torch.BoolTensor`, *optional*): `(N,)` instances no pass keeps (those the plausibility check
-            flagged), from the first epoch to the last, whatever the strategy decides.
+        pass_size (`int`, *optional*): candidates in a pass, when the sampler draws from a pool (the instances the
+            plausibility check did not flag); default `num_samples`.
 
     It owns `loss_weights`: the weight of every instance in the running pass (the strategy's, for reweighting
     ones), or None to leave the loss untouched.
@@ -35,11 +35,11 @@ class EpochSelection:
 
     def __init__(
         self, args, strategy, accelerator, num_samples: int, seed: int, global_step, full_data_finish: float,
-        excluded: torch.Tensor | None = None,
+        pass_size: int | None = None,
     ):  # fmt: skip
         self.args, self.strategy, self.accelerator = args, strategy, accelerator
-        self.excluded = excluded
         self.num_samples = num_samples
+        self.pass_size = num_samples if pass_size is None else pass_size
         self.seed = seed
         self.global_step = global_step
         self.full_data_finish = full_data_finish
@@ -58,11 +58,6 @@ class EpochSelection:
         done = self.global_step() / args.max_steps
         return torch.full_like(epochs_done, done) if torch.is_tensor(epochs_done) else done
 
-    def _without_excluded(self, keep: torch.Tensor, candidates: torch.Tensor) -> torch.Tensor:
-        if self.excluded is not None:
-            keep = keep & ~self.excluded[candidates]
-        return keep
-
     def whole_pass(self, epoch: int, candidates: torch.Tensor) -> torch.Tensor:
         """The epoch's keep mask over `candidates`."""
         args, strategy = self.args, self.strategy
@@ -71,12 +66,12 @@ class EpochSelection:
         selecting = args.autoassist_strategy != "none" and selects_in_epoch(
             epoch, self._progress(epoch), args.autoassist_warmup_epochs, self.full_data_finish
         )
-        if selecting:
-            keep, weights = self.decide(candidates, epoch - math.ceil(args.autoassist_warmup_epochs), self._seed(epoch))
-        keep = self._without_excluded(keep, candidates)
+        if not selecting:
+            return keep
+        keep, weights = self.decide(candidates, epoch - math.ceil(args.autoassist_warmup_epochs), self._seed(epoch))
         if not keep.any():  # an empty epoch would stop the Trainer
             keep[0] = True
-        if selecting and strategy.reweights:
+        if strategy.reweights:
             self.loss_weights = torch.ones(self.num_samples)
             self.loss_weights[candidates] = weights
         return keep
@@ -89,13 +84,13 @@ class EpochSelection:
             self.loss_weights = None
         keep = torch.ones(len(candidates), dtype=torch.bool)
         if args.autoassist_strategy == "none":
-            return self._without_excluded(keep, candidates)
-        epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.num_samples
+            return keep
+        epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.pass_size
         selecting = selects_in_epoch(
             epochs_done, self._progress(epochs_done), args.autoassist_warmup_epochs, self.full_data_finish
         )
         if not selecting.any():
-            return self._without_excluded(keep, candidates)
+            return keep
         chosen = candidates[selecting]
         kept, weights = self.decide(
             chosen, epoch - math.floor(args.autoassist_warmup_epochs), self._seed(epoch, offset)
@@ -105,7 +100,7 @@ class EpochSelection:
             if self.loss_weights is None:
                 self.loss_weights = torch.ones(self.num_samples)
             self.loss_weights[chosen] = weights
-        return self._without_excluded(keep, candidates)
+        return keep
 
     def decide(self, candidates: torch.Tensor, selecting_epoch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The strategy's keep mask and loss weights over `candidates`, decided on the main process (each rank's

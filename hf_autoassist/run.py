@@ -72,14 +72,16 @@ class SelectionRun:
         # sampler batches per round: one per process, or one split across them (`split_batches`)
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
         self.seed = args.data_seed if args.data_seed is not None else args.seed
-        # the instances found not to fit (`plausibility/`): never trained on, whatever the strategy keeps
-        self.plausibility, flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
+        # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps
+        self.plausibility, self.flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
+        self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
         full_data_finish = args.autoassist_full_data_finish
         if full_data_finish is None:
             full_data_finish = self.strategy.default_full_data_finish
         self.epoch_selection = EpochSelection(
-            args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish, flagged
-        )
+            args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish,
+            pass_size=self.num_samples if self.pool is None else len(self.pool),
+        )  # fmt: skip
         self.epoch_plan = EpochPlan(args, self.batches_per_round, global_step, replan, self.record_epoch)
         self.sampler = self._build_sampler(batch_size)
 
@@ -94,6 +96,7 @@ class SelectionRun:
             drop_last=args.dataloader_drop_last,
             # every rank gets the same number of full batches, so accelerate never repeats instances to even them
             pad_to_multiple_of=per_round if num_processes > 1 else None,
+            pool=self.pool,
         )
         if args.autoassist_rescore_every is None:
             return AssistedBatchSampler(self.num_samples, select_fn=self.epoch_selection.whole_pass, **common)

@@ -13,8 +13,8 @@ SelectFn = Callable[[int, torch.Tensor], torch.Tensor]
 class AssistedBatchSampler(Sampler[list[int]]):
     """Yields batches of the indices of one shuffled pass that `select_fn` keeps.
 
-    The pass is a permutation of `range(num_samples)` drawn from `(seed, epoch)`, so every process builds the same
-    one. The selection is made once per epoch, in `set_epoch` (idempotent, as accelerate calls it several times), so
+    The pass is a permutation of `range(num_samples)` (or of `pool`, the instances that may be trained on at all)
+    drawn from `(seed, epoch)`, so every process builds the same one. The selection is made once per epoch, in `set_epoch` (idempotent, as accelerate calls it several times), so
     `len()` is exact for the epoch and the Trainer can plan its steps from it.
 
     Knows nothing about models or ranks: accelerate's `BatchSamplerShard` splits its batches across processes.
@@ -36,6 +36,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
         select_fn: SelectFn | None = None,
         drop_last: bool = False,
         pad_to_multiple_of: int | None = None,
+        pool: torch.Tensor | None = None,
     ):
         if num_samples <= 0:
             raise ValueError(f"AssistedBatchSampler needs at least one instance, got num_samples={num_samples}.")
@@ -47,8 +48,13 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.select_fn = select_fn
         self.pad_to_multiple_of = pad_to_multiple_of
+        # the instances a pass is drawn from (all by default): the others are never candidates
+        self.pool = pool
+        self.pass_size = num_samples if pool is None else len(pool)
+        if self.pass_size <= 0:
+            raise ValueError("The sampler's pool is empty: no instance may be trained on.")
         self.epoch: int | None = None
-        self.candidates = torch.arange(num_samples)
+        self.candidates = torch.arange(num_samples) if pool is None else pool.clone()
         self._reset()
 
     def _reset(self) -> None:
@@ -57,14 +63,15 @@ class AssistedBatchSampler(Sampler[list[int]]):
 
     def _draw_pass(self, epoch: int) -> torch.Tensor:
         """The epoch's shuffled pass, the same on every process."""
-        return torch.randperm(self.num_samples, generator=torch.Generator().manual_seed(self.seed + epoch))
+        order = torch.randperm(self.pass_size, generator=torch.Generator().manual_seed(self.seed + epoch))
+        return order if self.pool is None else self.pool[order]
 
     def set_epoch(self, epoch: int) -> None:
         if epoch == self.epoch:
             return
         self.candidates = self._draw_pass(epoch)
         if self.select_fn is None:
-            keep = torch.ones(self.num_samples, dtype=torch.bool)
+            keep = torch.ones(self.pass_size, dtype=torch.bool)
         else:
             keep = self.select_fn(epoch, self.candidates).clone()
         if self.pad_to_multiple_of:
@@ -97,10 +104,11 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.kept = state["kept"]
 
     def _restore_pass(self, state: dict) -> None:
-        if len(state["candidates"]) != self.num_samples:
+        if len(state["candidates"]) != self.pass_size:
             raise ValueError(
-                f"The saved selection covers {len(state['candidates'])} instances but the training set has "
-                f"{self.num_samples}. Resume with the training set the checkpoint was made with."
+                f"The saved selection covers {len(state['candidates'])} instances but this run draws from "
+                f"{self.pass_size}. Resume with the training set the checkpoint was made with (and its plausibility "
+                "options)."
             )
         self.epoch, self.candidates = state["epoch"], state["candidates"]
 
@@ -151,15 +159,16 @@ class RescoringBatchSampler(AssistedBatchSampler):
         pad_to_multiple_of: int | None = None,
         round_to: int | None = None,
         on_decided: Callable[["RescoringBatchSampler"], None] | None = None,
+        pool: torch.Tensor | None = None,
     ):
-        super().__init__(num_samples, batch_size, seed, select_fn, drop_last, pad_to_multiple_of)
+        super().__init__(num_samples, batch_size, seed, select_fn, drop_last, pad_to_multiple_of, pool)
         if rescore_every <= 0:
             raise ValueError(f"rescore_every must be a positive number of batches, got {rescore_every}.")
         self.rescore_every = rescore_every
         self.round_to = round_to
         self.on_decided = on_decided
         # a full pass trims this many items to reach `pad_to_multiple_of`: they wait until the pass is decided
-        self.holdback = num_samples % pad_to_multiple_of if pad_to_multiple_of else 0
+        self.holdback = self.pass_size % pad_to_multiple_of if pad_to_multiple_of else 0
         self.last_rate = 1.0
 
     def _reset(self) -> None:
@@ -183,7 +192,7 @@ class RescoringBatchSampler(AssistedBatchSampler):
     @property
     def full_pass_items(self) -> int:
         """Instances in an epoch that keeps everything (after the trim to `pad_to_multiple_of`)."""
-        return self.num_samples - self.holdback
+        return self.pass_size - self.holdback
 
     def _decide_next_block(self, items_wanted: int) -> None:
         rate = max(self.last_rate, 0.05)
@@ -197,7 +206,7 @@ class RescoringBatchSampler(AssistedBatchSampler):
         self.stream.extend(block[keep].tolist())
         self.decided += len(block)
         self.last_rate = float(keep.float().mean())
-        if self.decided == self.num_samples:
+        if self.decided == self.pass_size:
             self._finish()
         if self.on_decided is not None:
             self.on_decided(self)
@@ -212,8 +221,8 @@ class RescoringBatchSampler(AssistedBatchSampler):
             self.stream.extend(rejected[:missing])
         if not self.stream:  # an empty epoch would stop the Trainer
             self.stream = self.candidates[: self.round_to or 1].tolist()
-        if len(self.stream) == self.num_samples and self.holdback:
-            del self.stream[self.num_samples - self.holdback :]
+        if len(self.stream) == self.pass_size and self.holdback:
+            del self.stream[self.pass_size - self.holdback :]
         self.finished = True
 
     def _ensure(self, items: int) -> None:

@@ -62,6 +62,29 @@ def sentences():
         return [(next(en).strip(), next(de).strip()) for _ in range(256)]
 
 
+def multi30k_token_pairs(num_pairs: int, misaligned: float = 0.25, seed: int = 0):
+    """The first `num_pairs` real Multi30k en-de pairs as word-level token ids (a vocabulary per side), the German
+    targets, a copy where `misaligned` of the pairs took the next chosen pair's target, and which those are."""
+    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as en, gzip.open(
+        DATA_DIR / "multi30k" / "raw" / "train.de.gz", "rt"
+    ) as de:
+        pairs = [(next(en).strip(), next(de).strip()) for _ in range(num_pairs)]
+    encoded = []
+    for texts in ([p[0] for p in pairs], [p[1] for p in pairs]):
+        tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
+        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
+        tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=["<unk>"]))
+        encoded.append([e.ids for e in tokenizer.encode_batch(texts)])
+    sources, targets = encoded
+    noisy = np.sort(np.random.default_rng(seed).choice(num_pairs, round(misaligned * num_pairs), replace=False))
+    shuffled = list(targets)
+    for i, j in zip(noisy, np.roll(noisy, -1)):
+        shuffled[i] = targets[j]
+    is_noisy = torch.zeros(num_pairs, dtype=torch.bool)
+    is_noisy[noisy] = True
+    return sources, targets, shuffled, is_noisy
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir(tmp_path_factory, sentences):
     """A word-piece-free BPE trained on 256 Multi30k pairs, saved as a `transformers` tokenizer folder."""

@@ -36,8 +36,9 @@ def launch(launcher: str, output_dir, options: dict) -> list[dict]:
     [("accelerate", {}), ("accelerate", {"accelerator_config": {"dispatch_batches": True}}),
      ("accelerate", {"accelerator_config": {"split_batches": True}}),
      ("accelerate", {"autoassist_strategy": "random"}), ("accelerate", {"autoassist_strategy": "infobatch"}),
-     ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2})],
-    ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation"],
+     ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2}), ("accelerate", {"pairs": True, "autoassist_strategy": "random"})],
+    ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation",
+         "plausibility"],
 )  # fmt: skip
 def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launcher, options):
     strategy = options.get("autoassist_strategy", "autoassist")
@@ -48,8 +49,12 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == ranks[0]["max_steps"]
     assert ranks[0]["kept"] == ranks[1]["kept"]  # one selection, shared
     assert ranks[0]["weight_sums"] == ranks[1]["weight_sums"]  # and the same loss weights (InfoBatch's rescaling)
+    trainable = 600 - len(ranks[0]["flagged"] or [])  # all but what the plausibility check flagged
     if strategy == "autoassist":  # rank 0 decides from a memory that holds both ranks' losses
-        assert ranks[0]["memory_seen"] >= 600 - 600 % batch_per_round
+        assert ranks[0]["memory_seen"] >= trainable - trainable % batch_per_round
+    if options.get("pairs"):  # the main process's flags, on both ranks, in no epoch's selection
+        assert ranks[0]["flagged"] and ranks[0]["flagged"] == ranks[1]["flagged"]
+        assert all(not set(kept) & set(ranks[0]["flagged"]) for kept in ranks[0]["kept"].values())
     if strategy == "infobatch":
         assert any(total is not None and total > 0 for total in ranks[0]["weight_sums"].values())
 
@@ -59,7 +64,7 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
         assert not set(first) & set(second), f"epoch {epoch}: an instance went to both ranks"
         assert sorted(first + second) == sorted(kept), f"epoch {epoch}: the ranks did not cover the selection"
     # warmup keeps every instance but the last 600 % (instances per step) of the pass, so every rank's batches are full
-    full = 600 - 600 % batch_per_round
+    full = trainable - trainable % batch_per_round
     assert len(ranks[0]["kept"]["0"]) == full
     later_epochs = [len(kept) for epoch, kept in ranks[0]["kept"].items() if epoch != "0"]
     assert later_epochs and all(n < full and n % batch_per_round == 0 for n in later_epochs)

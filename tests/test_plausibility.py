@@ -1,22 +1,19 @@
 """The plausibility check: the calibrated mixture, the cross-fitted pair encoders on real Multi30k pairs (misaligned
 ones found, clean data left alone), and the trainer never training on what it flags."""
 
-import gzip
 import json
 
-import numpy as np
 import pytest
 import torch
 from datasets import Dataset
-from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 
 from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
 from hf_autoassist.plausibility import REPORT_NAME, Plausibility, fit_null_mixture, plausibility_for
 from hf_autoassist.plausibility.pairs import cross_fitted_pair_scores, padded_ids
 
 from benchmarks.plausibility import auc
-from conftest import DATA_DIR
-from test_translation import tiny_marian
+from conftest import multi30k_token_pairs
+from test_translation import pad_pairs, tiny_marian
 
 NUM_PAIRS = 2000
 
@@ -46,25 +43,8 @@ def test_padded_ids_drop_ignored_labels_and_pad_past_the_largest_id():
 
 @pytest.fixture(scope="module")
 def multi30k_pairs():
-    """2,000 real Multi30k en-de pairs as word-level token ids, and a copy with a quarter of them misaligned."""
-    with gzip.open(DATA_DIR / "multi30k" / "raw" / "train.en.gz", "rt") as en, gzip.open(
-        DATA_DIR / "multi30k" / "raw" / "train.de.gz", "rt"
-    ) as de:
-        pairs = [(next(en).strip(), next(de).strip()) for _ in range(NUM_PAIRS)]
-    encoded = {}
-    for side, texts in (("en", [p[0] for p in pairs]), ("de", [p[1] for p in pairs])):
-        tokenizer = Tokenizer(models.WordLevel(unk_token="<unk>"))
-        tokenizer.pre_tokenizer = pre_tokenizers.Whitespace()
-        tokenizer.train_from_iterator(texts, trainers.WordLevelTrainer(vocab_size=4000, special_tokens=["<unk>"]))
-        encoded[side] = [e.ids for e in tokenizer.encode_batch(texts)]
-    rng = np.random.default_rng(0)
-    noisy = np.sort(rng.choice(NUM_PAIRS, NUM_PAIRS // 4, replace=False))
-    targets = list(encoded["de"])
-    for i, j in zip(noisy, np.roll(noisy, -1)):  # each chosen pair takes the next one's target
-        targets[i] = encoded["de"][j]
-    is_noisy = torch.zeros(NUM_PAIRS, dtype=torch.bool)
-    is_noisy[noisy] = True
-    return encoded["en"], encoded["de"], targets, is_noisy
+    """2,000 real Multi30k en-de pairs, and the targets with a quarter of them misaligned."""
+    return multi30k_token_pairs(NUM_PAIRS)
 
 
 def test_cross_fitted_encoders_find_misaligned_multi30k_pairs(multi30k_pairs):
@@ -109,18 +89,18 @@ def test_the_report_lists_every_instance_least_plausible_first(tmp_path):
 @pytest.mark.parametrize("strategy", ["none", "autoassist"])
 def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, strategy):
     sources, _, targets, _ = multi30k_pairs
-    # a small Marian over the first 400 pairs' ids, capped to its vocabulary
-    keep = 400
-    def capped(rows):
-        return [[min(t, 38) + 1 for t in row[:12]] + [1] for row in rows[:keep]]
+    keep = 1000  # pairs; 0 pads, 1 ends a sequence
 
-    train = Dataset.from_dict({"input_ids": capped(sources), "labels": capped(targets)})
+    def shifted(rows):
+        return [[t + 2 for t in row[:30]] + [1] for row in rows[:keep]]  # within 32 positions
+
+    train = Dataset.from_dict({"input_ids": shifted(sources), "labels": shifted(targets)})
     args = AutoAssistSeq2SeqConfig(
         str(tmp_path), report_to="none", use_cpu=True, num_train_epochs=2, per_device_train_batch_size=32,
-        autoassist_strategy=strategy, autoassist_plausibility="pairs", autoassist_plausibility_passes=4,
-        save_strategy="no", autoassist_write_report=True,
+        autoassist_strategy=strategy, autoassist_plausibility="pairs", save_strategy="no",
+        autoassist_write_report=True,
     )  # fmt: skip
-    trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(), args=args, train_dataset=train)
+    trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(vocab=4002), args=args, train_dataset=train, data_collator=pad_pairs)
     trainer.train()
     flagged = trainer.selection_run.plausibility.flagged
     kept = trainer.selection_run.sampler.kept

@@ -34,6 +34,15 @@ def tiny_marian(vocab=40):
     return MarianMTModel(config)
 
 
+def pad_pairs(examples: list[dict]) -> dict:
+    """A batch of token-id pairs: sources padded with 0 (and their attention mask), targets with -100."""
+    width = max(len(e["input_ids"]) for e in examples)
+    target_width = max(len(e["labels"]) for e in examples)
+    input_ids = torch.tensor([list(e["input_ids"]) + [0] * (width - len(e["input_ids"])) for e in examples])
+    labels = torch.tensor([list(e["labels"]) + [-100] * (target_width - len(e["labels"])) for e in examples])
+    return {"input_ids": input_ids, "attention_mask": input_ids.ne(0).long(), "labels": labels}
+
+
 def hand_sequence_losses(logits, labels, eps):
     """Row by row, token by token: (1 - eps) * nll + eps * mean(-log p) over the tokens that are not -100."""
     rows = []

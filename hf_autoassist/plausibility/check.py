@@ -59,6 +59,12 @@ class PlausibilityCheck:
             )
             flagged = plausibility.flagged
             summary = plausibility.summary()
+            if flagged.all():
+                raise ValueError(
+                    f"The plausibility check ({self.method}) flagged every one of the {len(dataset)} training "
+                    "instances: their sides do not match at all (a wrong `labels` column?). Check the data, or unset "
+                    "`autoassist_plausibility`."
+                )
             logger.warning(
                 f"Plausibility ({self.method}): {summary['flagged']} of {len(dataset)} training instances flagged "
                 f"({summary['flagged_fraction']:.1%}; the mixture's implausible share "

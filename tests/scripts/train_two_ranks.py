@@ -3,7 +3,8 @@
     train_two_ranks.py OUTPUT_DIR '{"autoassist_strategy": "random", "gradient_accumulation_steps": 2, ...}'
 
 Each rank trains a tiny ResNet on a Fashion-MNIST slice with AutoAssistTrainer, with the `AutoAssistConfig` options
-given as JSON (and `resume_from_checkpoint` passed to `train()`), and writes, per epoch, the indices it
+given as JSON (and `resume_from_checkpoint` passed to `train()`); with `"pairs": true`, a tiny Marian on 600
+Multi30k pairs, a quarter misaligned, with AutoAssistSeq2SeqTrainer. It writes, per epoch, the indices it
 back-propagated and the indices the shared sampler kept, and a checksum of the final weights, to
 `<output_dir>/rank-<r>.json`.
 """
@@ -12,14 +13,17 @@ import json
 import sys
 from pathlib import Path
 
-from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+from datasets import Dataset
+
+from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
 from hf_autoassist.data import INDEX_KEY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from conftest import DATA_DIR, load_example, tiny_resnet  # noqa: E402
+from conftest import DATA_DIR, load_example, multi30k_token_pairs, tiny_resnet  # noqa: E402
+from test_translation import pad_pairs, tiny_marian  # noqa: E402
 
 
-class RecordingTrainer(AutoAssistTrainer):
+class Recording:
     """Writes down which instances this rank trained on, epoch by epoch."""
 
     def training_step(self, model, inputs, *args, **kwargs):
@@ -31,12 +35,38 @@ class RecordingTrainer(AutoAssistTrainer):
         return super().training_step(model, inputs, *args, **kwargs)
 
 
+class RecordingTrainer(Recording, AutoAssistTrainer):
+    pass
+
+
+class RecordingSeq2SeqTrainer(Recording, AutoAssistSeq2SeqTrainer):
+    pass
+
+
+def vision_run(args: dict):
+    vision = load_example("examples/vision/run_image_classification.py")
+    train = vision.load_idx_dataset(str(DATA_DIR / "fashion-mnist"))["train"].select(range(600)).with_format("numpy")
+    config = AutoAssistConfig(**args)
+    return RecordingTrainer(model=tiny_resnet(), args=config, train_dataset=train, data_collator=vision.collate_images)
+
+
+def pairs_run(args: dict):
+    sources, _, targets, _ = multi30k_token_pairs(600)
+
+    def shifted(rows):  # 0 pads, 1 ends a sequence
+        return [[t + 2 for t in row[:30]] + [1] for row in rows]  # within 32 positions
+
+    train = Dataset.from_dict({"input_ids": shifted(sources), "labels": shifted(targets)})
+    config = AutoAssistSeq2SeqConfig(**args, autoassist_plausibility="pairs")
+    model = tiny_marian(vocab=4002)
+    return RecordingSeq2SeqTrainer(model=model, args=config, train_dataset=train, data_collator=pad_pairs)
+
+
 def main(output_dir: str, options: dict) -> None:
     options = dict(options)
     resume = options.pop("resume_from_checkpoint", None)
-    vision = load_example("examples/vision/run_image_classification.py")
-    train = vision.load_idx_dataset(str(DATA_DIR / "fashion-mnist"))["train"].select(range(600)).with_format("numpy")
-    args = AutoAssistConfig(
+    build = pairs_run if options.pop("pairs", False) else vision_run
+    trainer = build(dict(
         output_dir=output_dir,
         use_cpu=True,  # without it each CPU rank would train alone on all the data
         report_to="none",
@@ -47,8 +77,8 @@ def main(output_dir: str, options: dict) -> None:
         disable_tqdm=True,
         seed=0,
         **{"save_strategy": "no", **options},
-    )
-    trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision.collate_images)
+    ))  # fmt: skip
+    args = trainer.args
     trainer.trained_indices, trainer.kept_indices, trainer.weight_sums = {}, {}, {}
     trainer.train(resume_from_checkpoint=resume)
     assistant = trainer.selection_run.assistant
@@ -63,6 +93,8 @@ def main(output_dir: str, options: dict) -> None:
         # instances the deciding rank's loss memory knows (merged from both ranks before each decision)
         "memory_seen": int((assistant.last_clock >= 0).sum()) if hasattr(assistant, "last_clock") else None,
         "weights": [round(float(p.double().sum()), 6) for p in trainer.model.parameters()],
+        "flagged": None if trainer.selection_run.flagged is None
+        else trainer.selection_run.flagged.nonzero().flatten().tolist(),
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))
 
