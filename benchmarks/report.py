@@ -26,7 +26,7 @@ CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence-results -->", "<!-- /conv
 OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-results -->"
 PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /plausibility-results -->"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
-STRATEGY_ORDER = ("autoassist", "random", "infobatch")
+STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
 
 
@@ -171,6 +171,24 @@ def render_verdict(results: list[dict]) -> str:
             f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {_speedups(entry['seconds'])}, "
             f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how})."
         )
+    for result in results:  # the plausibility check alone, where the suite ran it
+        entry = _at_default(result, "filtered")
+        if entry is None or not any(v is not None for v in entry["final_validation"]["values"]):
+            continue
+        digits, task = _digits(result), result["task"]
+        full = next((row["final_validation"] for row in result["front"]["plain"] if row["budget"] == 1.0), None)
+        row = rows[task] if not rows[task].startswith("not measured") else ""
+        rows[task] = (row + " " if row else "") + (
+            f"With `autoassist_plausibility='pairs'` alone (strategy `none`): {result['metric']} "
+            f"{_seed_values(entry['final_validation'], digits)} against the full plain run's "
+            f"{'–' if full is None else _seed_values(full, digits)}, iso-quality speedup in seconds "
+            f"{_speedups(entry['seconds'])}"
+            + ("" if entry["kept_noisy_fraction"]["median"] is None else
+               f", misaligned / aligned pairs kept {entry['kept_noisy_fraction']['median']:.2f} / "
+               f"{entry['kept_clean_fraction']['median']:.2f}")
+            + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
+            + "."
+        )
     lines += [f"- {task}: {row}" for task, row in rows.items()]
     lines += ["", f"In short: {'AutoAssist gains on ' + ', '.join(gains) if gains else 'no task gains on every seed yet'}."]
     return "\n".join(lines)
@@ -186,7 +204,7 @@ def render_convergence(results: list[dict], schedules: list[dict] = ()) -> str:
     noisy tasks the perfect filter's ceiling and the share of the gap to it that each strategy's default wins."""
     lines = [
         "| task | epochs | plain at the budget before 1.0 | full plain | gain (median) | seed spread | converged | perfect filter "
-        "(ceiling) | gap won: autoassist / random / infobatch |",
+        f"(ceiling) | gap won: {' / '.join(STRATEGY_ORDER)} |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
     for result in [*results, *schedules]:

@@ -125,7 +125,10 @@ def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None
 def default_points(task: Task) -> dict[str, float]:
     """Each strategy's operating point when the user sets nothing: its knob's default."""
     defaults = {f.name: f.default for f in fields(task.config_class)}
-    return {strategy: defaults[knob] for strategy, knob in KNOBS.items()}
+    points = {strategy: defaults[knob] for strategy, knob in KNOBS.items()}
+    if task.plausibility is not None:
+        points[FILTERED] = 1.0  # the recipe's epochs
+    return points
 
 
 class TaskSuite:
