@@ -317,6 +317,12 @@ def main():
             row.update(test_bleu=round(bleu.score, 2), sacrebleu_signature=str(metric.get_signature()))
             with open(os.path.join(training_args.output_dir, "test_predictions.txt"), "w") as f:
                 f.write("\n".join(hypotheses) + "\n")
+        plausibility = getattr(getattr(trainer, "selection_run", None), "plausibility", None)
+        if plausibility is not None and training_args.should_log:  # what the check found, as text
+            pairs = raw["train"]["translation"]
+            shown = "\n".join(f"  {i}: {pairs[i][src]!r} -> {pairs[i][tgt]!r}" for i in plausibility.least_plausible(5))
+            if shown:  # a data-quality finding the user asked for: shown at the default log level
+                logger.warning(f"The least plausible training pairs (flagged, not trained on):\n{shown}")
         metrics = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
         row["kept_fraction_last_epoch"] = metrics.get("autoassist/kept_fraction", 1.0)
         row["instances_backpropagated"] = metrics.get("autoassist/instances_backpropagated")

@@ -41,6 +41,11 @@ class Plausibility:
             "threshold": self.threshold,
         }
 
+    def least_plausible(self, count: int = 10) -> list[int]:
+        """The indices of the `count` flagged instances most likely implausible, most likely first."""
+        order = torch.argsort(self.posterior, descending=True, stable=True)
+        return [i for i in order.tolist() if self.flagged[i]][:count]
+
     def write(self, output_dir: str) -> str:
         """`autoassist_plausibility.jsonl`: `index`, `score`, `posterior`, `flagged` per instance, least plausible
         first."""
