@@ -25,6 +25,8 @@ VERDICT_BEGIN, VERDICT_END = "<!-- who-gains -->", "<!-- /who-gains -->"
 CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence-results -->", "<!-- /convergence-results -->"
 OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-results -->"
 PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /plausibility-results -->"
+V2_BEGIN, V2_END = "<!-- v2-results -->", "<!-- /v2-results -->"
+V2 = RESULTS / "archive" / "v2-thread"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
@@ -108,14 +110,19 @@ def render(results: list[dict]) -> str:
             f"- {result['task']} (seeds {', '.join(map(str, seeds_run))}): "
             + (f"yes: {', '.join(winners)}" if winners else "no")
         )
-    budgets = sorted({b for result in results for b in result["plan"]["budgets"]})
     lines += [
         "",
         "The plain front (median final validation over seeds at each budget, as a fraction of the recipe's instances):",
         "",
-        "| task | " + " | ".join(f"{b:g}" for b in budgets) + " |",
-        "|---|" + "---|" * len(budgets),
+        render_front(results),
     ]
+    return "\n".join(lines)
+
+
+def render_front(results: list[dict]) -> str:
+    """The plain front per task: the median final validation over seeds at each budget."""
+    budgets = sorted({b for result in results for b in result["plan"]["budgets"]})
+    lines = ["| task | " + " | ".join(f"{b:g}" for b in budgets) + " |", "|---|" + "---|" * len(budgets)]
     for result in results:
         by_budget = {row["budget"]: row["final_validation"]["median"] for row in result["front"]["plain"]}
         cells = [_number(by_budget[b], _digits(result)) if b in by_budget else "–" for b in budgets]
@@ -396,6 +403,9 @@ def main(argv=None) -> int:
     benchmarks_text = replace_section(benchmarks_text, render_convergence(results, load_schedules()), CONVERGENCE_BEGIN, CONVERGENCE_END)
     benchmarks_text = replace_section(benchmarks_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
     benchmarks_text = replace_section(benchmarks_text, render_plausibility(), PLAUSIBILITY_BEGIN, PLAUSIBILITY_END)
+    archived = load_results(V2)
+    v2_tables = f"{render_front(archived)}\n\n{render_curves(archived)}"
+    benchmarks_text = replace_section(benchmarks_text, v2_tables, V2_BEGIN, V2_END)
     readme_text = replace_section(readme.read_text(), render(results))
     readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)
     readme_text = replace_section(readme_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
