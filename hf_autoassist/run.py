@@ -4,8 +4,7 @@ It owns the strategy (and through it the Assistant), the sampler, the per-epoch 
 report, the irreducible losses, the plausibility check's flags and the counters, and it is what a checkpoint saves
 beside the Trainer's state. It never sees the trainer: it is given the arguments, the accelerator, the training set,
 and callables for what only the trainer can do (its progress in optimizer steps, rebuilding its LR schedule,
-reporting to its integrations).
-The trainer's hooks delegate to it (`mixin.py`).
+reporting to its integrations). The trainer's hooks delegate to it (`mixin.py`).
 """
 
 from collections.abc import Callable

@@ -14,8 +14,9 @@ class AssistedBatchSampler(Sampler[list[int]]):
     """Yields batches of the indices of one shuffled pass that `select_fn` keeps.
 
     The pass is a permutation of `range(num_samples)` (or of `pool`, the instances that may be trained on at all)
-    drawn from `(seed, epoch)`, so every process builds the same one. The selection is made once per epoch, in `set_epoch` (idempotent, as accelerate calls it several times), so
-    `len()` is exact for the epoch and the Trainer can plan its steps from it.
+    drawn from `(seed, epoch)`, so every process builds the same one. The selection is made once per epoch, in
+    `set_epoch` (idempotent, as accelerate calls it several times), so `len()` is exact for the epoch and the Trainer
+    can plan its steps from it.
 
     Knows nothing about models or ranks: accelerate's `BatchSamplerShard` splits its batches across processes.
     With `pad_to_multiple_of=batch_size * num_processes` the kept set is topped up with the next rejected candidates
