@@ -59,8 +59,8 @@ class Plausibility:
         return path
 
 
-def pair_columns(dataset) -> tuple[list, list]:
-    """Each pair's source and target token ids: the `input_ids` and the token-sequence `labels` of a seq2seq set."""
+def check_pair_columns(dataset) -> None:
+    """A set the `"pairs"` method can read: `input_ids` and token-sequence `labels`, else an error naming them."""
     names = column_names(dataset)
     if "input_ids" not in names or "labels" not in names or not labels_are_sequences(dataset):
         raise ValueError(
@@ -68,6 +68,11 @@ def pair_columns(dataset) -> tuple[list, list]:
             "every pair: the source's token ids (`input_ids`) and the target's (`labels`, one token sequence per "
             f"instance, as a seq2seq set tokenized with `text_target=` has). This training set has columns {names}."
         )
+
+
+def pair_columns(dataset) -> tuple[list, list]:
+    """Each pair's source and target token ids: the `input_ids` and the token-sequence `labels` of a seq2seq set."""
+    check_pair_columns(dataset)
     return list(read_column(dataset, "input_ids")), list(read_column(dataset, "labels"))
 
 

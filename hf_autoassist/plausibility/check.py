@@ -5,7 +5,7 @@ import torch
 from accelerate.utils import broadcast
 from transformers.utils import logging
 
-from . import METHODS, Plausibility, plausibility_for
+from . import METHODS, Plausibility, check_pair_columns, plausibility_for
 
 logger = logging.get_logger(__name__)
 
@@ -51,6 +51,7 @@ class PlausibilityCheck:
         when no method is set."""
         if self.method is None:
             return None, None
+        check_pair_columns(dataset)  # on every rank: one that stopped alone would leave the others waiting
         plausibility = None
         flagged = torch.zeros(len(dataset), dtype=torch.bool)
         if accelerator.is_main_process:
@@ -59,12 +60,6 @@ class PlausibilityCheck:
             )
             flagged = plausibility.flagged
             summary = plausibility.summary()
-            if flagged.all():
-                raise ValueError(
-                    f"The plausibility check ({self.method}) flagged every one of the {len(dataset)} training "
-                    "instances: their sides do not match at all (a wrong `labels` column?). Check the data, or unset "
-                    "`autoassist_plausibility`."
-                )
             logger.warning(
                 f"Plausibility ({self.method}): {summary['flagged']} of {len(dataset)} training instances flagged "
                 f"({summary['flagged_fraction']:.1%}; the mixture's implausible share "
@@ -72,4 +67,10 @@ class PlausibilityCheck:
             )
         if accelerator.num_processes > 1:
             flagged = broadcast(flagged.to(torch.uint8).to(accelerator.device), from_process=0).cpu().bool()
+        if flagged.all():  # after the broadcast, so that every rank stops
+            raise ValueError(
+                f"The plausibility check ({self.method}) flagged every one of the {len(dataset)} training instances: "
+                "their sides do not match at all (a wrong `labels` column?). Check the data, or unset "
+                "`autoassist_plausibility`."
+            )
         return plausibility, flagged

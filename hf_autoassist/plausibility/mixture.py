@@ -3,8 +3,8 @@
 Scores of plausible instances have no known shape, but the scores of implausible ones do: re-pairing an input with
 another instance's target (or label) makes an instance that does not fit, and its score, taken the same way, is a
 sample of what an implausible instance scores. The scores are then a two-component mixture whose implausible part is
-known (a kernel density of that null sample) and whose plausible part is fitted (a Gaussian), with EM over the
-mixing share alone. On clean data the share goes to zero and nothing is flagged; the posterior of each instance says
+known (a kernel density of that null sample, held fixed) and whose plausible part is fitted (a Gaussian): EM moves the
+mixing share and the Gaussian only. On clean data the share goes to zero and nothing is flagged; the posterior of each instance says
 how sure the flag is. This is only calibrated when no score comes from a model that trained on its own instance
 (cross-fitting, `pairs.py`): a model that memorised a misaligned pair scores it above the null.
 """
