@@ -148,12 +148,23 @@ def class_ids(dataset: Dataset) -> torch.Tensor | None:
 
 
 def token_lists(dataset: Dataset, column: str) -> list[list[int]]:
-    return [list(map(int, row)) for row in read_column(dataset, column)]
+    """Each row's token ids as one list; a row of several sequences (a multiple-choice instance's choices) is
+    concatenated."""
+    return [_flat_ints(row) for row in read_column(dataset, column)]
+
+
+def _flat_ints(row) -> list[int]:
+    if len(row) and np.ndim(row[0]) > 0:
+        return [token for item in row for token in _flat_ints(item)]
+    return list(map(int, row))
 
 
 def labels_are_sequences(dataset: Dataset) -> bool:
-    """Seq2seq labels are token lists; classification labels are one int."""
+    """Seq2seq (and token classification) labels are lists of ids; classification labels are one int, regression and
+    multi-label rows hold floats."""
     first = dataset[0]["labels"]
     if getattr(first, "ndim", None) == 0:  # a 0-d tensor or numpy scalar (a "torch" or "numpy" format) has __len__
         return False
-    return hasattr(first, "__len__") and not isinstance(first, str)
+    if not hasattr(first, "__len__") or isinstance(first, str):
+        return False
+    return len(first) == 0 or np.asarray(first).dtype.kind in "iu"

@@ -12,8 +12,33 @@ from typing import NamedTuple
 import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
-from .losses import per_instance_loss_terms
+from .losses import infer_problem_type, per_instance_loss_terms
 from .single_pass import SinglePassLoss
+
+
+def predictions_of(outputs) -> torch.Tensor | None:
+    """The model's predictions in its outputs, as the Trainer's `prediction_step` finds them: `logits`, else the
+    first tensor that is not the loss (a dict's `"loss"`, or a tuple's first item when the model computed one).
+
+    Example:
+        >>> predictions_of((torch.tensor(0.5), torch.ones(2)))  # (loss, predictions)
+        tensor([1., 1.])
+        >>> predictions_of({"output": torch.zeros(2), "loss": torch.tensor(1.0)})
+        tensor([0., 0.])
+    """
+    if torch.is_tensor(outputs):
+        return outputs
+    if isinstance(outputs, dict):  # `ModelOutput` too
+        if outputs.get("logits") is not None:
+            return outputs["logits"]
+        tensors = [value for key, value in outputs.items() if key != "loss" and torch.is_tensor(value)]
+    elif isinstance(outputs, (tuple, list)):
+        tensors = [value for value in outputs if torch.is_tensor(value)]
+        if len(tensors) > 1 and tensors[0].dim() == 0:  # a scalar first: the loss
+            tensors = tensors[1:]
+    else:
+        return None
+    return tensors[0] if tensors else None
 
 
 class InstanceLosses(NamedTuple):
@@ -100,18 +125,24 @@ class InstanceLossReader:
         if self.per_instance_loss_fn is not None:
             losses = self.per_instance_loss_fn(outputs, labels)
             return losses, torch.ones_like(losses)
-        logits = outputs.get("logits") if isinstance(outputs, dict) else None
+        logits = predictions_of(outputs)
         if logits is None or labels is None:
             keys = list(outputs.keys()) if isinstance(outputs, dict) else type(outputs).__name__
             raise ValueError(
-                "AutoAssist learns from one Boss loss per instance, computed from the model's `logits` and the "
-                f"batch's `labels`, but the model returned {keys} and the batch "
-                f"{'has' if labels is not None else 'has no'} `labels`. Pass `per_instance_loss_fn=` "
-                "(outputs, labels -> (batch,) losses) to the trainer, or set `autoassist_strategy='none'`."
+                "AutoAssist learns from one Boss loss per instance, computed from the model's predictions (`logits`, "
+                "or the first tensor of its outputs other than the loss) and the batch's `labels`, but the model "
+                f"returned {keys} and the batch {'has' if labels is not None else 'has no'} `labels`. Pass "
+                "`per_instance_loss_fn=` (outputs, labels -> (batch,) losses) to the trainer, or set "
+                "`autoassist_strategy='none'`."
             )
-        return per_instance_loss_terms(
-            logits, labels, label_smoothing=self.label_smoothing, shift_labels=self.is_causal_lm(model)
+        config = getattr(self.base_model(model), "config", None)
+        problem_type = getattr(config, "problem_type", None) or infer_problem_type(
+            logits, labels, getattr(config, "num_labels", None)
         )
+        return per_instance_loss_terms(
+            logits, labels, label_smoothing=self.label_smoothing, shift_labels=self.is_causal_lm(model),
+            problem_type=problem_type,
+        )  # fmt: skip
 
     def is_causal_lm(self, model) -> bool:
         """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM; found once

@@ -56,12 +56,6 @@ def test_pixel_assistant_on_text_names_the_column_and_the_other_assistant():
         build_assistant("pixels", text)
 
 
-def test_a_dataset_no_assistant_can_read_asks_for_one(tmp_path):
-    tabular = datasets.Dataset.from_dict({"features": [[0.1, 0.2]] * 16, "labels": [0, 1] * 8})
-    with pytest.raises(ValueError, match="could not pick an Assistant.*pass `assistant=`"):
-        build_assistant("auto", tabular)
-
-
 def test_custom_assistant_built_for_another_training_set_is_refused(tmp_path):
     other = PixelAssistant(torch.zeros(10, 1, 28, 28))
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, max_steps=2), train_dataset=images(), assistant=other)

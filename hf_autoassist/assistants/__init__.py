@@ -2,6 +2,7 @@
 
 from .base import Assistant
 from .factory import build_assistant, resolve_assistant_name
+from .label_bias import LabelBiasAssistant
 from .memory import WithLossMemory
 from .pixels import PixelAssistant
 from .tokens import BagOfTokensAssistant
@@ -11,6 +12,7 @@ __all__ = [
     "Assistant",
     "AssistantWorker",
     "BagOfTokensAssistant",
+    "LabelBiasAssistant",
     "PixelAssistant",
     "WithLossMemory",
     "build_assistant",

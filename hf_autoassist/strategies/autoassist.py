@@ -2,7 +2,7 @@
 
 import torch
 
-from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant
+from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant, resolve_assistant_name
 from ..assistants.labels import build_label_rule
 from ..assistants.worker import check_worker_options
 from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, scaled_to_target
@@ -101,6 +101,13 @@ class AutoAssistSelection(SelectionStrategy):
                     "'learnable'` reads the irreducible losses of sequences in ranks."
                 )
         if assistant is None:
+            if not self.memory and resolve_assistant_name(self.assistant_name, dataset) == "loss_memory":
+                raise ValueError(
+                    "The training set has neither images (`pixel_values`) nor token ids (`input_ids`), so the "
+                    "Assistant reads only each instance's last losses (`autoassist_assistant='loss_memory'`), which "
+                    "the loss memory keeps: set `autoassist_assistant_memory=True`, or pass `assistant=` (an "
+                    "`hf_autoassist.assistants.Assistant`) to the trainer."
+                )
             assistant = build_assistant(self.assistant_name, dataset, pool_size=self.pool_size, token_dim=self.token_dim)
             if self.memory:
                 assistant = WithLossMemory(
