@@ -16,7 +16,7 @@ from .strategies import STRATEGY_CLASSES
 logger = logging.get_logger(__name__)
 
 STRATEGIES = ("autoassist", "random", "infobatch", "none")
-ASSISTANTS = ("auto", "pixels", "bag_of_tokens", "loss_memory")
+ASSISTANTS = ("auto", "pixels", "bag_of_tokens", "boss_features", "loss_memory")
 
 
 @dataclass
@@ -88,9 +88,10 @@ class AutoAssistArguments:
     autoassist_assistant: str = field(
         default="auto",
         metadata={
-            "help": "Model that scores instances: 'pixels', 'bag_of_tokens', 'loss_memory' (no input read: each "
-            "instance's last losses and its class, for any modality), or 'auto' to pick from the dataset's columns "
-            "(pixel_values -> pixels, input_ids -> bag_of_tokens, anything else -> loss_memory).",
+            "help": "Model that scores instances: 'pixels', 'bag_of_tokens', 'boss_features' (the Boss's own "
+            "representation, the input of its output head, recorded in the training forward), 'loss_memory' (only "
+            "each instance's last losses and its class), or 'auto' to pick from the dataset's columns (pixel_values "
+            "-> pixels, input_ids -> bag_of_tokens, anything else -> boss_features).",
             "choices": list(ASSISTANTS),
         },
     )

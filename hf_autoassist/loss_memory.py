@@ -4,12 +4,13 @@ import torch
 
 
 def latest_across_ranks(accelerator, values: torch.Tensor, clocks: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Per instance, `values` and `clocks` of the rank whose clock for it is the largest (a collective call)."""
+    """Per instance, `values` (`(N,)` or `(N, ...)`) and `clocks` (`(N,)`) of the rank whose clock for it is the
+    largest (a collective call)."""
     device = accelerator.device
     all_values = accelerator.gather(values.to(device)[None]).cpu()  # (num_processes, N)
     all_clocks = accelerator.gather(clocks.to(device)[None]).cpu()
-    latest = all_clocks.argmax(dim=0, keepdim=True)
-    return all_values.gather(0, latest).squeeze(0), all_clocks.gather(0, latest).squeeze(0)
+    latest, instances = all_clocks.argmax(dim=0), torch.arange(all_clocks.shape[1])
+    return all_values[latest, instances], all_clocks[latest, instances]  # `values` may be (N, ...) rows
 
 
 class LossMemory:

@@ -12,6 +12,7 @@ from typing import NamedTuple
 import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+from .head_features import HeadInputRecorder
 from .losses import infer_problem_type, per_instance_loss_terms
 from .single_pass import SinglePassLoss
 
@@ -48,12 +49,15 @@ class InstanceLosses(NamedTuple):
     sums, counts (`torch.Tensor`): `(batch,)` each instance's summed loss terms and how many (target tokens; 1 for a
         class label). `sums` keeps its graph only when asked (`keep_graph=True`, to rebuild a weighted loss).
     outputs: the model's outputs of the same forward.
+    features (`torch.Tensor`, *optional*): `(batch, F)` the Boss's own features of each instance, when recorded
+        (`record_features`).
     """
 
     loss: torch.Tensor
     sums: torch.Tensor
     counts: torch.Tensor
     outputs: object
+    features: torch.Tensor | None = None
 
     @property
     def per_instance(self) -> torch.Tensor:
@@ -91,6 +95,13 @@ class InstanceLossReader:
         self.per_instance_loss_fn = per_instance_loss_fn
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
         self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `is_causal_lm`
+        self.recorder: HeadInputRecorder | None = None  # the Boss's features, for an Assistant that reads them
+
+    def record_features(self, enabled: bool) -> None:
+        """Whether each read also gives the Boss's features of its instances (the input of its output head)."""
+        if self.recorder is not None:
+            self.recorder.close()  # no hook outlives the run that wanted it
+        self.recorder = HeadInputRecorder() if enabled else None
 
     def reset(self, process_scale: int = 1, single_pass: bool = True) -> None:
         """A new `train()`: the model, the arguments or the trainer's loss function may have changed; the single pass
@@ -105,16 +116,22 @@ class InstanceLossReader:
         labels = inputs.get("labels")  # kept aside: a label smoother or `compute_loss_func` pops it
         shift = labels is not None and self.is_causal_lm(model)
         single_pass = self.single_pass
+        if self.recorder is not None:
+            self.recorder.attach(self.base_model(model))
         if single_pass.applies(labels, num_items_in_batch, shift):  # one cross entropy: the loss from the terms
             outputs = single_pass.forward(model, inputs)
             sums, counts = self.terms(model, outputs, labels)
-            return InstanceLosses(single_pass.loss(sums, counts, num_items_in_batch), sums, counts, outputs)
+            loss = single_pass.loss(sums, counts, num_items_in_batch)
+            return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
         loss, outputs = self.loss_and_outputs(model, inputs, num_items_in_batch)
         with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
             sums, counts = self.terms(model, outputs, labels)
         if single_pass.should_check(labels, num_items_in_batch, shift):
             single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
-        return InstanceLosses(loss, sums, counts, outputs)
+        return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
+
+    def _features(self, labels) -> torch.Tensor | None:
+        return None if self.recorder is None or labels is None else self.recorder.pop(len(labels))
 
     def loss_and_outputs(self, model, inputs: dict, num_items_in_batch):
         """The Trainer's loss and the outputs of the same forward pass."""

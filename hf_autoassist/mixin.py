@@ -90,6 +90,7 @@ class AutoAssistMixin:
         finally:
             if self.selection_run is not None:
                 self.selection_run.close()  # also when training fails: no thread outlives its run
+            self.loss_reader.record_features(False)  # nor a hook on the model
         if self.args.writes_report and self.is_world_process_zero():
             self.selection_run.write_report(self.args.output_dir)
         return result
@@ -119,6 +120,7 @@ class AutoAssistMixin:
             self.args, self.accelerator, dataset, self._train_batch_size, lambda: self.state.global_step,
             self._replan, self._log_to_integrations, self._user_assistant, irreducible,
         )  # fmt: skip
+        self.loss_reader.record_features(self.selection_run.reads_boss_features)
         loader = selection_dataloader(dataset, self.selection_run.sampler, collator, self.args)
         return self.accelerator.prepare(loader)
 
@@ -187,7 +189,7 @@ class AutoAssistMixin:
         if weights is not None:  # weight
             loss = reweighted_loss(loss, read.sums, read.counts, weights.to(read.sums.device))
         if run.observes_losses:  # observe
-            run.observe(indices, read.per_instance, self.state.global_step)
+            run.observe(indices, read.per_instance, self.state.global_step, read.features)
         return (loss, read.outputs) if return_outputs else loss
 
     def autoassist_metrics(self) -> dict[str, float]:

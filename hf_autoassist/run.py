@@ -160,9 +160,18 @@ class SelectionRun:
         weights = self.epoch_selection.loss_weights
         return None if weights is None else weights[indices.cpu()]
 
-    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int) -> None:
-        """One Boss loss per trained instance, `(B,)`, from the step's own forward."""
-        self.strategy.observe(indices, losses, global_step)
+    @property
+    def reads_boss_features(self) -> bool:
+        """Whether the Assistant learns from the Boss's own features of each trained instance."""
+        return self.assistant is not None and self.assistant.reads_boss_features
+
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None) -> None:
+        """One Boss loss per trained instance, `(B,)`, from the step's own forward (and the Boss's features of them,
+        `(B, F)`, when `reads_boss_features`)."""
+        if features is None:  # as strategies written before features were recorded are called
+            self.strategy.observe(indices, losses, global_step)
+        else:
+            self.strategy.observe(indices, losses, global_step, features)
 
     def metrics(self) -> dict[str, float]:
         metrics = {"autoassist/kept_fraction": round(self.sampler.kept_fraction, 4), **self.strategy.metrics()}

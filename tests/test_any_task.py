@@ -15,7 +15,10 @@ from transformers import (
 )  # fmt: skip
 
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
-from hf_autoassist.assistants import LabelBiasAssistant, WithLossMemory, build_assistant, resolve_assistant_name
+from hf_autoassist.assistants import (
+    BossFeatureAssistant, LabelBiasAssistant, WithLossMemory, build_assistant, resolve_assistant_name,
+)  # fmt: skip
+from hf_autoassist.head_features import HeadInputRecorder
 from hf_autoassist.loss_reader import predictions_of
 from hf_autoassist.losses import infer_problem_type, per_instance_loss
 
@@ -112,7 +115,9 @@ def test_regression_autoassist_reads_squared_errors_and_learns_which_to_skip(tmp
     trainer = AutoAssistTrainer(model=Regression(as_dict), args=args(tmp_path, autoassist_strategy="autoassist"),
                                 train_dataset=RegressionSet())  # fmt: skip
     trainer.train()
-    assert trainer.selection_run.assistant.base.__class__ is LabelBiasAssistant  # no pixels, no token ids
+    # no pixels, no token ids: the Boss's features, and this model has no linear head to record them from
+    assert isinstance(trainer.selection_run.assistant.base, BossFeatureAssistant)
+    assert trainer.selection_run.assistant.base.recorded == 0
     assert trainer.loss_reader.single_pass.verified is True  # the MSE rebuilt from the per-instance terms
     assert min(trainer.kept_fractions.values()) < 1.0
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -164,10 +169,10 @@ def test_every_standard_head_trains_with_its_own_loss_rebuilt_per_instance(tmp_p
     torch.testing.assert_close((read.sums.sum() / read.counts.sum()).detach(), read.loss.detach())
 
 
-def test_a_set_with_neither_images_nor_tokens_gets_the_loss_memory_assistant():
+def test_a_set_with_neither_images_nor_tokens_gets_the_boss_features():
     tabular = datasets.Dataset.from_dict({"features": [[0.1, 0.2]] * 16, "labels": [0, 1] * 8})
-    assert resolve_assistant_name("auto", tabular) == "loss_memory"
-    assistant = build_assistant("auto", tabular)
+    assert resolve_assistant_name("auto", tabular) == "boss_features"
+    assistant = build_assistant("loss_memory", tabular)
     assert isinstance(assistant, LabelBiasAssistant) and assistant.labels.tolist() == [0, 1] * 8
     # it learns its class bias in closed form, as the others do
     memory = WithLossMemory(assistant)
@@ -177,6 +182,66 @@ def test_a_set_with_neither_images_nor_tokens_gets_the_loss_memory_assistant():
 
 def test_the_loss_memory_assistant_without_the_memory_says_what_to_set(tmp_path):
     trainer = AutoAssistTrainer(model=Regression(), args=args(tmp_path, autoassist_strategy="autoassist",
-                                autoassist_assistant_memory=False), train_dataset=RegressionSet())  # fmt: skip
+                                autoassist_assistant="loss_memory", autoassist_assistant_memory=False),
+                                train_dataset=RegressionSet())  # fmt: skip
     with pytest.raises(ValueError, match="neither images.*autoassist_assistant_memory=True"):
         trainer.train()
+
+
+class TabularClassifier(nn.Module):
+    """An MLP whose last layer is the head the features are read from; class 1 when x0 + x1 > 0."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.body, self.head = nn.Sequential(nn.Linear(4, 16), nn.Tanh()), nn.Linear(16, 2)
+
+    def forward(self, features, labels=None):
+        logits = self.head(self.body(features))
+        return {"logits": logits} if labels is None else {"loss": nn.functional.cross_entropy(logits, labels), "logits": logits}
+
+
+def tabular(n=96, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, 4)).astype(np.float32)
+    return datasets.Dataset.from_dict({"features": x, "labels": (x[:, 0] + x[:, 1] > 0).astype(np.int64)}).with_format("torch")
+
+
+def test_the_boss_features_are_its_head_input_recorded_in_the_training_forward(tmp_path):
+    dataset = tabular()
+    trainer = AutoAssistTrainer(model=TabularClassifier(), args=args(tmp_path, autoassist_strategy="autoassist"),
+                                train_dataset=dataset)  # fmt: skip
+    trainer.train()
+    assistant = trainer.selection_run.assistant.base
+    assert isinstance(assistant, BossFeatureAssistant)
+    assert bool((assistant.feature_clock >= 0).all()), "every instance was trained on in the warmup epoch"
+    assert assistant.linear.weight.abs().sum() > 0, "the Assistant learned from the features"
+    model = trainer.model.train()
+    assert not model.head._forward_pre_hooks and trainer.loss_reader.recorder is None  # no hook left behind
+    # a read gives the head's input, projected as the recorder projects it
+    reader = trainer.loss_reader
+    reader.record_features(True)
+    batch = dataset[:8]
+    read = reader(model, batch)
+    torch.testing.assert_close(read.features, model.body(batch["features"]).detach() @ reader.recorder._projection)
+    # and the Assistant stored those of the last batches, one optimizer step older
+    last = assistant.feature_clock.argsort()[-8:]
+    now = reader(model, dataset[last.tolist()]).features
+    assert torch.corrcoef(torch.stack([now.flatten(), assistant.features[last].flatten()]))[0, 1] > 0.99
+    reader.record_features(False)
+
+
+def test_the_recorder_pools_tokens_and_choices_per_instance():
+    recorder = HeadInputRecorder(dim=4)
+    head = nn.Linear(6, 3)
+    recorder.attach(nn.Sequential(nn.Identity(), head))
+    hidden = torch.randn(2, 5, 6)  # (B, T, H) as a token head reads it
+    head(hidden)
+    features = recorder.pop(2)
+    assert features.shape == (2, 4)
+    torch.testing.assert_close(features, hidden.mean(1) @ recorder._projection)
+    head(torch.randn(6, 6))  # (B * choices, H): 3 choices of 2 instances
+    assert recorder.pop(2).shape == (2, 4) and recorder.pop(2) is None  # popped once
+    head.eval()
+    head(hidden)
+    assert recorder.pop(2) is None  # evaluation forwards are not recorded

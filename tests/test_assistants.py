@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hf_autoassist.assistants import (
-    AssistantWorker, BagOfTokensAssistant, LabelBiasAssistant, PixelAssistant, WithLossMemory, build_assistant,
+    AssistantWorker, BagOfTokensAssistant, BossFeatureAssistant, PixelAssistant, WithLossMemory, build_assistant,
 )  # fmt: skip
 from hf_autoassist.assistants.base import Assistant, logit_gradients
 from hf_autoassist.assistants.labels import batch_ranks
@@ -115,8 +115,8 @@ def test_auto_picks_the_assistant_from_the_columns():
     text = datasets.Dataset.from_dict({"input_ids": [[1, 2], [3]], "labels": [[4], [5, 6]]})
     assert isinstance(build_assistant("auto", images), PixelAssistant)
     assert isinstance(build_assistant("auto", text), BagOfTokensAssistant)
-    # anything else (tabular, audio, raw text): only the label bias, for the loss memory to extend
-    assert isinstance(build_assistant("auto", datasets.Dataset.from_dict({"text": ["a"]})), LabelBiasAssistant)
+    # anything else (tabular, audio, raw text): the Boss's own features, recorded as it trains
+    assert isinstance(build_assistant("auto", datasets.Dataset.from_dict({"text": ["a"]})), BossFeatureAssistant)
 
 
 @pytest.mark.parametrize("shape", [(1, 6, 6), (6, 6)])

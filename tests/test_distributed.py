@@ -36,9 +36,10 @@ def launch(launcher: str, output_dir, options: dict) -> list[dict]:
     [("accelerate", {}), ("accelerate", {"accelerator_config": {"dispatch_batches": True}}),
      ("accelerate", {"accelerator_config": {"split_batches": True}}),
      ("accelerate", {"autoassist_strategy": "random"}), ("accelerate", {"autoassist_strategy": "infobatch"}),
-     ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2}), ("accelerate", {"pairs": True, "autoassist_strategy": "random"})],
+     ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2}), ("accelerate", {"pairs": True, "autoassist_strategy": "random"}),
+     ("accelerate", {"autoassist_assistant": "boss_features"})],
     ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation",
-         "plausibility"],
+         "plausibility", "boss_features"],
 )  # fmt: skip
 def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launcher, options):
     strategy = options.get("autoassist_strategy", "autoassist")
@@ -52,6 +53,8 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
     trainable = 600 - len(ranks[0]["flagged"] or [])  # all but what the plausibility check flagged
     if strategy == "autoassist":  # rank 0 decides from a memory that holds both ranks' losses
         assert ranks[0]["memory_seen"] >= trainable - trainable % batch_per_round
+    if options.get("autoassist_assistant") == "boss_features":  # and both ranks' Boss features
+        assert ranks[0]["features_seen"] >= trainable - trainable % batch_per_round
     if options.get("pairs"):  # the main process's flags, on both ranks, in no epoch's selection
         assert ranks[0]["flagged"] and ranks[0]["flagged"] == ranks[1]["flagged"]
         assert all(not set(kept) & set(ranks[0]["flagged"]) for kept in ranks[0]["kept"].values())

@@ -27,6 +27,8 @@ class Assistant(nn.Module):
     """
 
     num_instances: int
+    # whether it learns from the Boss's own features of each trained instance (`record_features(indices, (B, F))`)
+    reads_boss_features: bool = False
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

@@ -8,6 +8,7 @@ from ..columns import (
     class_ids, column_names, image_column, labels_are_sequences, pooled_images, read_column, token_lists,
 )  # fmt: skip
 from .base import Assistant
+from .boss_features import BossFeatureAssistant
 from .label_bias import LabelBiasAssistant
 from .pixels import PixelAssistant
 from .tokens import BagOfTokensAssistant
@@ -15,8 +16,8 @@ from .tokens import BagOfTokensAssistant
 
 def resolve_assistant_name(name: str, dataset: Dataset) -> str:
     """`"auto"` becomes `"pixels"` for a `pixel_values` (or image) column, `"bag_of_tokens"` for `input_ids`, and
-    `"loss_memory"` for any other set (tabular, audio, regression): that one reads no input, only what each
-    training step tells it (the loss memory) and the class label when there is one."""
+    `"boss_features"` for any other set (tabular, audio, regression): that one reads no input, only what each
+    training step tells it (the Boss's own representation, and the loss memory around it) and the class label."""
     if name != "auto":
         return name
     columns = column_names(dataset)
@@ -24,7 +25,7 @@ def resolve_assistant_name(name: str, dataset: Dataset) -> str:
         return "pixels"
     if "input_ids" in columns:
         return "bag_of_tokens"
-    return "loss_memory"
+    return "boss_features"
 
 
 # what each Assistant reads, and what to do when the column is missing
@@ -40,12 +41,17 @@ REQUIRED_COLUMNS = {
 
 def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: int = 1) -> Assistant:
     """Reads the features that `name` needs for every instance of `dataset` and builds the Assistant (for
-    `"loss_memory"` only its label bias: the caller wraps it in `WithLossMemory`)."""
+    `"loss_memory"` only its label bias: the caller wraps it in `WithLossMemory`; `"boss_features"` fills its
+    features as the Boss trains)."""
     name = resolve_assistant_name(name, dataset)
     if name == "loss_memory":
         return LabelBiasAssistant(len(dataset), class_ids(dataset))
+    if name == "boss_features":
+        return BossFeatureAssistant(len(dataset), class_ids(dataset))
     if name not in REQUIRED_COLUMNS:
-        raise ValueError(f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens', 'loss_memory' or 'auto'.")
+        raise ValueError(
+            f"Unknown Assistant {name!r}; choose 'pixels', 'bag_of_tokens', 'boss_features', 'loss_memory' or 'auto'."
+        )
     column, fix = REQUIRED_COLUMNS[name]
     columns = column_names(dataset)
     if name == "pixels" and image_column(dataset) is not None:

@@ -159,10 +159,24 @@ class WithLossMemory(Assistant):
         self.last_clock[indices] = self.clock
         self.clock += len(indices)
 
+    @property
+    def reads_boss_features(self) -> bool:
+        return self.base.reads_boss_features
+
+    @torch.no_grad()
+    def record_features(self, indices: torch.Tensor, features: torch.Tensor) -> None:
+        """The Boss's features of a trained batch, for a base Assistant that reads them."""
+        record = getattr(self.base, "record_features", None)
+        if record is not None:
+            record(indices, features)
+
     @torch.no_grad()
     def merge(self, accelerator) -> None:
         """Per instance, the entry of the rank that saw it last (a collective call: every rank must make it). Each
         rank's clock counts the instances it learned from; with equal shards they advance alike."""
+        base_merge = getattr(self.base, "merge", None)
+        if base_merge is not None:
+            base_merge(accelerator)
         if accelerator.num_processes > 1:
             if self.track_decline:  # with the clocks as they are, before they are merged
                 self.last_decline.copy_(latest_across_ranks(accelerator, self.last_decline, self.last_clock)[0])

@@ -87,18 +87,19 @@ class AssistantWorker:
             self._thread.start()
 
     # ---- what the Boss calls -------------------------------------------------------------------------------------
-    def submit(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
-        """Hands one batch of Boss losses, `(B,)` each, to the Assistant."""
+    def submit(self, indices: torch.Tensor, losses: torch.Tensor, features: torch.Tensor | None = None) -> None:
+        """Hands one batch of Boss losses, `(B,)` each, to the Assistant, with the Boss's features of the batch,
+        `(B, F)`, for an Assistant that reads them (`record_features`)."""
         self.raise_if_failed()
         indices, losses = indices.detach().long().cpu(), losses.detach().float().cpu()
         self.seen += len(indices)
         if self.synchronous:
-            self._train(indices, losses)
+            self._train(indices, losses, features)
             return
         with self.wakeup:
             if len(self.queue) == self.queue.maxlen:
                 self.dropped += len(self.queue[0][0])
-            self.queue.append((indices, losses))
+            self.queue.append((indices, losses, features))
             self._idle = False
             self.wakeup.notify()
 
@@ -221,9 +222,9 @@ class AssistantWorker:
                     self._idle = True
                     self.wakeup.notify_all()
                     return
-                indices, losses = self.queue.popleft()
+                indices, losses, features = self.queue.popleft()
             try:
-                self._train(indices, losses)
+                self._train(indices, losses, features)
             except BaseException as error:  # re-raised in the training process by raise_if_failed
                 with self.wakeup:
                     self.error = error
@@ -254,7 +255,7 @@ class AssistantWorker:
         self._accuracy_updates += 1
         self.trained += len(indices)
 
-    def _train(self, indices: torch.Tensor, losses: torch.Tensor) -> None:
+    def _train(self, indices: torch.Tensor, losses: torch.Tensor, features: torch.Tensor | None = None) -> None:
         start, start_cpu = time.perf_counter(), time.thread_time()
         with self.lock:
             labelled, targets = self.label_rule.label(indices, losses, self.assistant)
@@ -263,5 +264,8 @@ class AssistantWorker:
             remember = getattr(self.assistant, "remember", None)
             if remember is not None:  # an Assistant with a loss memory: after the prediction it learned from
                 remember(indices, losses)
+            record = getattr(self.assistant, "record_features", None)
+            if record is not None and features is not None:  # likewise the Boss's features
+                record(indices, features)
         self.train_seconds += time.perf_counter() - start
         self.train_cpu_seconds += time.thread_time() - start_cpu

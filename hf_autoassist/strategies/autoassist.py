@@ -144,8 +144,8 @@ class AutoAssistSelection(SelectionStrategy):
         keep = sample_keep_mask(probs, generator)
         return Selection(keep, inverse_probability_weights(probs) if self.reweights else None)
 
-    def observe(self, indices, losses, step):
-        self.worker.submit(indices, losses)
+    def observe(self, indices, losses, step, features=None):
+        self.worker.submit(indices, losses, features)
 
     def state_dict(self):
         return {"worker": self.worker.state_dict()}

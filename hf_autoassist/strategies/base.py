@@ -56,8 +56,9 @@ class SelectionStrategy:
         """The decision for one shrunk epoch. `selecting_epoch` counts the shrunk epochs from 0."""
         raise NotImplementedError
 
-    def observe(self, indices: torch.Tensor, losses: torch.Tensor, step: int) -> None:
-        """One Boss loss per trained instance, `(B,)` each, from the step's own forward pass."""
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor, step: int, features=None) -> None:
+        """One Boss loss per trained instance, `(B,)` each, from the step's own forward pass, and the Boss's features
+        of them, `(B, F)`, when the run records them (`reads_boss_features`)."""
 
     def state_dict(self) -> dict:
         return {}

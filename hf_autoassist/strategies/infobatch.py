@@ -81,7 +81,7 @@ class InfoBatchSelection(SelectionStrategy):
             self.memory.loss[candidates], self.memory.seen[candidates], self.prune_ratio, generator
         )
 
-    def observe(self, indices, losses, step):
+    def observe(self, indices, losses, step, features=None):
         self.memory.update(indices, losses, step)
 
     def state_dict(self):
