@@ -226,6 +226,17 @@ class IrreducibleLossModel:
         return torch.cat(losses), hits, terms, num_classes
 
 
+def irreducible_losses_for_run(
+    args, boss, is_causal_lm, model_init, dataset, collator, is_main_process: bool, resume_from: str | None
+) -> IrreducibleLosses | None:
+    """[`irreducible_losses_for`] a training run whose options read them (`args.needs_irreducible_losses`), with
+    models like the Boss (`IrreducibleLossModel`); None for the others."""
+    if not args.needs_irreducible_losses:
+        return None
+    model = IrreducibleLossModel(args, boss, is_causal_lm, model_init)
+    return irreducible_losses_for(model, dataset, collator, is_main_process, resume_from)
+
+
 def load_cached(path: str, fingerprint: str) -> IrreducibleLosses | None:
     """The losses in `path` if it was written for this data and these settings, else None (with a warning)."""
     if not os.path.isfile(path):

@@ -2,14 +2,13 @@
 
 It overrides narrow hooks only, each delegating to the run's selection (`run.py`) or to the loss reader
 (`loss_reader.py`): the training DataLoader (index-carrying dataset, shrinking batch sampler), `training_step` /
-`compute_loss` (per-instance losses from the training forward pass), `_run_epoch` (the real epoch length and a
-re-planned schedule), checkpoints and `log`. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
+`compute_loss` (per-instance losses from the training forward pass), `_run_epoch` (the real epoch length),
+checkpoints and `log`; the hooks for epochs of varying length (`max_steps`, the re-planned LR schedule) come from
+`schedule.VaryingEpochsMixin`. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
 """
 
 import os
-import sys
 
-from torch.optim.lr_scheduler import LambdaLR
 from transformers.data.data_collator import default_data_collator
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import is_datasets_available, logging
@@ -18,11 +17,11 @@ from .checkpoint import save_state
 from .config import AutoAssistArguments, check_arguments
 from .data import INDEX_KEY, check_training_set, selection_dataloader
 from .diagnostics import log_to_integrations
-from .irreducible import IrreducibleLossModel, irreducible_losses_for
+from .irreducible import irreducible_losses_for_run
 from .loss_reader import InstanceLossReader
 from .losses import reweighted_loss
 from .run import SelectionRun
-from .schedule import InEpochProgress, fast_forward, resize_progress_bars
+from .schedule import InEpochProgress, VaryingEpochsMixin
 
 if is_datasets_available():
     import datasets
@@ -30,7 +29,7 @@ if is_datasets_available():
 logger = logging.get_logger(__name__)
 
 
-class AutoAssistMixin:
+class AutoAssistMixin(VaryingEpochsMixin):
     """Adds AutoAssist (Zhang, Yu & Dhillon, NeurIPS 2019) to a `transformers.Trainer` subclass.
 
     Extra keyword arguments:
@@ -60,7 +59,6 @@ class AutoAssistMixin:
         super().__init__(*args, **kwargs)
         check_arguments(self.args, type(self).__name__, self.config_class)
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
-        self._user_lr_scheduler = self.lr_scheduler is not None  # passed in `optimizers=`: never rebuilt
         self.irreducible_model_init = irreducible_model_init
         self.loss_reader = self.loss_reader_class(
             super().compute_loss, self.accelerator.unwrap_model, self.args.label_smoothing_factor, per_instance_loss_fn,
@@ -111,55 +109,33 @@ class AutoAssistMixin:
             self.accelerator.num_processes // self.get_tp_size() if scaled else 1,
             single_pass=self.single_pass_loss and self.compute_loss_func is None,
         )
-        # each instance's loss under models that never saw it, when the options read them
-        irreducible = None if not self.args.needs_irreducible_losses else irreducible_losses_for(
-            IrreducibleLossModel(self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init),
-            dataset, collator, self.is_world_process_zero(), self._resume_from,
+        irreducible = irreducible_losses_for_run(  # each instance's loss under models that never saw it, if read
+            self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init, dataset, collator,
+            self.is_world_process_zero(), self._resume_from,
         )  # fmt: skip
+
+        def report(metrics):  # the state and control the Trainer holds when the epoch is recorded
+            log_to_integrations(self.callback_handler.callbacks, self.args, self.state, self.control, metrics)
+
         self.selection_run = SelectionRun(
             self.args, self.accelerator, dataset, self._train_batch_size, lambda: self.state.global_step,
-            self._replan, self._log_to_integrations, self._user_assistant, irreducible,
+            self._replan, report if self.is_world_process_zero() else None, self._user_assistant, irreducible,
         )  # fmt: skip
         self.loss_reader.record_features(self.selection_run.reads_boss_features)
         loader = selection_dataloader(dataset, self.selection_run.sampler, collator, self.args)
         return self.accelerator.prepare(loader)
-
-    def _replan(self, total_steps: int) -> None:
-        """A new total of optimizer steps: the state, the LR schedule and the progress bar follow it."""
-        self.state.max_steps = total_steps
-        # rebuilt even when the total did not change: one loaded from a checkpoint lost the plan it was built for
-        if isinstance(self.lr_scheduler, LambdaLR) and not self._user_lr_scheduler:
-            self.lr_scheduler = None  # `create_scheduler` builds one only where there is none
-            self.create_scheduler(num_training_steps=total_steps, optimizer=self.optimizer)
-            fast_forward(self.lr_scheduler, self.state.global_step)
-            self.callback_handler.lr_scheduler = self.lr_scheduler
-        resize_progress_bars(self.callback_handler.callbacks, total_steps)
-
-    def _log_to_integrations(self, metrics: dict) -> None:
-        if self.is_world_process_zero():
-            log_to_integrations(self.callback_handler.callbacks, self.args, self.state, self.control, metrics)
-
-    def set_initial_training_values(self, args, dataloader):
-        values = list(super().set_initial_training_values(args, dataloader))
-        self._epochs_estimate = values[0]  # what the plain Trainer would run: the figure saved in the state
-        if args.max_steps > 0:  # shrunk epochs are shorter: go on until `max_steps`, however many epochs it takes
-            values[0] = sys.maxsize
-        return tuple(values)
 
     def _run_epoch(self, *, model, epoch, train_dataloader, **kwargs):
         # the selection is made here, so that the Trainer plans the epoch with its real length
         kwargs["steps_in_epoch"], kwargs["num_update_steps_per_epoch"] = self.selection_run.start_epoch(
             epoch, train_dataloader
         )
-        if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
-            self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(model=model, epoch=epoch, train_dataloader=train_dataloader, **kwargs)
 
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
         if self.selection_run is not None:
-            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            folder = os.path.join(self._get_output_dir(trial=trial), folder)
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             save_state(folder, self.args.process_index, self.selection_run.state_dict())
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
@@ -167,7 +143,6 @@ class AutoAssistMixin:
         epochs_trained, steps_trained = super()._init_training_state(
             max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
         )
-        self.state.num_train_epochs = self._epochs_estimate  # not sys.maxsize: trainer_state.json shows it
         if resume_from_checkpoint is None or self.selection_run is None:
             return epochs_trained, steps_trained
         resumed = self.selection_run.resume(resume_from_checkpoint, self.state.global_step, type(self).__name__)

@@ -10,6 +10,7 @@ are trained.
 """
 
 import math
+import sys
 import warnings
 
 from torch.optim.lr_scheduler import LambdaLR
@@ -160,3 +161,44 @@ class InEpochProgress(TrainerCallback):
         state.epoch = sampler.epoch + min(1.0, done / expected)
         if sampler.finished and done >= expected:
             control.should_epoch_stop = True
+
+
+class VaryingEpochsMixin:
+    """Trainer hooks for epochs whose length changes from one to the next (placed before `Trainer` in the MRO).
+
+    With `max_steps` the run goes on for as many epochs as it takes, while the state shows the plain Trainer's
+    estimate; `_replan(total_steps)` makes the state, the LR schedule and the progress bars follow a new total of
+    optimizer steps. A scheduler the user passed in `optimizers=` is never rebuilt.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._user_lr_scheduler = self.lr_scheduler is not None
+
+    def set_initial_training_values(self, args, dataloader):
+        values = list(super().set_initial_training_values(args, dataloader))
+        self._epochs_estimate = values[0]  # what the plain Trainer would run: the figure saved in the state
+        if args.max_steps > 0:  # shrunk epochs are shorter: go on until `max_steps`, however many epochs it takes
+            values[0] = sys.maxsize
+        return tuple(values)
+
+    def _init_training_state(self, *args, **kwargs):
+        trained = super()._init_training_state(*args, **kwargs)
+        self.state.num_train_epochs = self._epochs_estimate  # not sys.maxsize: trainer_state.json shows it
+        return trained
+
+    def _run_epoch(self, *, epoch, **kwargs):
+        if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
+            self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
+        return super()._run_epoch(epoch=epoch, **kwargs)
+
+    def _replan(self, total_steps: int) -> None:
+        """A new total of optimizer steps: the state, the LR schedule and the progress bar follow it."""
+        self.state.max_steps = total_steps
+        # rebuilt even when the total did not change: one loaded from a checkpoint lost the plan it was built for
+        if isinstance(self.lr_scheduler, LambdaLR) and not self._user_lr_scheduler:
+            self.lr_scheduler = None  # `create_scheduler` builds one only where there is none
+            self.create_scheduler(num_training_steps=total_steps, optimizer=self.optimizer)
+            fast_forward(self.lr_scheduler, self.state.global_step)
+            self.callback_handler.lr_scheduler = self.lr_scheduler
+        resize_progress_bars(self.callback_handler.callbacks, total_steps)
