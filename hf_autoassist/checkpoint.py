@@ -40,7 +40,8 @@ def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: 
             "every instance."
         )
         return None
-    saved_size = len(state["sampler"]["candidates"])
+    # the training set's size (a pass drawn from the instances not flagged is smaller); older states: the pass
+    saved_size = state.get("num_samples", len(state["sampler"]["candidates"]))
     if saved_size != num_samples:
         lost = (
             "nothing of the selection is lost (every instance is kept)"

@@ -170,8 +170,11 @@ class AutoAssistArguments:
         metadata={
             "help": "'pairs': before training, learn from the training pairs themselves whether each seq2seq target "
             "fits its own source better than other sources (cross-fitted contrastive encoders), and never train on "
-            "the pairs a calibrated mixture finds misaligned; on clean data it flags nothing. Unset: no check.",
-            "choices": [None, "pairs"],
+            "the pairs a calibrated mixture finds misaligned. 'labels': after the first epoch, whether each class "
+            "label agrees with the labels of its nearest neighbours in the Boss's own representation better than "
+            "another label would, and never train again on the instances whose label looks wrong. On clean data "
+            "either flags (almost) nothing. Unset: no check.",
+            "choices": [None, "pairs", "labels"],
         },
     )
     autoassist_plausibility_threshold: float = field(
@@ -180,10 +183,10 @@ class AutoAssistArguments:
     )
     autoassist_plausibility_folds: int = field(
         default=5,
-        metadata={"help": "Folds of the check: each instance is scored by an encoder trained on the other folds."},
+        metadata={"help": "'pairs' only: each instance is scored by an encoder trained on the other folds."},
     )
     autoassist_plausibility_passes: int = field(
-        default=32, metadata={"help": "Passes of each plausibility encoder over its folds."}
+        default=32, metadata={"help": "'pairs' only: passes of each plausibility encoder over its folds."}
     )
 
     # Parameters that control the report

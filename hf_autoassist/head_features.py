@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from transformers.utils import logging
 
+from .loss_memory import latest_across_ranks
+
 logger = logging.get_logger(__name__)
 
 
@@ -76,3 +78,32 @@ class HeadInputRecorder:
         if self._handle is not None:
             self._handle.remove()
         self._handle, self.model, self._input = None, None, None
+
+
+class FeatureMemory(nn.Module):
+    """The Boss's features of each instance as last recorded, `(num_instances, dim)`, with when (a count of
+    instances recorded before it; -1 until recorded). Buffers, so that they are saved with whatever holds them."""
+
+    def __init__(self, num_instances: int, dim: int = 32):
+        super().__init__()
+        self.register_buffer("features", torch.zeros(num_instances, dim))
+        self.register_buffer("clock", torch.full((num_instances,), -1.0))
+        self.register_buffer("recorded", torch.zeros(()))
+
+    @property
+    def seen(self) -> torch.Tensor:
+        return self.clock >= 0
+
+    @torch.no_grad()
+    def record(self, indices: torch.Tensor, features: torch.Tensor) -> None:
+        self.features[indices] = features.float()
+        self.clock[indices] = self.recorded
+        self.recorded += len(indices)
+
+    @torch.no_grad()
+    def merge(self, accelerator) -> None:
+        """Per instance, the features of the rank that recorded them last (a collective call)."""
+        if accelerator.num_processes > 1:
+            features, clocks = latest_across_ranks(accelerator, self.features, self.clock)
+            self.features.copy_(features)
+            self.clock.copy_(clocks)

@@ -18,7 +18,7 @@ from .columns import columns_read_once
 from .diagnostics import SelectionReport
 from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses
-from .plausibility.check import PlausibilityCheck
+from .plausibility.check import LabelCheck, PlausibilityCheck
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import EpochPlan
 from .strategies import AutoAssistSelection, build_strategy
@@ -71,9 +71,13 @@ class SelectionRun:
         # sampler batches per round: one per process, or one split across them (`split_batches`)
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
         self.seed = args.data_seed if args.data_seed is not None else args.seed
-        # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps
+        # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps;
+        # pairs are checked now, class labels after the first epoch, from the Boss's features (`label_check`)
         self.plausibility, self.flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
+        self.label_check = None
+        if args.autoassist_plausibility == "labels":
+            self.label_check = LabelCheck.from_args(dataset, args)
         full_data_finish = args.autoassist_full_data_finish
         if full_data_finish is None:
             full_data_finish = self.strategy.default_full_data_finish
@@ -125,9 +129,18 @@ class SelectionRun:
         Returns this process's batches in the epoch (`len(dataloader)`) and its optimizer steps. Deciding inside the
         epoch (`autoassist_rescore_every`), the pass is only drawn here, and both are the full pass's (an upper
         bound) until it is decided."""
+        if self.label_check is not None and self.label_check.due(epoch):
+            self._exclude(self.label_check.decide(self.accelerator, self.seed))
+            self.plausibility = self.label_check.plausibility
         self.sampler.set_epoch(epoch)
         steps_in_epoch = len(dataloader)
         return steps_in_epoch, self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
+
+    def _exclude(self, flagged: torch.Tensor) -> None:
+        """Passes from now on are drawn from the instances not flagged."""
+        self.flagged, self.pool = flagged, (~flagged).nonzero().flatten()
+        self.sampler.set_pool(self.pool)
+        self.epoch_selection.pass_size = len(self.pool)
 
     def record_epoch(self, epoch: int) -> None:
         """Once an epoch's pass is decided: what it kept, per group, and the Assistant then."""
@@ -153,7 +166,8 @@ class SelectionRun:
 
     @property
     def observes_losses(self) -> bool:
-        return self.strategy.observes_losses
+        """Whether the training step reads per-instance losses (and, with `reads_boss_features`, features)."""
+        return self.strategy.observes_losses or (self.label_check is not None and self.label_check.flagged is None)
 
     def loss_weights(self, indices: torch.Tensor) -> torch.Tensor | None:
         """`(batch,)` the running pass's loss weights of `indices`, or None to leave the loss untouched."""
@@ -163,11 +177,14 @@ class SelectionRun:
     @property
     def reads_boss_features(self) -> bool:
         """Whether the Assistant learns from the Boss's own features of each trained instance."""
-        return self.assistant is not None and self.assistant.reads_boss_features
+        reads = self.assistant is not None and self.assistant.reads_boss_features
+        return reads or self.label_check is not None
 
     def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None) -> None:
         """One Boss loss per trained instance, `(B,)`, from the step's own forward (and the Boss's features of them,
         `(B, F)`, when `reads_boss_features`)."""
+        if features is not None and self.label_check is not None:
+            self.label_check.record(indices, features)
         if features is None:  # as strategies written before features were recorded are called
             self.strategy.observe(indices, losses, global_step)
         else:
@@ -196,6 +213,7 @@ class SelectionRun:
         """What a checkpoint holds beside the Trainer's own state (see `checkpoint.py`)."""
         irreducible = self.irreducible
         return {
+            "num_samples": self.num_samples,
             "sampler": self.sampler.state_dict(),
             "strategy": self.strategy.state_dict(),
             "loss_weights": self.epoch_selection.loss_weights,
@@ -203,12 +221,17 @@ class SelectionRun:
             "history": self.report.history,
             **self.epoch_plan.state_dict(),
             "irreducible": None if irreducible is None else {**asdict(irreducible), "source": "computed"},
+            "label_check": None if self.label_check is None else self.label_check.state_dict(),
         }
 
     def load_state_dict(self, state: dict, global_step: int, skip_data: bool = True) -> tuple[int, int]:
         """Puts the selection back as a checkpoint saved it; returns the epoch to resume and the batches of it
         already trained (0 with `skip_data=False`, the Trainer's `ignore_data_skip`)."""
         self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
+        if self.label_check is not None:
+            self.label_check.load_state_dict(state.get("label_check"))
+            if self.label_check.flagged is not None:  # decided before the checkpoint: its pool, before its pass
+                self._exclude(self.label_check.flagged)
         self.sampler.load_state_dict(state["sampler"])
         self.epoch_selection.loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)

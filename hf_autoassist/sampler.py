@@ -49,14 +49,17 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.seed = seed
         self.select_fn = select_fn
         self.pad_to_multiple_of = pad_to_multiple_of
-        # the instances a pass is drawn from (all by default): the others are never candidates
-        self.pool = pool
-        self.pass_size = num_samples if pool is None else len(pool)
-        if self.pass_size <= 0:
-            raise ValueError("The sampler's pool is empty: no instance may be trained on.")
+        self.set_pool(pool)
         self.epoch: int | None = None
         self.candidates = torch.arange(num_samples) if pool is None else pool.clone()
         self._reset()
+
+    def set_pool(self, pool: torch.Tensor | None) -> None:
+        """From the next pass on, draw only from `pool` (all instances when None): the others are never candidates."""
+        self.pool = pool
+        self.pass_size = self.num_samples if pool is None else len(pool)
+        if self.pass_size <= 0:
+            raise ValueError("The sampler's pool is empty: no instance may be trained on.")
 
     def _reset(self) -> None:
         """Before the first epoch: every candidate kept."""
@@ -168,9 +171,12 @@ class RescoringBatchSampler(AssistedBatchSampler):
         self.rescore_every = rescore_every
         self.round_to = round_to
         self.on_decided = on_decided
-        # a full pass trims this many items to reach `pad_to_multiple_of`: they wait until the pass is decided
-        self.holdback = self.pass_size % pad_to_multiple_of if pad_to_multiple_of else 0
         self.last_rate = 1.0
+
+    def set_pool(self, pool: torch.Tensor | None) -> None:
+        super().set_pool(pool)
+        # a full pass trims this many items to reach `pad_to_multiple_of`: they wait until the pass is decided
+        self.holdback = self.pass_size % self.pad_to_multiple_of if self.pad_to_multiple_of else 0
 
     def _reset(self) -> None:
         """A new pass: nothing decided yet (`last_rate`, the kept fraction of the last decision, carries over as

@@ -117,7 +117,7 @@ def test_regression_autoassist_reads_squared_errors_and_learns_which_to_skip(tmp
     trainer.train()
     # no pixels, no token ids: the Boss's features, and this model has no linear head to record them from
     assert isinstance(trainer.selection_run.assistant.base, BossFeatureAssistant)
-    assert trainer.selection_run.assistant.base.recorded == 0
+    assert trainer.selection_run.assistant.base.memory.recorded == 0
     assert trainer.loss_reader.single_pass.verified is True  # the MSE rebuilt from the per-instance terms
     assert min(trainer.kept_fractions.values()) < 1.0
     losses = [log["loss"] for log in trainer.state.log_history if "loss" in log]
@@ -214,7 +214,7 @@ def test_the_boss_features_are_its_head_input_recorded_in_the_training_forward(t
     trainer.train()
     assistant = trainer.selection_run.assistant.base
     assert isinstance(assistant, BossFeatureAssistant)
-    assert bool((assistant.feature_clock >= 0).all()), "every instance was trained on in the warmup epoch"
+    assert bool((assistant.memory.seen).all()), "every instance was trained on in the warmup epoch"
     assert assistant.linear.weight.abs().sum() > 0, "the Assistant learned from the features"
     model = trainer.model.train()
     assert not model.head._forward_pre_hooks and trainer.loss_reader.recorder is None  # no hook left behind
@@ -225,9 +225,9 @@ def test_the_boss_features_are_its_head_input_recorded_in_the_training_forward(t
     read = reader(model, batch)
     torch.testing.assert_close(read.features, model.body(batch["features"]).detach() @ reader.recorder._projection)
     # and the Assistant stored those of the last batches, one optimizer step older
-    last = assistant.feature_clock.argsort()[-8:]
+    last = assistant.memory.clock.argsort()[-8:]
     now = reader(model, dataset[last.tolist()]).features
-    assert torch.corrcoef(torch.stack([now.flatten(), assistant.features[last].flatten()]))[0, 1] > 0.99
+    assert torch.corrcoef(torch.stack([now.flatten(), assistant.memory.features[last].flatten()]))[0, 1] > 0.99
     reader.record_features(False)
 
 

@@ -8,7 +8,7 @@ floats and one clock per instance (136 bytes at the default 32), no input column
 import torch
 from torch import nn
 
-from ..loss_memory import latest_across_ranks
+from ..head_features import FeatureMemory
 from .base import Assistant
 
 FEATURE_DIM = 32
@@ -34,10 +34,7 @@ class BossFeatureAssistant(Assistant):
         self.num_instances, self.dim, self.momentum = num_instances, dim, momentum
         labels = torch.zeros(num_instances, dtype=torch.long) if labels is None else labels.long()
         self.register_buffer("labels", labels, persistent=False)
-        # persistent: saved with the Assistant in every checkpoint
-        self.register_buffer("features", torch.zeros(num_instances, dim))
-        self.register_buffer("feature_clock", torch.full((num_instances,), -1.0))
-        self.register_buffer("recorded", torch.zeros(()))
+        self.memory = FeatureMemory(num_instances, dim)  # saved with the Assistant in every checkpoint
         self.register_buffer("feature_mean", torch.zeros(dim))
         self.register_buffer("feature_square", torch.ones(dim))
         self.linear = nn.Linear(dim, 1, bias=False)
@@ -48,8 +45,8 @@ class BossFeatureAssistant(Assistant):
     def standardized(self, indices: torch.Tensor) -> torch.Tensor:
         """`(B, dim)` features of `indices` in units of their running spread; zeros for instances not yet seen."""
         spread = (self.feature_square - self.feature_mean**2).clamp(min=1e-12).sqrt()
-        features = (self.features[indices] - self.feature_mean) / spread
-        return torch.where((self.feature_clock[indices] >= 0)[:, None], features, 0.0)
+        features = (self.memory.features[indices] - self.feature_mean) / spread
+        return torch.where(self.memory.seen[indices][:, None], features, 0.0)
 
     def forward(self, indices: torch.Tensor) -> torch.Tensor:
         return self._logits(indices, self.standardized(indices))
@@ -76,17 +73,10 @@ class BossFeatureAssistant(Assistant):
     def record_features(self, indices: torch.Tensor, features: torch.Tensor) -> None:
         """Stores the Boss's features of a trained batch, `(B, dim)`, after the Assistant learned from it."""
         features = features.float()
-        first = bool(self.recorded == 0)
+        first = bool(self.memory.recorded == 0)
         for buffer, value in ((self.feature_mean, features.mean(0)), (self.feature_square, features.pow(2).mean(0))):
             buffer.copy_(value if first else self.momentum * buffer + (1 - self.momentum) * value)
-        self.features[indices] = features
-        self.feature_clock[indices] = self.recorded
-        self.recorded += len(indices)
+        self.memory.record(indices, features)
 
-    @torch.no_grad()
     def merge(self, accelerator) -> None:
-        """Per instance, the features of the rank that recorded them last (a collective call)."""
-        if accelerator.num_processes > 1:
-            features, clocks = latest_across_ranks(accelerator, self.features, self.feature_clock)
-            self.features.copy_(features)
-            self.feature_clock.copy_(clocks)
+        self.memory.merge(accelerator)

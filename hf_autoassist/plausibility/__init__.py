@@ -17,7 +17,7 @@ from .mixture import MixtureFit, fit_null_mixture
 from .pairs import PairScores, cross_fitted_pair_scores
 
 REPORT_NAME = "autoassist_plausibility.jsonl"
-METHODS = ("pairs",)
+METHODS = ("pairs", "labels")
 
 
 @dataclass
@@ -53,7 +53,8 @@ class Plausibility:
         path = os.path.join(output_dir, REPORT_NAME)
         with open(path, "w") as f:
             for i in torch.argsort(self.posterior, descending=True, stable=True).tolist():
-                score, posterior = round(float(self.scores[i]), 5), round(float(self.posterior[i]), 5)
+                score, posterior = float(self.scores[i]), round(float(self.posterior[i]), 5)
+                score = None if score != score else round(score, 5)  # NaN: not scored
                 row = {"index": i, "score": score, "posterior": posterior, "flagged": bool(self.flagged[i])}
                 f.write(json.dumps(row) + "\n")
         return path

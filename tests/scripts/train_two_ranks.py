@@ -93,8 +93,8 @@ def main(output_dir: str, options: dict) -> None:
         # instances the deciding rank's loss memory knows (merged from both ranks before each decision)
         "memory_seen": int((assistant.last_clock >= 0).sum()) if hasattr(assistant, "last_clock") else None,
         # instances whose Boss features it holds (`autoassist_assistant="boss_features"`), merged likewise
-        "features_seen": int((assistant.base.feature_clock >= 0).sum())
-        if hasattr(getattr(assistant, "base", None), "feature_clock") else None,
+        "features_seen": int(assistant.base.memory.seen.sum())
+        if hasattr(getattr(assistant, "base", None), "memory") else None,
         "weights": [round(float(p.double().sum()), 6) for p in trainer.model.parameters()],
         "flagged": None if trainer.selection_run.flagged is None
         else trainer.selection_run.flagged.nonzero().flatten().tolist(),
