@@ -136,7 +136,11 @@ VISION_PRESETS = {
 RESNET_DESCRIPTION = "Fashion-MNIST, ResNet (basic blocks, widths 16/32, one block each) built from a ResNetConfig"
 
 VISION_RESNET = Task(
-    name="vision-resnet", description=RESNET_DESCRIPTION, presets=VISION_PRESETS, load=_vision_loader("resnet")
+    name="vision-resnet",
+    description=RESNET_DESCRIPTION,
+    presets=VISION_PRESETS,
+    load=_vision_loader("resnet"),
+    plausibility="labels",
 )
 
 VISION_RESNET_NOISY = Task(
@@ -145,6 +149,7 @@ VISION_RESNET_NOISY = Task(
     presets=VISION_PRESETS,
     load=_vision_loader("resnet"),
     noise=Noise("labels", 0.3),
+    plausibility="labels",
 )
 
 VISION_VIT = Task(
@@ -155,6 +160,7 @@ VISION_VIT = Task(
         for name, preset in VISION_PRESETS.items()
     },
     load=_vision_loader("vit"),
+    plausibility="labels",
 )
 
 
