@@ -209,7 +209,7 @@ def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, 
     assert result["noise"]["kind"] == "labels" and len(result["noise"]["indices"]) == round(0.3 * 384)
     assert [row["budget"] for row in result["front"]["plain"]] == [0.5, 1.0]
     assert result["front"]["plain"][0]["instances"]["values"] == [384]  # its own schedule: one of the two epochs
-    assert set(result["iso_quality"]) == {"autoassist", "random", "infobatch"}
+    assert set(result["iso_quality"]) == {"autoassist", "random", "infobatch", "filtered"}  # labels check: filtered
     by = {r["strategy"]: r for r in result["runs"]}
     assert by["random"]["autoassist_options"]["autoassist_keep_prob"] == by["autoassist"]["kept_fraction_per_epoch"][1:]
     assert by["random"]["boss_instances"] < 2 * 384
