@@ -185,13 +185,15 @@ def render_verdict(results: list[dict]) -> str:
         digits, task = _digits(result), result["task"]
         full = next((row["final_validation"] for row in result["front"]["plain"] if row["budget"] == 1.0), None)
         row = rows[task] if not rows[task].startswith("not measured") else ""
+        method = next(r["autoassist_config"]["autoassist_plausibility"] for r in result["runs"] if r["strategy"] == "filtered")
+        kept = "misaligned / aligned pairs" if method == "pairs" else "wrong / right labels"
         rows[task] = (row + " " if row else "") + (
-            f"With `autoassist_plausibility='pairs'` alone (strategy `none`): {result['metric']} "
+            f"With `autoassist_plausibility='{method}'` alone (strategy `none`): {result['metric']} "
             f"{_seed_values(entry['final_validation'], digits)} against the full plain run's "
             f"{'–' if full is None else _seed_values(full, digits)}, iso-quality speedup in seconds "
             f"{_speedups(entry['seconds'])}"
             + ("" if entry["kept_noisy_fraction"]["median"] is None else
-               f", misaligned / aligned pairs kept {entry['kept_noisy_fraction']['median']:.2f} / "
+               f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
             + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
             + "."
