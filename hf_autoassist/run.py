@@ -72,7 +72,7 @@ class SelectionRun:
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
         self.seed = args.data_seed if args.data_seed is not None else args.seed
         # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps;
-        # pairs are checked now, class labels after the first epoch, from the Boss's features (`label_check`)
+        # pairs are checked now, class labels when the third epoch starts, from the Boss's features (`label_check`)
         self.plausibility, self.flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
         self.label_check = None
@@ -232,6 +232,7 @@ class SelectionRun:
             self.label_check.load_state_dict(state.get("label_check"))
             if self.label_check.flagged is not None:  # decided before the checkpoint: its pool, before its pass
                 self._exclude(self.label_check.flagged)
+                self.plausibility = self.label_check.plausibility
         self.sampler.load_state_dict(state["sampler"])
         self.epoch_selection.loss_weights = state.get("loss_weights")
         self.instances_backpropagated = state.get("instances_backpropagated", 0)

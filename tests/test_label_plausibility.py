@@ -111,6 +111,7 @@ def test_a_run_resumed_before_or_after_the_decision_flags_and_trains_as_the_unin
     for checkpoint in ("checkpoint-32", "checkpoint-85"):  # after epoch 0 (features only), after epoch 2 (flags)
         resumed = train(vision_example, images, tmp_path / checkpoint, resume=str(tmp_path / "full" / checkpoint))
         assert torch.equal(resumed.selection_run.flagged, full.selection_run.flagged)
+        assert torch.equal(resumed.selection_run.plausibility.posterior, full.selection_run.plausibility.posterior)
         for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
             assert torch.equal(a, b), name
 

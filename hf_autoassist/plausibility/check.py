@@ -1,6 +1,8 @@
 """`autoassist_plausibility`: the options of the plausibility check, checked where they are read, and the check
 run once per training run on the main process, its flags shared with every rank: before training for pairs
-(`PlausibilityCheck`), after the first epoch for class labels (`LabelCheck`, which reads the Boss's features)."""
+(`PlausibilityCheck`), after two epochs for class labels (`LabelCheck`, which reads the Boss's features)."""
+
+from dataclasses import asdict
 
 import torch
 from accelerate.utils import broadcast
@@ -160,12 +162,18 @@ class LabelCheck:
         return Plausibility("labels", scores, posterior, flagged, found.implausible_share, self.threshold)
 
     def state_dict(self) -> dict:
-        """The flags once decided; before that, the features recorded so far."""
-        return {"flagged": self.flagged, "memory": None if self.flagged is not None else self.memory.state_dict()}
+        """The flags (and on the main process the scores) once decided; before that, the features recorded so far."""
+        return {
+            "flagged": self.flagged,
+            "plausibility": None if self.plausibility is None else asdict(self.plausibility),
+            "memory": None if self.flagged is not None else self.memory.state_dict(),
+        }
 
     def load_state_dict(self, state: dict | None) -> None:
         if state is None:
             return
         self.flagged = state["flagged"]
+        if state.get("plausibility") is not None:
+            self.plausibility = Plausibility(**state["plausibility"])
         if state["memory"] is not None:
             self.memory.load_state_dict(state["memory"])
