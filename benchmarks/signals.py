@@ -48,6 +48,8 @@ SIGNALS = {
     # rest chosen by the default label (kept at the floor, 0.3, they were kept as often as the learned right labels:
     # 0.46 / 0.48 of noisy / clean on noisy ResNet, archived)
     "implausible dropped": {"autoassist_implausible_keep_prob": 0.0},
+    # the default label read by the Assistant of any modality: the Boss's own head input instead of pixels / tokens
+    "boss features": {"autoassist_assistant": "boss_features"},
 }
 # signals that read class ids (not run on translation)
 CLASSIFICATION_ONLY = {"implausible dropped"}
