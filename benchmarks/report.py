@@ -187,6 +187,10 @@ def render_verdict(results: list[dict]) -> str:
         row = rows[task] if not rows[task].startswith("not measured") else ""
         method = next(r["autoassist_config"]["autoassist_plausibility"] for r in result["runs"] if r["strategy"] == "filtered")
         kept = "misaligned / aligned pairs" if method == "pairs" else "wrong / right labels"
+        disturbed = [
+            r for r in result["runs"]
+            if r["strategy"] == "filtered" and (r.get("foreign_cpu_seconds") or 0) > 0.1 * r["train_seconds"]
+        ]  # fmt: skip
         rows[task] = (row + " " if row else "") + (
             f"With `autoassist_plausibility='{method}'` alone (strategy `none`): {result['metric']} "
             f"{_seed_values(entry['final_validation'], digits)} against the full plain run's "
@@ -196,6 +200,7 @@ def render_verdict(results: list[dict]) -> str:
                f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
             + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
+            + (f" ({len(disturbed)} of these runs' seconds disturbed by other work, to be re-timed)" if disturbed else "")
             + "."
         )
     lines += [f"- {task}: {row}" for task, row in rows.items()]

@@ -25,7 +25,7 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import transformers
@@ -165,13 +165,15 @@ class TaskSuite:
         }
         if task.noise is not None:
             self.result["noise"] = {**asdict(task.noise), "indices": data.noisy_indices}
-        # the recorded runs that this plan still holds stay in the JSON from the start (an interrupted suite loses
-        # none of them); those of another configuration are dropped
+        # the recorded runs that the whole plan still holds stay in the JSON from the start (an interrupted suite
+        # loses none of them, and a run of some strategies keeps the others'); those of another configuration (an
+        # earlier recipe) are dropped
         self.work_dir = task_work_dir(bench, task)
         self.recorded = recorded
+        every_strategy = replace(bench, strategies=list(STRATEGIES))
         for seed in bench.seeds:
             replayed = {}
-            for spec in run_specs(task, bench, preset, seed, self.work_dir, replayed):
+            for spec in run_specs(task, every_strategy, preset, seed, self.work_dir, replayed):
                 record = self.find(spec)
                 if record is not None:
                     self.result["runs"].append(record)
