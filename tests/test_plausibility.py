@@ -72,7 +72,7 @@ def test_the_check_needs_both_sides_of_a_pair():
     with pytest.raises(ValueError, match="autoassist_plausibility_threshold"):
         AutoAssistSeq2SeqConfig("out", autoassist_plausibility="pairs", autoassist_plausibility_threshold=1.0)
     with pytest.raises(ValueError, match="autoassist_plausibility` must be one of"):
-        AutoAssistSeq2SeqConfig("out", autoassist_plausibility="labels")
+        AutoAssistSeq2SeqConfig("out", autoassist_plausibility="tokens")
 
 
 def test_the_report_lists_every_instance_least_plausible_first(tmp_path):

@@ -145,7 +145,10 @@ class AutoAssistSelection(SelectionStrategy):
         return Selection(keep, inverse_probability_weights(probs) if self.reweights else None)
 
     def observe(self, indices, losses, step, features=None):
-        self.worker.submit(indices, losses, features)
+        if features is None:  # as a worker's `submit` written before features were recorded is called
+            self.worker.submit(indices, losses)
+        else:
+            self.worker.submit(indices, losses, features)
 
     def state_dict(self):
         return {"worker": self.worker.state_dict()}
