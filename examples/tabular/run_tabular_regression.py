@@ -86,10 +86,12 @@ def load_rows(data_args: DataArguments) -> tuple[np.ndarray, np.ndarray]:
         table = Dataset.from_csv(data_args.train_file)
         if data_args.target_column not in table.column_names:
             raise ValueError(
-                f"{data_args.train_file} has no column {data_args.target_column!r}; its columns are {table.column_names}."
+                f"{data_args.train_file} has no column {data_args.target_column!r}; its columns are "
+                f"{table.column_names}."
             )
         y = np.asarray(table[data_args.target_column], dtype=np.float64)
-        x = np.stack([np.asarray(table[c], dtype=np.float64) for c in table.column_names if c != data_args.target_column], 1)
+        features = [c for c in table.column_names if c != data_args.target_column]
+        x = np.stack([np.asarray(table[c], dtype=np.float64) for c in features], 1)
     return x.astype(np.float32), y.astype(np.float32)
 
 

@@ -63,7 +63,9 @@ def label_plausibility(
     """Scores and flags every instance's label from `features` `(N, F)` and `labels` `(N,)` class ids."""
     num_classes = int(labels.max()) + 1
     if num_classes < 2:
-        raise ValueError("The labels plausibility check compares an instance's label with other labels: it needs 2+ classes.")
+        raise ValueError(
+            "The labels plausibility check compares an instance's label with other labels: it needs 2+ classes."
+        )
     k = neighbours_for(len(labels), num_classes) if k is None else k
     counts = neighbour_label_counts(features, labels, k, num_classes)
     generator = torch.Generator().manual_seed(seed)
