@@ -21,3 +21,16 @@ def _cell(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return "-" if value is None else str(value)
+
+
+def run_each(choice: str, runs: dict, training_args, train_one) -> list[dict]:
+    """`train_one(name, trainer_class)` for the chosen trainer, or for each of `runs` with `choice="both"`, each in
+    its own subfolder of `output_dir` (given back as it was). Returns their rows."""
+    names = list(runs) if choice == "both" else [choice]
+    base_output_dir, results = training_args.output_dir, []
+    for name in names:
+        if len(names) > 1:
+            training_args.output_dir = os.path.join(base_output_dir, name)
+        results.append(train_one(name, runs[name]))
+    training_args.output_dir = base_output_dir
+    return results

@@ -10,7 +10,6 @@ input of the MLP's last layer, recorded in the training forward); each instance'
 """
 
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,7 @@ from transformers import HfArgumentParser, Trainer, set_seed
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import report_side_by_side  # noqa: E402
+from comparison import report_side_by_side, run_each  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -148,16 +147,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
 
     splits = split_and_standardize(*load_rows(data_args), data_args.test_fraction, training_args.seed)
     runs = {"autoassist": AutoAssistTrainer, "plain": Trainer}
-    names = list(runs) if model_args.trainer == "both" else [model_args.trainer]
-    base_output_dir, results = training_args.output_dir, []
-    for name in names:
-        if len(names) > 1:
-            training_args.output_dir = os.path.join(base_output_dir, name)
-        results.append(train_and_test(name, runs[name], model_args, training_args, splits))
+    results = run_each(
+        model_args.trainer, runs, training_args,
+        lambda name, trainer_cls: train_and_test(name, trainer_cls, model_args, training_args, splits),
+    )  # fmt: skip
     if training_args.should_log:
         columns = {"trainer": "trainer", "test_mse": "test MSE", "test_r2": "test R2", "train_seconds": "train s",
                    "optimizer_steps": "steps", "kept_fraction_last_epoch": "kept (last epoch)"}  # fmt: skip
-        print("\n" + report_side_by_side(results, columns, base_output_dir))
+        print("\n" + report_side_by_side(results, columns, training_args.output_dir))
     return results
 
 
