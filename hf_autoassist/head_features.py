@@ -14,6 +14,9 @@ from .loss_memory import latest_across_ranks
 
 logger = logging.get_logger(__name__)
 
+# size of the recorded features: a few dozen dimensions, 128 bytes per instance in float32
+FEATURE_DIM = 32
+
 
 def output_head(model: nn.Module) -> nn.Module | None:
     """The module whose input is the model's last representation: its output embeddings (language models) or its
@@ -30,12 +33,12 @@ class HeadInputRecorder:
     """Keeps the input of `model`'s output head from each training forward; `pop` gives it per instance.
 
     Args:
-        dim (`int`, *optional*, defaults to `32`): size of the projected features.
+        dim (`int`, *optional*, defaults to `FEATURE_DIM`): size of the projected features.
         seed (`int`, *optional*, defaults to `0`): of the random projection, so that a resumed run reads the same
             features.
     """
 
-    def __init__(self, dim: int = 32, seed: int = 0):
+    def __init__(self, dim: int = FEATURE_DIM, seed: int = 0):
         self.dim, self.seed = dim, seed
         self.model: nn.Module | None = None
         self._handle = None
@@ -51,8 +54,8 @@ class HeadInputRecorder:
         head = output_head(model)
         if head is None:
             logger.warning(
-                f"{type(model).__name__} has no linear output head to read its representation from: the Assistant "
-                "reads only the loss memory and the class label."
+                f"{type(model).__name__} has no linear output head to read its representation from: its features stay "
+                "unrecorded (an Assistant that reads them learns from its other inputs; the labels check flags none)."
             )
             return
         self._handle = head.register_forward_pre_hook(self._keep)
@@ -84,7 +87,7 @@ class FeatureMemory(nn.Module):
     """The Boss's features of each instance as last recorded, `(num_instances, dim)`, with when (a count of
     instances recorded before it; -1 until recorded). Buffers, so that they are saved with whatever holds them."""
 
-    def __init__(self, num_instances: int, dim: int = 32):
+    def __init__(self, num_instances: int, dim: int = FEATURE_DIM):
         super().__init__()
         self.register_buffer("features", torch.zeros(num_instances, dim))
         self.register_buffer("clock", torch.full((num_instances,), -1.0))

@@ -123,3 +123,14 @@ def test_labels_plausibility_needs_class_ids(tmp_path):
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=options(tmp_path), train_dataset=pairs)
     with pytest.raises(ValueError, match="class ids.*use 'pairs'"):
         trainer.train()
+
+
+def test_without_recorded_features_no_label_is_flagged():
+    """A Boss without a linear head records no features: the check flags nothing instead of failing."""
+    from types import SimpleNamespace
+
+    from hf_autoassist.plausibility.check import LabelCheck
+
+    check = LabelCheck(torch.tensor([0, 1, 2, 0, 1, 2]))
+    flagged = check.decide(SimpleNamespace(num_processes=1, is_main_process=True), seed=0)
+    assert not flagged.any() and check.plausibility.implausible_share == 0.0

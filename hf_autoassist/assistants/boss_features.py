@@ -8,10 +8,8 @@ floats and one clock per instance (136 bytes at the default 32), no input column
 import torch
 from torch import nn
 
-from ..head_features import FeatureMemory
-from .base import Assistant
-
-FEATURE_DIM = 32
+from ..head_features import FEATURE_DIM, FeatureMemory
+from .base import Assistant, logit_gradients
 
 
 class BossFeatureAssistant(Assistant):
@@ -55,7 +53,7 @@ class BossFeatureAssistant(Assistant):
     def learn(self, indices: torch.Tensor, targets: torch.Tensor, lr: float) -> torch.Tensor:
         features = self.standardized(indices)  # read once, for the prediction and its step
         logits = self._logits(indices, features)
-        self._descend(indices, features, (torch.sigmoid(logits) - targets) / len(targets), lr)
+        self._descend(indices, features, logit_gradients(logits, targets), lr)
         return logits
 
     @torch.no_grad()

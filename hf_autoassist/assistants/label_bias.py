@@ -1,8 +1,7 @@
 """The Assistant for any training set: one bias per class label, and nothing read from the inputs.
 
-With the loss memory around it (`WithLossMemory`) it is what `autoassist_assistant="auto"` falls back to when the
-set has neither images nor token ids (tabular features, audio, regression targets): every feature it learns from
-then comes from the training step itself (each instance's last loss and its age), so it needs no modality.
+With the loss memory around it (`WithLossMemory`, `autoassist_assistant="loss_memory"`) every feature it learns
+from comes from the training step itself (each instance's last loss and its age), so it needs no modality.
 """
 
 import torch

@@ -39,8 +39,8 @@ def neighbour_label_counts(
         similarity = normalized[start : start + chunk_size] @ normalized.T
         rows = torch.arange(len(similarity))
         similarity[rows, rows + start] = -2.0  # never its own neighbour
-        neighbours = similarity.topk(k, dim=1).indices
-        counts[start : start + chunk_size] = torch.nn.functional.one_hot(labels[neighbours], num_classes).sum(1).float()
+        neighbour_labels = labels[similarity.topk(k, dim=1).indices]
+        counts[start : start + chunk_size].scatter_add_(1, neighbour_labels, torch.ones(neighbour_labels.shape))
     return counts
 
 

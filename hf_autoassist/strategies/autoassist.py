@@ -103,10 +103,10 @@ class AutoAssistSelection(SelectionStrategy):
         if assistant is None:
             if not self.memory and resolve_assistant_name(self.assistant_name, dataset) == "loss_memory":
                 raise ValueError(
-                    "The training set has neither images (`pixel_values`) nor token ids (`input_ids`), so the "
-                    "Assistant reads only each instance's last losses (`autoassist_assistant='loss_memory'`), which "
-                    "the loss memory keeps: set `autoassist_assistant_memory=True`, or pass `assistant=` (an "
-                    "`hf_autoassist.assistants.Assistant`) to the trainer."
+                    "`autoassist_assistant='loss_memory'` reads neither images nor token ids, only each instance's "
+                    "last losses, which the loss memory keeps: set `autoassist_assistant_memory=True`, choose "
+                    "another `autoassist_assistant`, or pass `assistant=` (an `hf_autoassist.assistants.Assistant`) "
+                    "to the trainer."
                 )
             assistant = build_assistant(self.assistant_name, dataset, pool_size=self.pool_size, token_dim=self.token_dim)
             if self.memory:
