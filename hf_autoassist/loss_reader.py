@@ -95,6 +95,7 @@ class InstanceLossReader:
         self.per_instance_loss_fn = per_instance_loss_fn
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
         self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `is_causal_lm`
+        self._base: tuple | None = None  # (model, the model under its wrappers), see `base_model`
         self.recorder: HeadInputRecorder | None = None  # the Boss's features, for an Assistant that reads them
 
     def record_features(self, enabled: bool) -> None:
@@ -109,7 +110,7 @@ class InstanceLossReader:
         self.single_pass.reset()
         self.single_pass.enabled = single_pass and self.per_instance_loss_fn is None
         self.single_pass.process_scale = process_scale
-        self._causal_lm = None
+        self._causal_lm = self._base = None
 
     def __call__(self, model, inputs: dict, num_items_in_batch=None, keep_graph: bool = False) -> InstanceLosses:
         """The step's loss and each instance's terms; `keep_graph` keeps the terms differentiable (to weight them)."""
@@ -169,6 +170,9 @@ class InstanceLossReader:
         return self._causal_lm[1]
 
     def base_model(self, model):
-        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters."""
-        base = self.unwrap_model(model)
-        return base.get_base_model() if hasattr(base, "get_base_model") else base
+        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters; unwrapped once per
+        model (it is asked several times every step)."""
+        if self._base is None or self._base[0] is not model:
+            base = self.unwrap_model(model)
+            self._base = (model, base.get_base_model() if hasattr(base, "get_base_model") else base)
+        return self._base[1]

@@ -23,7 +23,8 @@ METHODS = ("pairs", "labels")
 @dataclass
 class Plausibility:
     """Per instance: `scores` (higher fits better), `posterior` (probability of the implausible component) and
-    `flagged` (posterior above `threshold`); `implausible_share` is the mixture's estimate of the implausible part."""
+    `flagged` (posterior above `threshold`); `implausible_share` is the mixture's estimate of the implausible part;
+    `suggested` (class labels only): the label each instance's neighbours favour among the others."""
 
     method: str
     scores: torch.Tensor
@@ -31,6 +32,7 @@ class Plausibility:
     flagged: torch.Tensor
     implausible_share: float
     threshold: float
+    suggested: torch.Tensor | None = None
 
     def summary(self) -> dict:
         return {
@@ -47,8 +49,8 @@ class Plausibility:
         return [i for i in order.tolist() if self.flagged[i]][:count]
 
     def write(self, output_dir: str) -> str:
-        """`autoassist_plausibility.jsonl`: `index`, `score`, `posterior`, `flagged` per instance, least plausible
-        first."""
+        """`autoassist_plausibility.jsonl`: `index`, `score`, `posterior`, `flagged` (and `suggested_label`, for class
+        labels) per instance, least plausible first."""
         os.makedirs(output_dir, exist_ok=True)
         path = os.path.join(output_dir, REPORT_NAME)
         with open(path, "w") as f:
@@ -56,6 +58,8 @@ class Plausibility:
                 score, posterior = float(self.scores[i]), round(float(self.posterior[i]), 5)
                 score = None if score != score else round(score, 5)  # NaN: not scored
                 row = {"index": i, "score": score, "posterior": posterior, "flagged": bool(self.flagged[i])}
+                if self.suggested is not None:
+                    row["suggested_label"] = int(self.suggested[i])
                 f.write(json.dumps(row) + "\n")
         return path
 

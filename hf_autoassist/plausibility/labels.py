@@ -9,6 +9,9 @@ of their cumulative shares (counts up to m) where the null has mass: right label
 as the share of p-values above lambda bounds the true nulls in Storey's estimate. An instance's probability of a
 wrong label is then `share * null(count) / observed(count)`, made non-increasing in the count. On clean data the
 share is near zero and so is every probability.
+
+Each instance also gets a suggested label: the one most of its neighbours carry among the labels other than its own
+(what `autoassist_plausibility_action="relabel"` trains a flagged instance on).
 """
 
 import torch
@@ -74,4 +77,5 @@ def label_plausibility(
     own, null = counts[rows, labels], counts[rows, other]
     share, posterior = wrong_label_posterior(own, null, k)
     posterior = posterior[own.long()]
-    return Plausibility("labels", own / k, posterior, posterior > threshold, share, threshold)
+    suggested = counts.scatter(1, labels[:, None], -1.0).argmax(1)  # the neighbours' commonest other label
+    return Plausibility("labels", own / k, posterior, posterior > threshold, share, threshold, suggested)
