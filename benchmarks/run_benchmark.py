@@ -249,8 +249,6 @@ def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir
             epochs = value * preset.num_train_epochs
         elif strategy == FILTERED:
             epochs, options = value * preset.num_train_epochs, {"autoassist_plausibility": task.plausibility}
-            if task.plausibility_action != "drop":
-                options["autoassist_plausibility_action"] = task.plausibility_action
         elif strategy == RANDOM:
             source = replayed.get(value)
             if source is None:

@@ -120,7 +120,6 @@ ADDED_LATER = {
     "autoassist_plausibility_threshold": 0.5,
     "autoassist_plausibility_folds": 5,
     "autoassist_plausibility_passes": 32,
-    "autoassist_plausibility_action": "drop",
 }
 
 
@@ -203,9 +202,6 @@ def run_one(
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
         record["irreducible"] = irreducible.summary()
         record["boss_instances"] += irreducible.instances
-    label_check = None if run is None else run.label_check
-    if label_check is not None and label_check.relabels is not None and data.true_labels is not None:
-        record["labels_right"] = labels_right(data, label_check.relabels)
     if noise is not None:
         warmup = args.autoassist_warmup_epochs
         selected = [e for i, e in enumerate(noise.per_epoch) if i >= warmup] or noise.per_epoch
@@ -214,20 +210,6 @@ def run_one(
         record["kept_noisy_fraction"] = round(sum(e["noisy"] for e in selected) / len(selected), 4)
         record["kept_clean_fraction"] = round(sum(e["clean"] for e in selected) / len(selected), 4)
     return record
-
-
-def labels_right(data: TaskData, relabels: torch.Tensor) -> dict:
-    """The share of right training labels as given and after the check relabelled (`relabels`: new label, -1 kept),
-    and the shares of the wrong labels corrected and of the right labels changed."""
-    true, given = torch.as_tensor(data.true_labels), torch.as_tensor(data.train["labels"])
-    after = torch.where(relabels >= 0, relabels, given)
-    wrong = given != true
-    return {
-        "given": round(float((given == true).float().mean()), 4),
-        "after": round(float((after == true).float().mean()), 4),
-        "wrong_corrected": round(float((after[wrong] == true[wrong]).float().mean()), 4),
-        "right_changed": round(float((after[~wrong] != true[~wrong]).float().mean()), 4),
-    }
 
 
 def environment() -> dict:

@@ -54,8 +54,6 @@ class TaskData:
     metric: str = "accuracy"
     # the corrupted training indices of a noisy task, sorted (None: clean)
     noisy_indices: list[int] | None = None
-    # a label-noise task's training labels before the corruption (to score a check that relabels)
-    true_labels: list[int] | None = None
 
     def clean_train(self):
         """The training split without its corrupted instances: what a filter that is never wrong trains on."""
@@ -84,10 +82,8 @@ class Task:
     autoassist_trainer: type = AutoAssistTrainer
     config_class: type = AutoAssistConfig
     noise: Noise | None = None
-    # the `autoassist_plausibility` method that reads this task's instances (the suite's `filtered` runs), and what
-    # those runs do with a flagged instance (`autoassist_plausibility_action`)
+    # the `autoassist_plausibility` method that reads this task's instances (the suite's `filtered` runs)
     plausibility: str | None = None
-    plausibility_action: str = "drop"
 
 
 # ---- vision ----------------------------------------------------------------------------------------------------------
@@ -105,12 +101,11 @@ def _vision_loader(model_type: str):
         if preset.test_samples is not None:
             test = test.select(range(preset.test_samples))
         labels = train.features["labels"]
-        noisy, true_labels = None, None
+        noisy = None
         if noise is not None:
             if noise.kind != "labels":
                 raise ValueError(f"Image classification takes label noise, not {noise.kind!r}.")
-            true_labels = list(train["labels"])
-            flipped, noisy = flip_labels(true_labels, labels.num_classes, noise.fraction, noise.seed)
+            flipped, noisy = flip_labels(train["labels"], labels.num_classes, noise.fraction, noise.seed)
             train = train.remove_columns("labels").add_column("labels", flipped.tolist()).cast_column("labels", labels)
         model_args = vision.ModelArguments(model_type=model_type, **preset.model)
 
@@ -125,7 +120,6 @@ def _vision_loader(model_type: str):
             compute_metrics=vision.compute_metrics,
             build_model=build_model,
             noisy_indices=None if noisy is None else noisy.tolist(),
-            true_labels=true_labels,
         )
 
     return load
@@ -156,7 +150,6 @@ VISION_RESNET_NOISY = Task(
     load=_vision_loader("resnet"),
     noise=Noise("labels", 0.3),
     plausibility="labels",
-    plausibility_action="relabel",
 )
 
 VISION_VIT = Task(

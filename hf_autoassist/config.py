@@ -177,14 +177,6 @@ class AutoAssistArguments:
             "choices": [None, "pairs", "labels"],
         },
     )
-    autoassist_plausibility_action: str = field(
-        default="drop",
-        metadata={
-            "help": "What the run does with a flagged instance: 'drop' never trains on it again; 'relabel' ('labels' "
-            "only) trains on it from then on with the label most of its neighbours carry among the others.",
-            "choices": ["drop", "relabel"],
-        },
-    )
     autoassist_plausibility_threshold: float = field(
         default=0.5,
         metadata={"help": "Flag an instance whose probability of being implausible is above this, in (0, 1)."},

@@ -153,8 +153,6 @@ class AutoAssistMixin(VaryingEpochsMixin):
         self._batch_indices = inputs.pop(INDEX_KEY, None)
         if self.selection_run is not None:
             self.selection_run.batch_started(self._batch_indices)
-            if self._batch_indices is not None and "labels" in inputs:  # the plausibility check's corrections
-                inputs["labels"] = self.selection_run.relabelled(self._batch_indices, inputs["labels"])
         return super().training_step(model, inputs, *args, **kwargs)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):

@@ -130,29 +130,17 @@ class SelectionRun:
         epoch (`autoassist_rescore_every`), the pass is only drawn here, and both are the full pass's (an upper
         bound) until it is decided."""
         if self.label_check is not None and self.label_check.due(epoch):
-            self._act_on(self.label_check.decide(self.accelerator, self.seed))
+            self._exclude(self.label_check.decide(self.accelerator, self.seed))
             self.plausibility = self.label_check.plausibility
         self.sampler.set_epoch(epoch)
         steps_in_epoch = len(dataloader)
         return steps_in_epoch, self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
 
-    def _act_on(self, flagged: torch.Tensor) -> None:
-        """From now on, passes are drawn from the instances not flagged; or, relabelling, every instance stays and the
-        flagged ones are trained on with their new labels (`relabelled`)."""
-        self.flagged = flagged
-        if self.label_check is not None and self.label_check.relabels is not None:
-            return
-        self.pool = (~flagged).nonzero().flatten()
+    def _exclude(self, flagged: torch.Tensor) -> None:
+        """Passes from now on are drawn from the instances not flagged."""
+        self.flagged, self.pool = flagged, (~flagged).nonzero().flatten()
         self.sampler.set_pool(self.pool)
         self.epoch_selection.pass_size = len(self.pool)
-
-    def relabelled(self, indices: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """The batch's `labels` `(B,)` with the plausibility check's new label for each relabelled instance."""
-        relabels = None if self.label_check is None else self.label_check.relabels
-        if relabels is None or labels is None or labels.dim() != 1:
-            return labels
-        new = relabels[indices.cpu()].to(labels.device)
-        return torch.where(new >= 0, new.to(labels.dtype), labels)
 
     def record_epoch(self, epoch: int) -> None:
         """Once an epoch's pass is decided: what it kept, per group, and the Assistant then."""
@@ -243,7 +231,7 @@ class SelectionRun:
         if self.label_check is not None:
             self.label_check.load_state_dict(state.get("label_check"))
             if self.label_check.flagged is not None:  # decided before the checkpoint: its pool, before its pass
-                self._act_on(self.label_check.flagged)
+                self._exclude(self.label_check.flagged)
                 self.plausibility = self.label_check.plausibility
         self.sampler.load_state_dict(state["sampler"])
         self.epoch_selection.loss_weights = state.get("loss_weights")

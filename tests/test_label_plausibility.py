@@ -103,6 +103,8 @@ def test_the_trainer_decides_when_the_third_epoch_starts_and_never_trains_on_fla
     assert logged[-1] == pytest.approx(flagged.float().mean().item(), abs=1e-4)
     rows = [json.loads(line) for line in (tmp_path / REPORT_NAME).read_text().splitlines()]
     assert len(rows) == 2000 and rows[0]["flagged"] and rows[0]["posterior"] >= rows[-1]["posterior"]
+    given = images["labels"]
+    assert all(row["suggested_label"] != given[row["index"]] for row in rows if row["flagged"])
 
 
 def test_a_run_resumed_before_or_after_the_decision_flags_and_trains_as_the_uninterrupted_one(
@@ -116,45 +118,6 @@ def test_a_run_resumed_before_or_after_the_decision_flags_and_trains_as_the_unin
         assert torch.equal(resumed.selection_run.plausibility.posterior, full.selection_run.plausibility.posterior)
         for (name, a), b in zip(full.model.state_dict().items(), resumed.model.state_dict().values()):
             assert torch.equal(a, b), name
-
-
-class LabelRecording(AutoAssistTrainer):
-    """Records the labels each instance is trained on, per epoch (after the relabelling)."""
-
-    def compute_loss(self, model, inputs, *args, **kwargs):
-        epoch = self.selection_run.sampler.epoch
-        for index, label in zip(self._batch_indices.tolist(), inputs["labels"].tolist()):
-            self.trained_labels.setdefault(epoch, {})[index] = label
-        return super().compute_loss(model, inputs, *args, **kwargs)
-
-
-def test_relabelling_trains_on_every_instance_with_the_suggested_labels_from_the_decision_on(
-    tmp_path, vision_example, noisy_images
-):
-    images, wrong = noisy_images
-    trainer = LabelRecording(
-        model=tiny_resnet(), args=options(tmp_path, autoassist_plausibility_action="relabel"), train_dataset=images,
-        data_collator=vision_example.collate_images,
-    )  # fmt: skip
-    trainer.trained_labels = {}
-    trainer.train()
-    run, given = trainer.selection_run, torch.as_tensor(images["labels"])
-    flagged, suggested = run.flagged, run.plausibility.suggested
-    assert flagged[wrong].float().mean() > 0.5 and flagged[~wrong].float().mean() < 0.2
-    assert trainer.kept_fractions[3] == 1.0  # nothing dropped
-    for epoch, expected in ((1, given), (3, torch.where(flagged, suggested, given))):
-        trained = trainer.trained_labels[epoch]
-        assert len(trained) == len(images)
-        assert torch.equal(torch.tensor([trained[i] for i in range(len(images))]), expected), epoch
-    # a checkpoint carries the new labels
-    check = type(run.label_check)(given, action="relabel")
-    check.load_state_dict(run.label_check.state_dict())
-    assert torch.equal(check.relabels, torch.where(flagged, suggested, -1))
-
-
-def test_relabelling_needs_class_labels(tmp_path):
-    with pytest.raises(ValueError, match="needs `autoassist_plausibility='labels'`.*Use 'drop' for pairs"):
-        options(tmp_path, autoassist_plausibility="pairs", autoassist_plausibility_action="relabel")
 
 
 def test_labels_plausibility_needs_class_ids(tmp_path):

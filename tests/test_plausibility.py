@@ -59,6 +59,18 @@ def test_cross_fitted_encoders_find_misaligned_multi30k_pairs(multi30k_pairs):
     assert flagged[noisy].float().mean() > 0.6 and flagged[~noisy].float().mean() < 0.05
 
 
+def test_encoders_that_do_not_train_on_flagged_pairs_separate_better(multi30k_pairs):
+    """The second round of `plausibility_for`: left out of the encoders' training, the misaligned pairs no longer
+    blur what an aligned pair looks like (here the planted ones, as a perfect first round would flag them)."""
+    sources, _, targets, noisy = multi30k_pairs
+    first = cross_fitted_pair_scores(sources, targets, seed=0)
+    second = cross_fitted_pair_scores(sources, targets, seed=0, exclude=noisy)
+    assert not second.scores.isnan().any()  # the excluded pairs are scored all the same
+    assert auc(second.scores, noisy) > auc(first.scores, noisy)
+    gap = lambda pairs: pairs.scores[~noisy].mean() - pairs.scores[noisy].mean()  # noqa: E731
+    assert gap(second) > gap(first)
+
+
 def test_clean_pairs_are_not_flagged(multi30k_pairs):
     sources, clean_targets, _, _ = multi30k_pairs
     dataset = Dataset.from_dict({"input_ids": sources, "labels": clean_targets})

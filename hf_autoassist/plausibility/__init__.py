@@ -2,8 +2,9 @@
 the training set itself, with a decision that flags nothing on clean data.
 
 `plausibility_for(dataset, "pairs")` scores every pair with cross-fitted contrastive encoders (`pairs.py`), fits the
-calibrated mixture of `mixture.py`, and returns a [`Plausibility`]: scores, posteriors, flags, and a JSONL report
-(`autoassist_plausibility.jsonl`, one line per instance, readable with `datasets.load_dataset("json", ...)`).
+calibrated mixture of `mixture.py` (twice: the second encoders do not train on the pairs the first flagged), and
+returns a [`Plausibility`]: scores, posteriors, flags, and a JSONL report (`autoassist_plausibility.jsonl`, one line
+per instance, readable with `datasets.load_dataset("json", ...)`).
 """
 
 import json
@@ -17,6 +18,10 @@ from .mixture import MixtureFit, fit_null_mixture
 from .pairs import PairScores, cross_fitted_pair_scores
 
 REPORT_NAME = "autoassist_plausibility.jsonl"
+# pairs: the encoders of a second round train without the pairs the first flagged, and score every pair again.
+# Measured on the suite's Multi30k with 25% re-paired targets (seed 0): recall 0.877 -> 0.903 and aligned pairs
+# flagged 2.4% -> 2.1% (AUC 0.989 -> 0.992); a third round changed neither (0.906, 2.2%)
+REFIT_ROUNDS = 2
 METHODS = ("pairs", "labels")
 
 
@@ -24,7 +29,7 @@ METHODS = ("pairs", "labels")
 class Plausibility:
     """Per instance: `scores` (higher fits better), `posterior` (probability of the implausible component) and
     `flagged` (posterior above `threshold`); `implausible_share` is the mixture's estimate of the implausible part;
-    `suggested` (class labels only): the label each instance's neighbours favour among the others."""
+    `suggested` (class labels only): the label each instance's neighbours favour among the others, for a reviewer."""
 
     method: str
     scores: torch.Tensor
@@ -89,8 +94,15 @@ def plausibility_for(
     if method not in METHODS:
         raise ValueError(f"Unknown plausibility method {method!r}; choose one of {list(METHODS)}.")
     sources, targets = pair_columns(dataset)
-    pairs: PairScores = cross_fitted_pair_scores(sources, targets, folds=folds, passes=passes, dim=dim, seed=seed)
-    fit: MixtureFit = fit_null_mixture(pairs.scores, pairs.null_scores)
+    flagged = None
+    for _ in range(REFIT_ROUNDS):
+        pairs: PairScores = cross_fitted_pair_scores(
+            sources, targets, folds=folds, passes=passes, dim=dim, seed=seed, exclude=flagged
+        )
+        fit: MixtureFit = fit_null_mixture(pairs.scores, pairs.null_scores)
+        if not (fit.posterior > threshold).any():  # nothing to leave out of a next round's training
+            break
+        flagged = fit.posterior > threshold
     return Plausibility(
         method, pairs.scores, fit.posterior, fit.posterior > threshold, fit.implausible_share, threshold
     )

@@ -18,7 +18,6 @@ logger = logging.get_logger(__name__)
 # while it changed fastest) have all been replaced (measured: after one pass 86% of wrong labels and 7.0% of right
 # ones flagged, after two 87% and 5.1%, k = 50)
 DECIDE_AT_EPOCH = 2
-ACTIONS = ("drop", "relabel")
 
 
 class PlausibilityCheck:
@@ -33,19 +32,9 @@ class PlausibilityCheck:
             `passes` times over the other `folds - 1` folds (`autoassist_plausibility_folds`, `_passes`).
     """
 
-    def __init__(
-        self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32, action: str = "drop"
-    ):
+    def __init__(self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32):
         if method is not None and method not in METHODS:
             raise ValueError(f"`autoassist_plausibility` must be one of {list(METHODS)} or unset, got {method!r}.")
-        if action not in ACTIONS:
-            raise ValueError(f"`autoassist_plausibility_action` must be one of {list(ACTIONS)}, got {action!r}.")
-        if action == "relabel" and method != "labels":
-            raise ValueError(
-                "`autoassist_plausibility_action='relabel'` trains a flagged instance on the class label its "
-                "neighbours favour, so it needs `autoassist_plausibility='labels'`; a misaligned pair has no label to "
-                f"correct (got `autoassist_plausibility={method!r}`). Use 'drop' for pairs."
-            )
         if not 0.0 < threshold < 1.0:
             raise ValueError(
                 f"`autoassist_plausibility_threshold` must be in (0, 1), got {threshold}: an instance is flagged when "
@@ -58,13 +47,13 @@ class PlausibilityCheck:
             )
         if passes < 1:
             raise ValueError(f"`autoassist_plausibility_passes` must be >= 1, got {passes}.")
-        self.method, self.threshold, self.folds, self.passes, self.action = method, threshold, folds, passes, action
+        self.method, self.threshold, self.folds, self.passes = method, threshold, folds, passes
 
     @classmethod
     def from_args(cls, args) -> "PlausibilityCheck":
         return cls(
             args.autoassist_plausibility, args.autoassist_plausibility_threshold, args.autoassist_plausibility_folds,
-            args.autoassist_plausibility_passes, args.autoassist_plausibility_action,
+            args.autoassist_plausibility_passes,
         )
 
     def run(self, dataset, seed: int, accelerator) -> tuple[Plausibility | None, torch.Tensor | None]:
@@ -107,20 +96,15 @@ class LabelCheck:
     third) starts, from the Boss's features recorded while it trained on every instance (`labels.py`). From then on
     the run never trains on the flagged instances; a run of fewer epochs checks nothing.
 
-    With `action="relabel"` the flagged instances stay, trained from then on with the label their neighbours favour
-    (`relabels`).
-
     Args:
         labels (`torch.Tensor`): `(N,)` class ids of the training set.
         threshold (`float`): flag an instance whose probability of a wrong label is above this.
-        action (`str`): `"drop"` or `"relabel"`.
     """
 
-    def __init__(self, labels: torch.Tensor, threshold: float = 0.5, action: str = "drop"):
-        self.labels, self.threshold, self.action = labels, threshold, action
+    def __init__(self, labels: torch.Tensor, threshold: float = 0.5):
+        self.labels, self.threshold = labels, threshold
         self.memory = FeatureMemory(len(labels))
         self.flagged: torch.Tensor | None = None  # decided flags, on every rank
-        self.relabels: torch.Tensor | None = None  # `(N,)` once decided with "relabel": the new label, -1 to keep
         self.plausibility: Plausibility | None = None  # on the main process
 
     @classmethod
@@ -137,7 +121,7 @@ class LabelCheck:
                 f"from the Boss's features of the epochs before; this run has {args.num_train_epochs} epoch(s), so "
                 "no label will be checked."
             )
-        return cls(labels, args.autoassist_plausibility_threshold, args.autoassist_plausibility_action)
+        return cls(labels, args.autoassist_plausibility_threshold)
 
     def due(self, epoch: int) -> bool:
         """Whether to decide at the start of `epoch` (once)."""
@@ -151,23 +135,16 @@ class LabelCheck:
         """The flags, the same on every rank (every rank must call it: the features are merged first)."""
         self.memory.merge(accelerator)
         flagged = torch.zeros(len(self.labels), dtype=torch.bool)
-        relabels = torch.full((len(self.labels),), -1, dtype=torch.long)
         if accelerator.is_main_process:
             self.plausibility = self._score(seed)
             flagged = self.plausibility.flagged
-            relabels = torch.where(flagged, self.plausibility.suggested, -1)
             summary = self.plausibility.summary()
-            what = "does not train on them" if self.action == "drop" else "trains on them with the labels suggested"
             logger.warning(
                 f"Plausibility (labels): {summary['flagged']} of {len(flagged)} training labels flagged "
                 f"({summary['flagged_fraction']:.1%}; estimated share of wrong labels "
-                f"{summary['implausible_share']:.1%}); the run {what} from now on."
+                f"{summary['implausible_share']:.1%}); the run does not train on them from now on."
             )
         self.flagged = shared_flags(flagged, accelerator, "labels")
-        if self.action == "relabel":
-            if accelerator.num_processes > 1:
-                relabels = broadcast(relabels.to(accelerator.device), from_process=0).cpu()
-            self.relabels = relabels
         return self.flagged
 
     def _score(self, seed: int) -> Plausibility:
@@ -175,7 +152,7 @@ class LabelCheck:
         if not seen.any():  # a Boss without a linear head records none (`head_features.output_head`)
             logger.warning("No training instance has recorded features: no label is checked.")
             nothing, unscored = torch.zeros(seen.shape), torch.full(seen.shape, float("nan"))
-            return Plausibility("labels", unscored, nothing, nothing.bool(), 0.0, self.threshold, self.labels.clone())
+            return Plausibility("labels", unscored, nothing, nothing.bool(), 0.0, self.threshold)
         if not seen.all():
             logger.warning(
                 f"{int((~seen).sum())} training instances have no recorded features (not trained on yet): their "
@@ -186,7 +163,7 @@ class LabelCheck:
         scores[seen], posterior[seen] = found.scores, found.posterior
         flagged = torch.zeros(seen.shape, dtype=torch.bool)
         flagged[seen] = found.flagged
-        suggested = self.labels.clone()  # an instance without features keeps its own
+        suggested = self.labels.clone()  # an instance without features: no other label to suggest
         suggested[seen] = found.suggested
         return Plausibility("labels", scores, posterior, flagged, found.implausible_share, self.threshold, suggested)
 
@@ -194,7 +171,6 @@ class LabelCheck:
         """The flags (and on the main process the scores) once decided; before that, the features recorded so far."""
         return {
             "flagged": self.flagged,
-            "relabels": self.relabels,
             "plausibility": None if self.plausibility is None else asdict(self.plausibility),
             "memory": None if self.flagged is not None else self.memory.state_dict(),
         }
@@ -202,7 +178,7 @@ class LabelCheck:
     def load_state_dict(self, state: dict | None) -> None:
         if state is None:
             return
-        self.flagged, self.relabels = state["flagged"], state.get("relabels")
+        self.flagged = state["flagged"]
         if state.get("plausibility") is not None:
             self.plausibility = Plausibility(**state["plausibility"])
         if state["memory"] is not None:

@@ -10,8 +10,9 @@ as the share of p-values above lambda bounds the true nulls in Storey's estimate
 wrong label is then `share * null(count) / observed(count)`, made non-increasing in the count. On clean data the
 share is near zero and so is every probability.
 
-Each instance also gets a suggested label: the one most of its neighbours carry among the labels other than its own
-(what `autoassist_plausibility_action="relabel"` trains a flagged instance on).
+Each instance also gets a suggested label for the report: the one most of its neighbours carry among the labels
+other than its own. Training on the suggested labels instead of dropping the flagged instances was measured and
+lost (README, "Wrong class labels").
 """
 
 import torch

@@ -65,11 +65,12 @@ def contrastive_loss(x: torch.Tensor, y: torch.Tensor, temperature: float) -> to
 
 def cross_fitted_pair_scores(
     sources, targets, folds: int = 5, passes: int = 32, dim: int = 256, temperature: float = 0.1, lr: float = 1e-2,
-    batch_size: int = 128, seed: int = 0,
+    batch_size: int = 128, seed: int = 0, exclude: torch.Tensor | None = None,
 ) -> PairScores:  # fmt: skip
     """Every pair's score and null score under an encoder trained on the other `folds - 1` folds for `passes` passes.
 
-    `sources` / `targets`: one sequence of token ids per pair, each side in its own vocabulary. Trains on CPU; the
+    `sources` / `targets`: one sequence of token ids per pair, each side in its own vocabulary. `exclude` `(N,)`
+    bool: pairs no encoder trains on (those an earlier round flagged), scored all the same. Trains on CPU; the
     global RNG is left as it was (the Trainer's reproducibility depends on it).
     """
     if len(sources) != len(targets):
@@ -86,6 +87,8 @@ def cross_fitted_pair_scores(
     for fold in range(folds):
         held_out = order[fold::folds]
         training = torch.cat([order[other::folds] for other in range(folds) if other != fold])
+        if exclude is not None:
+            training = training[~exclude[training]]
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed + fold)
             encoder = PairEncoder(source_pad, target_pad, dim)
