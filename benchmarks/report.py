@@ -26,6 +26,8 @@ CONVERGENCE_BEGIN, CONVERGENCE_END = "<!-- convergence-results -->", "<!-- /conv
 OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-results -->"
 PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /plausibility-results -->"
 V2_BEGIN, V2_END = "<!-- v2-results -->", "<!-- /v2-results -->"
+TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END = "<!-- translation-example -->", "<!-- /translation-example -->"
+ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END = "<!-- assistant-dim -->", "<!-- /assistant-dim -->"
 V2 = RESULTS / "archive" / "v2-thread"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
@@ -267,6 +269,58 @@ def render_overhead(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def render_translation_example(folder: Path = RESULTS) -> str:
+    """README: the translation example's two trainers (`translation_multi30k_en_de.json`, written by the example)."""
+    path = folder / "translation_multi30k_en_de.json"
+    if not path.exists():
+        return "(no translation example result committed)"
+    rows = {row["trainer"]: row for row in json.loads(path.read_text())}
+    names = {"plain": "plain `Seq2SeqTrainer`", "autoassist": "`AutoAssistSeq2SeqTrainer`"}
+    lines = [
+        "| trainer | test BLEU | train seconds | optimizer steps | kept in last epoch | Assistant seconds |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name in ("plain", "autoassist"):
+        row = rows[name]
+        lines.append(
+            f"| {names[name]} | {row['test_bleu']:.2f} | {row['train_seconds']:.0f} | {row['optimizer_steps']} "
+            f"| {row['kept_fraction_last_epoch']:.3f} | {row['assistant_seconds']:.1f} |"
+        )
+    plain, autoassist = rows["plain"], rows["autoassist"]
+    lines += [
+        "",
+        f"sacreBLEU `{plain['sacrebleu_signature']}`. AutoAssist took "
+        f"{autoassist['optimizer_steps'] / plain['optimizer_steps']:.0%} of the optimizer steps in "
+        f"{autoassist['train_seconds'] / plain['train_seconds']:.0%} of the time and ended "
+        f"{plain['test_bleu'] - autoassist['test_bleu']:.2f} BLEU lower.",
+    ]
+    return "\n".join(lines)
+
+
+def render_assistant_dim(folder: Path = RESULTS) -> str:
+    """README: the bag-of-tokens Assistant's accuracy per width and step size (`assistant_dim.py`)."""
+    path = folder / "assistant_dim.json"
+    if not path.exists():
+        return "(no Assistant width measurement committed)"
+    result = json.loads(path.read_text())
+    rows = result["rows"]
+    rates = sorted({row["lr"] for row in rows})
+    majority = rows[0]["majority_baseline"]
+    lines = [
+        f"`{result['command']}`: accuracy over the second half of the stream; always answering the majority label "
+        f"scores {majority:.3f}.",
+        "",
+        "| `autoassist_assistant_dim` | " + " | ".join(f"lr {rate:g}" for rate in rates) + " | parameters |",
+        "|---" * (len(rates) + 2) + "|",
+    ]
+    for dim in sorted({row["dim"] for row in rows}):
+        cells = {row["lr"]: row for row in rows if row["dim"] == dim}
+        accuracy = " | ".join(f"{cells[rate]['accuracy_second_half']:.3f}" if rate in cells else "–" for rate in rates)
+        parameters = next(iter(cells.values()))["parameters"]
+        lines.append(f"| {dim} | {accuracy} | {parameters / 1000:.0f}k |")
+    return "\n".join(lines)
+
+
 def render_curves(results: list[dict]) -> str:
     """benchmarks/README.md: every operating point of every strategy, and autoassist - random at each."""
     lines = [
@@ -416,6 +470,10 @@ def main(argv=None) -> int:
     readme_text = replace_section(readme.read_text(), render(results))
     readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)
     readme_text = replace_section(readme_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
+    readme_text = replace_section(
+        readme_text, render_translation_example(), TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END
+    )
+    readme_text = replace_section(readme_text, render_assistant_dim(), ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END)
     updates = {
         readme: readme_text,
         benchmarks_readme: replace_section(benchmarks_text, render_curves(results), CURVES_BEGIN, CURVES_END),
