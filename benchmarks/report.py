@@ -180,6 +180,7 @@ def render_verdict(results: list[dict]) -> str:
             f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {_speedups(entry['seconds'])}, "
             f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how})."
         )
+    checked = []  # tasks where the plausibility check alone beats the full plain run on every seed
     for result in results:  # the plausibility check alone, where the suite ran it
         entry = _at_default(result, "filtered")
         if entry is None or not any(v is not None for v in entry["final_validation"]["values"]):
@@ -189,6 +190,10 @@ def render_verdict(results: list[dict]) -> str:
         row = rows[task] if not rows[task].startswith("not measured") else ""
         method = next(r["autoassist_config"]["autoassist_plausibility"] for r in result["runs"] if r["strategy"] == "filtered")
         kept = "misaligned / aligned pairs" if method == "pairs" else "wrong / right labels"
+        above = [v - f for v, f in zip(entry["final_validation"]["values"], [] if full is None else full["values"])
+                 if v is not None and f is not None]  # fmt: skip
+        if len(above) == len(entry["final_validation"]["values"]) and all(d > 0 for d in above):
+            checked.append(f"the `{method}` check gains {result['metric']} on {task} (every seed)")
         disturbed = [
             r for r in result["runs"]
             if r["strategy"] == "filtered" and (r.get("foreign_cpu_seconds") or 0) > 0.1 * r["train_seconds"]
@@ -206,7 +211,8 @@ def render_verdict(results: list[dict]) -> str:
             + "."
         )
     lines += [f"- {task}: {row}" for task, row in rows.items()]
-    lines += ["", f"In short: {'AutoAssist gains on ' + ', '.join(gains) if gains else 'no task gains on every seed yet'}."]
+    verdict = ("AutoAssist gains on " + ", ".join(gains)) if gains else "no task gains speed on every seed yet"
+    lines += ["", f"In short: {'; '.join([verdict, *checked])}."]
     return "\n".join(lines)
 
 
