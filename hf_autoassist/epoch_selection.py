@@ -2,6 +2,7 @@
 decision made once on the main process and shared with every rank, and the loss weights of what it kept."""
 
 import math
+from collections.abc import Callable
 
 import torch
 from accelerate.utils import broadcast
@@ -26,8 +27,8 @@ class EpochSelection:
         seed (`int`): the run's data seed.
         global_step (`Callable[[], int]`): optimizer steps done so far (the run's progress under `max_steps`).
         full_data_finish (`float`): share of training at its end that keeps everything.
-        pass_size (`int`, *optional*): candidates in a pass, when the sampler draws from a pool (the instances the
-            plausibility check did not flag); default `num_samples`.
+        pass_size (`Callable[[], int]`, *optional*): candidates in the running pass, asked of the sampler (which
+            draws from a pool of the instances the plausibility check did not flag); default `num_samples`.
 
     It owns `loss_weights`: the weight of every instance in the running pass (the strategy's, for reweighting
     ones), or None to leave the loss untouched.
@@ -35,11 +36,11 @@ class EpochSelection:
 
     def __init__(
         self, args, strategy, accelerator, num_samples: int, seed: int, global_step, full_data_finish: float,
-        pass_size: int | None = None,
+        pass_size: Callable[[], int] | None = None,
     ):  # fmt: skip
         self.args, self.strategy, self.accelerator = args, strategy, accelerator
         self.num_samples = num_samples
-        self.pass_size = num_samples if pass_size is None else pass_size
+        self.pass_size = pass_size or (lambda: num_samples)
         self.seed = seed
         self.global_step = global_step
         self.full_data_finish = full_data_finish
@@ -85,7 +86,7 @@ class EpochSelection:
         keep = torch.ones(len(candidates), dtype=torch.bool)
         if args.autoassist_strategy == "none":
             return keep
-        epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.pass_size
+        epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.pass_size()
         selecting = selects_in_epoch(
             epochs_done, self._progress(epochs_done), args.autoassist_warmup_epochs, self.full_data_finish
         )

@@ -83,7 +83,7 @@ class SelectionRun:
             full_data_finish = self.strategy.default_full_data_finish
         self.epoch_selection = EpochSelection(
             args, self.strategy, accelerator, self.num_samples, self.seed, global_step, full_data_finish,
-            pass_size=self.num_samples if self.pool is None else len(self.pool),
+            pass_size=lambda: self.sampler.pass_size,
         )  # fmt: skip
         self.epoch_plan = EpochPlan(args, self.batches_per_round, global_step, replan, self.record_epoch)
         self.sampler = self._build_sampler(batch_size)
@@ -140,7 +140,6 @@ class SelectionRun:
         """Passes from now on are drawn from the instances not flagged."""
         self.flagged, self.pool = flagged, (~flagged).nonzero().flatten()
         self.sampler.set_pool(self.pool)
-        self.epoch_selection.pass_size = len(self.pool)
 
     def record_epoch(self, epoch: int) -> None:
         """Once an epoch's pass is decided: what it kept, per group, and the Assistant then."""
