@@ -25,6 +25,7 @@ import torch
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.flags import flag_quality  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.tasks import TRANSLATION, Noise  # noqa: E402
 from hf_autoassist.plausibility import plausibility_for  # noqa: E402
@@ -41,36 +42,13 @@ class PlausibilityStudyArguments:
     work_dir: str = field(default="outputs/benchmarks/plausibility")
 
 
-def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
-    """Probability that a positive (misaligned) pair scores below an aligned one, ties counting half (Mann-Whitney)."""
-    ranks = torch.empty(len(scores))
-    order = torch.argsort(scores, stable=True)
-    ranks[order] = torch.arange(1, len(scores) + 1, dtype=torch.float)
-    for value in scores.unique()[torch.unique(scores, return_counts=True)[1] > 1]:  # ties: their mean rank
-        tied = scores == value
-        ranks[tied] = ranks[tied].mean()
-    positives, negatives = int(positive.sum()), int((~positive).sum())
-    above = ranks[~positive].sum() - negatives * (negatives + 1) / 2  # pairs (aligned above misaligned)
-    return float(above / (positives * negatives))
-
-
 def measure(train, noisy_indices, seed: int) -> dict:
-    noisy = torch.zeros(len(train), dtype=torch.bool)
-    noisy[noisy_indices or []] = True
     start = time.perf_counter()
     plausibility = plausibility_for(train, seed=seed)
     seconds = time.perf_counter() - start
-    flagged = plausibility.flagged
     record = {"seconds": round(seconds, 2), **plausibility.summary()}
-    if noisy.any():
-        hits = int((flagged & noisy).sum())
-        record.update(
-            auc=round(auc(plausibility.scores, noisy), 4),
-            precision=None if not flagged.any() else round(hits / int(flagged.sum()), 4),
-            recall=round(hits / int(noisy.sum()), 4),
-            flagged_noisy=round(float(flagged[noisy].float().mean()), 4),
-            flagged_clean=round(float(flagged[~noisy].float().mean()), 4),
-        )
+    if noisy_indices:
+        record.update(flag_quality(plausibility, noisy_indices))
     return record
 
 

@@ -17,6 +17,7 @@ from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.analysis import CLEAN, FILTERED, PLAIN
+from benchmarks.flags import flag_quality
 from benchmarks.tasks import Task, TaskData
 
 
@@ -202,6 +203,8 @@ def run_one(
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
         record["irreducible"] = irreducible.summary()
         record["boss_instances"] += irreducible.instances
+    if run is not None and run.plausibility is not None and data.noisy_indices:  # the check against the planted noise
+        record["flags"] = flag_quality(run.plausibility, data.noisy_indices)
     if noise is not None:
         warmup = args.autoassist_warmup_epochs
         selected = [e for i, e in enumerate(noise.per_epoch) if i >= warmup] or noise.per_epoch

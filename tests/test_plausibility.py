@@ -11,7 +11,7 @@ from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
 from hf_autoassist.plausibility import REPORT_NAME, Plausibility, fit_null_mixture, plausibility_for
 from hf_autoassist.plausibility.pairs import cross_fitted_pair_scores, padded_ids
 
-from benchmarks.plausibility import auc
+from benchmarks.flags import auc
 from conftest import multi30k_token_pairs
 from test_translation import pad_pairs, tiny_marian
 
@@ -121,3 +121,15 @@ def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, str
     with open(tmp_path / REPORT_NAME) as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) == keep and sum(row["flagged"] for row in rows) == int(flagged.sum())
+
+
+def test_flag_quality_scores_the_flags_against_the_planted_noise():
+    from benchmarks.flags import flag_quality
+
+    scores = torch.tensor([0.1, 0.2, 0.9, float("nan"), 0.8, 0.3])  # the unscored one counts as plausible
+    flagged = torch.tensor([True, True, False, False, False, True])
+    plausibility = Plausibility("pairs", scores, 1 - scores.nan_to_num(1.0), flagged, 0.5, 0.5)
+    quality = flag_quality(plausibility, [0, 1, 2])
+    expected = {"precision": 2 / 3, "recall": 2 / 3, "flagged_noisy": 2 / 3, "flagged_clean": 1 / 3}
+    assert {key: quality[key] for key in expected} == pytest.approx(expected, abs=1e-4)
+    assert quality["auc"] == pytest.approx(7 / 9, abs=1e-4)  # 0.1 and 0.2 below all three, 0.9 below the unscored
