@@ -94,8 +94,8 @@ class InstanceLossReader:
         self.label_smoothing = label_smoothing
         self.per_instance_loss_fn = per_instance_loss_fn
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
-        self._causal_lm: tuple | None = None  # (model, whether it is a causal LM), see `is_causal_lm`
-        self._base: tuple | None = None  # (model, the model under its wrappers), see `base_model`
+        # (model, the model under its wrappers, whether it is a causal LM): found once per model, asked every step
+        self._model_facts: tuple | None = None
         self.recorder: HeadInputRecorder | None = None  # the Boss's features, for an Assistant that reads them
 
     def record_features(self, enabled: bool) -> None:
@@ -110,7 +110,7 @@ class InstanceLossReader:
         self.single_pass.reset()
         self.single_pass.enabled = single_pass and self.per_instance_loss_fn is None
         self.single_pass.process_scale = process_scale
-        self._causal_lm = self._base = None
+        self._model_facts = None
 
     def __call__(self, model, inputs: dict, num_items_in_batch=None, keep_graph: bool = False) -> InstanceLosses:
         """The step's loss and each instance's terms; `keep_graph` keeps the terms differentiable (to weight them)."""
@@ -163,16 +163,17 @@ class InstanceLossReader:
         )  # fmt: skip
 
     def is_causal_lm(self, model) -> bool:
-        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM; found once
-        per model (it is asked every step)."""
-        if self._causal_lm is None or self._causal_lm[0] is not model:
-            self._causal_lm = (model, self.base_model(model)._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
-        return self._causal_lm[1]
+        """Whether labels are next tokens (shifted by one), also for a PEFT model wrapping a causal LM."""
+        return self._facts(model)[2]
 
     def base_model(self, model):
-        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters; unwrapped once per
-        model (it is asked several times every step)."""
-        if self._base is None or self._base[0] is not model:
+        """The model under accelerate's wrappers and, for a `peft.PeftModel`, under its adapters."""
+        return self._facts(model)[1]
+
+    def _facts(self, model) -> tuple:
+        """`(model, base model, is causal LM)`, unwrapped once per model (both are asked several times a step)."""
+        if self._model_facts is None or self._model_facts[0] is not model:
             base = self.unwrap_model(model)
-            self._base = (model, base.get_base_model() if hasattr(base, "get_base_model") else base)
-        return self._base[1]
+            base = base.get_base_model() if hasattr(base, "get_base_model") else base
+            self._model_facts = (model, base, base._get_name() in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES.values())
+        return self._model_facts
