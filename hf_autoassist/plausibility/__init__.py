@@ -100,12 +100,10 @@ def plausibility_for(
             sources, targets, folds=folds, passes=passes, dim=dim, seed=seed, exclude=flagged
         )
         fit: MixtureFit = fit_null_mixture(pairs.scores, pairs.null_scores)
-        if not (fit.posterior > threshold).any():  # nothing to leave out of a next round's training
-            break
         flagged = fit.posterior > threshold
-    return Plausibility(
-        method, pairs.scores, fit.posterior, fit.posterior > threshold, fit.implausible_share, threshold
-    )
+        if not flagged.any():  # nothing to leave out of a next round's training
+            break
+    return Plausibility(method, pairs.scores, fit.posterior, flagged, fit.implausible_share, threshold)
 
 
 __all__ = ["METHODS", "REPORT_NAME", "Plausibility", "cross_fitted_pair_scores", "fit_null_mixture", "plausibility_for"]
