@@ -190,9 +190,9 @@ def render_verdict(results: list[dict]) -> str:
         row = rows[task] if not rows[task].startswith("not measured") else ""
         method = next(r["autoassist_config"]["autoassist_plausibility"] for r in result["runs"] if r["strategy"] == "filtered")
         kept = "misaligned / aligned pairs" if method == "pairs" else "wrong / right labels"
-        above = [v - f for v, f in zip(entry["final_validation"]["values"], [] if full is None else full["values"])
-                 if v is not None and f is not None]  # fmt: skip
-        if len(above) == len(entry["final_validation"]["values"]) and all(d > 0 for d in above):
+        values = entry["final_validation"]["values"]
+        plain = [None] * len(values) if full is None else full["values"]
+        if len(plain) >= len(values) and all(v is not None and f is not None and v > f for v, f in zip(values, plain)):
             checked.append(f"the `{method}` check gains {result['metric']} on {task} (every seed)")
         disturbed = [
             r for r in result["runs"]
