@@ -4,6 +4,7 @@ import gzip
 import json
 import subprocess
 import sys
+import zipfile
 
 import pytest
 import torch
@@ -129,6 +130,49 @@ def fake_multi30k(folder, langs=("en", "de"), counts=None):
             n = (counts or {}).get((prefix, lang), 3)
             write_gz(folder / f"{prefix}.{lang}.gz", [f"{lang} sentence {i}" for i in range(n)])
     return folder
+
+
+def fake_anki(folder, lines, name="fra-eng.zip"):
+    folder.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(folder / name, "w") as archive:
+        archive.writestr("fra-eng/_about.txt", "terms")
+        archive.writestr("fra-eng/fra.txt", "\n".join(lines) + "\n")
+    return folder
+
+
+def test_anki_is_split_by_english_sentence(tmp_path, translation_example, monkeypatch):
+    monkeypatch.setattr(translation_example, "ANKI_HELD_OUT", {"validation": 3, "test": 3})
+    # every third English sentence has two French translations
+    lines = [f"sentence {i}.\tphrase {i}." for i in range(20)] + [f"sentence {i}.\tautre {i}." for i in range(0, 20, 3)]
+    folder = fake_anki(tmp_path / "anki", lines)
+    raw = translation_example.load_anki(str(folder), "en", "fr")
+    english = {split: [p["en"] for p in raw[split]["translation"]] for split in raw}
+    assert sum(len(v) for v in english.values()) == len(lines)  # every pair is somewhere
+    assert len(set(english["validation"])) == len(set(english["test"])) == 3
+    assert not set(english["train"]) & (set(english["validation"]) | set(english["test"]))
+    assert all(p["fr"].split()[-1] == p["en"].split()[-1] for p in raw["train"]["translation"])
+    # the other direction reads the same archive, and the data_dir option finds it
+    reverse = translation_example.load_anki(str(folder), "fr", "en")
+    assert reverse["test"]["translation"] == raw["test"]["translation"]
+    args = translation_example.DataTrainingArguments(data_dir=str(folder), source_lang="en", target_lang="fr")
+    assert len(translation_example.load_raw_datasets(args)["train"]) == len(raw["train"])
+
+
+def test_anki_guards_name_the_problem(tmp_path, translation_example, monkeypatch):
+    monkeypatch.setattr(translation_example, "ANKI_HELD_OUT", {"validation": 1, "test": 1})
+    folder = fake_anki(tmp_path / "ok", ["Hi.\tSalut.", "Go.\tVa !", "Run.\tCours !"])
+    with pytest.raises(ValueError, match="Make one of them en"):
+        translation_example.load_anki(str(folder), "de", "fr")
+    fake_anki(folder, ["Hallo.\tHi."], name="deu-eng.zip")
+    with pytest.raises(FileNotFoundError, match=r"No single archive .* for the 'es' side"):
+        translation_example.load_anki(str(folder), "en", "es")
+    assert len(translation_example.load_anki(str(folder), "en", "fr")["train"]) == 1
+    broken = fake_anki(tmp_path / "broken", ["Hi.\tSalut.", "no tab here"])
+    with pytest.raises(ValueError, match=r"line 2 is not 'English<TAB>translation'"):
+        translation_example.load_anki(str(broken), "en", "fr")
+    small = fake_anki(tmp_path / "small", ["Hi.\tSalut.", "Go.\tVa !"])
+    with pytest.raises(ValueError, match="has 2 English sentences; its splits hold out 2"):
+        translation_example.load_anki(str(small), "en", "fr")
 
 
 def test_data_guards_name_the_problem(tmp_path, translation_example):

@@ -2,7 +2,8 @@
 """Train a translation model with `AutoAssistSeq2SeqTrainer` (or the plain `Seq2SeqTrainer`) and score it with BLEU.
 
 Shaped like `transformers/examples/pytorch/translation/run_translation.py`. Offline it reads Multi30k's raw files
-from `--data_dir` (or JSON lines through `--train_file`...), trains a joint BPE tokenizer on the training split and
+or a manythings.org Tatoeba archive (`../shared/data/anki-fra-eng`, with `--target_lang fr`) from `--data_dir` (or
+JSON lines through `--train_file`...), trains a joint BPE tokenizer on the training split and
 builds a small Transformer from a `MarianConfig`; online it also takes `--dataset_name`, `--tokenizer_name` and
 `--model_name_or_path`. BLEU is sacreBLEU's, called directly (`evaluate.load` needs the Hub).
 
@@ -13,9 +14,11 @@ builds a small Transformer from a `MarianConfig`; online it also takes `--datase
 
 import gzip
 import logging
+import random
 import os
 import sys
 import time
+import zipfile
 from pathlib import Path
 from dataclasses import dataclass, field
 
@@ -46,6 +49,9 @@ from comparison import report_side_by_side  # noqa: E402
 logger = logging.getLogger(__name__)
 
 MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
+# Tatoeba has no official splits: held-out English sentences (with all their translations), seeded
+ANKI_HELD_OUT = {"validation": 1000, "test": 1000}
+ANKI_SPLIT_SEED = 1234
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
 
 
@@ -81,7 +87,11 @@ class DataTrainingArguments:
     source_lang: str = field(default="en", metadata={"help": "Source language code, e.g. en."})
     target_lang: str = field(default="de", metadata={"help": "Target language code, e.g. de."})
     data_dir: str | None = field(
-        default=None, metadata={"help": "Multi30k raw folder (train/val/test_2016_flickr.<lang>.gz), read in place."}
+        default=None,
+        metadata={
+            "help": "Read in place: Multi30k's raw folder (train/val/test_2016_flickr.<lang>.gz), or a manythings.org "
+            "Anki folder (<lang>-eng.zip, Tatoeba pairs with English; split by English sentence, seeded)."
+        },
     )
     train_file: str | None = field(default=None, metadata={"help": 'JSON lines {"translation": {"en": .., "de": ..}}.'})
     validation_file: str | None = field(default=None, metadata={"help": "JSON lines, as --train_file."})
@@ -146,8 +156,59 @@ def load_multi30k(data_dir: str, source_lang: str, target_lang: str) -> DatasetD
     return DatasetDict(splits)
 
 
+def load_anki(data_dir: str, source_lang: str, target_lang: str) -> DatasetDict:
+    """Tatoeba pairs from a manythings.org/anki archive (`<code>-eng.zip`, lines `English<TAB><lang>`), split by
+    English sentence: one English sentence often has several translations, and a split by line would put the same
+    source in training and test. `ANKI_HELD_OUT` English sentences each go to validation and test, seeded."""
+    if "en" not in (source_lang, target_lang):
+        raise ValueError(
+            f"Anki archives pair English with one language; got --source_lang {source_lang} --target_lang "
+            f"{target_lang}. Make one of them en."
+        )
+    other = target_lang if source_lang == "en" else source_lang
+    # manythings names archives by three-letter code (fra-eng.zip for fr); one archive alone is taken as it is
+    archives = sorted(name for name in os.listdir(data_dir) if name.endswith("-eng.zip"))
+    matching = [name for name in archives if name.startswith(other)] or (archives if len(archives) == 1 else [])
+    if len(matching) != 1:
+        raise FileNotFoundError(
+            f"No single archive in {data_dir} for the {other!r} side (archives there: {archives}). Keep only the "
+            f"archive you want there, e.g. {other}a-eng.zip, or pass --train_file."
+        )
+    path = os.path.join(data_dir, matching[0])
+    with zipfile.ZipFile(path) as archive:
+        texts = [name for name in archive.namelist() if name.endswith(".txt") and "MACOSX" not in name]
+        member = next((name for name in texts if not os.path.basename(name).startswith("_")), None)
+        if member is None:
+            raise ValueError(f"{path} holds no pairs file (e.g. {other}-eng/{other}.txt).")
+        lines = archive.read(member).decode("utf-8").splitlines()
+    by_english: dict[str, list[str]] = {}
+    for number, line in enumerate(lines, 1):
+        fields = line.split("\t")
+        if len(fields) < 2 or not fields[0] or not fields[1]:
+            raise ValueError(f"{path}:{member} line {number} is not 'English<TAB>translation': {line[:80]!r}.")
+        by_english.setdefault(fields[0], []).append(fields[1])
+    english = sorted(by_english)
+    random.Random(ANKI_SPLIT_SEED).shuffle(english)
+    held_out = sum(ANKI_HELD_OUT.values())
+    if len(english) <= held_out:
+        raise ValueError(f"{path} has {len(english)} English sentences; its splits hold out {held_out}.")
+    validation_end = ANKI_HELD_OUT["validation"]
+    groups = {
+        "train": english[held_out:],
+        "validation": english[:validation_end],
+        "test": english[validation_end:held_out],
+    }
+    splits = {}
+    for split, sentences in groups.items():
+        pairs = [{"en": sentence, other: translation} for sentence in sentences for translation in by_english[sentence]]
+        splits[split] = Dataset.from_dict({"translation": pairs})
+    return DatasetDict(splits)
+
+
 def load_raw_datasets(data_args: DataTrainingArguments) -> DatasetDict:
     if data_args.data_dir is not None:
+        if os.path.isdir(data_args.data_dir) and any(n.endswith("-eng.zip") for n in os.listdir(data_args.data_dir)):
+            return load_anki(data_args.data_dir, data_args.source_lang, data_args.target_lang)
         return load_multi30k(data_args.data_dir, data_args.source_lang, data_args.target_lang)
     if data_args.train_file is not None:
         files = {"train": data_args.train_file, "validation": data_args.validation_file, "test": data_args.test_file}

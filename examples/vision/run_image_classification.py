@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
-from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Value, load_dataset
+from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, load_dataset
 from transformers import (
     AutoConfig,
     AutoImageProcessor,
