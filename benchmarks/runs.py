@@ -195,6 +195,8 @@ def run_one(
         # CPU seconds other processes took during training: its seconds are comparable only when this is near 0
         "foreign_cpu_seconds": foreign_seconds,
         "assistant_cpu_seconds": metrics.get("autoassist/assistant_cpu_seconds", 0.0),
+        # the plausibility check's seconds, part of `train_seconds` (None: no check ran)
+        "plausibility_seconds": metrics.get("autoassist/plausibility_seconds"),
         "final_validation": validation.get(f"eval_{data.metric}"),
         "test_metric": test.get(f"test_{data.metric}"),
     }

@@ -194,7 +194,10 @@ class SelectionRun:
         # what this process back-propagated, every strategy alike (the Assistant's own count is `instances_trained`)
         metrics["autoassist/instances_backpropagated"] = self.instances_backpropagated
         if self.plausibility is not None:
-            metrics["autoassist/flagged_fraction"] = self.plausibility.summary()["flagged_fraction"]
+            summary = self.plausibility.summary()
+            metrics["autoassist/flagged_fraction"] = summary["flagged_fraction"]
+            if summary["seconds"] is not None:  # None: restored from a checkpoint written before it was measured
+                metrics["autoassist/plausibility_seconds"] = summary["seconds"]
         return metrics
 
     def write_report(self, output_dir: str) -> None:

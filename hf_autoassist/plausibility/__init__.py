@@ -9,6 +9,7 @@ per instance, readable with `datasets.load_dataset("json", ...)`).
 
 import json
 import os
+import time
 from dataclasses import dataclass
 
 import torch
@@ -29,7 +30,8 @@ METHODS = ("pairs", "labels")
 class Plausibility:
     """Per instance: `scores` (higher fits better), `posterior` (probability of the implausible component) and
     `flagged` (posterior above `threshold`); `implausible_share` is the mixture's estimate of the implausible part;
-    `suggested` (class labels only): the label each instance's neighbours favour among the others, for a reviewer."""
+    `suggested` (class labels only): the label each instance's neighbours favour among the others, for a reviewer;
+    `seconds`: the check's wall-clock time on the main process (what it adds to the run)."""
 
     method: str
     scores: torch.Tensor
@@ -38,6 +40,7 @@ class Plausibility:
     implausible_share: float
     threshold: float
     suggested: torch.Tensor | None = None
+    seconds: float | None = None
 
     def summary(self) -> dict:
         return {
@@ -46,6 +49,7 @@ class Plausibility:
             "flagged": int(self.flagged.sum()),
             "flagged_fraction": round(float(self.flagged.float().mean()), 4),
             "threshold": self.threshold,
+            "seconds": None if self.seconds is None else round(self.seconds, 2),
         }
 
     def least_plausible(self, count: int = 10) -> list[int]:
@@ -93,6 +97,7 @@ def plausibility_for(
     """Scores every instance of `dataset` with `method` and decides which are implausible."""
     if method not in METHODS:
         raise ValueError(f"Unknown plausibility method {method!r}; choose one of {list(METHODS)}.")
+    start = time.perf_counter()
     sources, targets = pair_columns(dataset)
     flagged = None
     for _ in range(REFIT_ROUNDS):
@@ -103,7 +108,8 @@ def plausibility_for(
         flagged = fit.posterior > threshold
         if not flagged.any():  # nothing to leave out of a next round's training
             break
-    return Plausibility(method, pairs.scores, fit.posterior, flagged, fit.implausible_share, threshold)
+    seconds = time.perf_counter() - start
+    return Plausibility(method, pairs.scores, fit.posterior, flagged, fit.implausible_share, threshold, seconds=seconds)
 
 
 __all__ = ["METHODS", "REPORT_NAME", "Plausibility", "cross_fitted_pair_scores", "fit_null_mixture", "plausibility_for"]

@@ -2,7 +2,8 @@
 run once per training run on the main process, its flags shared with every rank: before training for pairs
 (`PlausibilityCheck`), after two epochs for class labels (`LabelCheck`, which reads the Boss's features)."""
 
-from dataclasses import asdict
+import time
+from dataclasses import asdict, replace
 
 import torch
 from accelerate.utils import broadcast
@@ -73,7 +74,7 @@ class PlausibilityCheck:
             logger.warning(
                 f"Plausibility ({self.method}): {summary['flagged']} of {len(dataset)} training instances flagged "
                 f"({summary['flagged_fraction']:.1%}; the mixture's implausible share "
-                f"{summary['implausible_share']:.1%}); the run does not train on them."
+                f"{summary['implausible_share']:.1%}; {summary['seconds']:.0f} s); the run does not train on them."
             )
         return plausibility, shared_flags(flagged, accelerator, self.method)
 
@@ -136,13 +137,15 @@ class LabelCheck:
         self.memory.merge(accelerator)
         flagged = torch.zeros(len(self.labels), dtype=torch.bool)
         if accelerator.is_main_process:
-            self.plausibility = self._score(seed)
+            start = time.perf_counter()
+            self.plausibility = replace(self._score(seed), seconds=time.perf_counter() - start)
             flagged = self.plausibility.flagged
             summary = self.plausibility.summary()
             logger.warning(
                 f"Plausibility (labels): {summary['flagged']} of {len(flagged)} training labels flagged "
                 f"({summary['flagged_fraction']:.1%}; estimated share of wrong labels "
-                f"{summary['implausible_share']:.1%}); the run does not train on them from now on."
+                f"{summary['implausible_share']:.1%}; {summary['seconds']:.0f} s); the run does not train on them from now "
+                "on."
             )
         self.flagged = shared_flags(flagged, accelerator, "labels")
         return self.flagged
