@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """README's benchmark tables, generated from `benchmarks/results/<task>.json`, and the curve, ablation and signal
 tables of benchmarks/README.md, from the same JSON, `benchmarks/results/ablation-<task>.json`,
-`benchmarks/results/signals-<task>.json` and `benchmarks/results/plausibility-translation.json` (never typed by hand).
+`benchmarks/results/signals-<task>.json` and `benchmarks/results/plausibility-translation*.json` (never typed by hand).
 
     python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
     python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
@@ -417,29 +417,37 @@ def render_signals(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+# the plausibility study's corpora (`plausibility.py --corpus`): the name in the table, the result file
+PLAUSIBILITY_CORPORA = (("Multi30k en-de", "plausibility-translation.json"),
+                        ("Tatoeba en-fr", "plausibility-translation-tatoeba.json"))  # fmt: skip
+
+
 def render_plausibility(folder: Path = RESULTS) -> str:
-    """benchmarks/README.md: what the plausibility check finds per kind and rate of misalignment (`plausibility.py`),
-    median over its seeds (each seed's value in brackets where they differ)."""
-    path = folder / "plausibility-translation.json"
-    if not path.exists():
-        return "Not measured yet: `python benchmarks/plausibility.py --data_dir ../shared/data`."
-    cells = json.loads(path.read_text())["cells"]
+    """benchmarks/README.md: what the plausibility check finds per corpus and kind and rate of misalignment
+    (`plausibility.py`), median over its seeds."""
     keys = ("implausible_share", "flagged_fraction", "auc", "precision", "recall", "flagged_noisy", "flagged_clean",
             "seconds")  # fmt: skip
     lines = [
-        "| misalignment | seeds | estimated share | flagged | AUC | precision | recall | flagged misaligned | "
+        "| corpus | misalignment | seeds | estimated share | flagged | AUC | precision | recall | flagged misaligned | "
         "flagged aligned | seconds |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for noise, fraction in dict.fromkeys((c["noise"], c["fraction"]) for c in cells):
-        group = [c for c in cells if (c["noise"], c["fraction"]) == (noise, fraction)]
-        name = {"none": "none (clean data)", "pairs": "re-paired", "shifted pairs": "shifted in blocks"}[noise]
-        row = [name if noise == "none" else f"{name}, {fraction:.0%}", str(len(group))]
-        for key in keys:
-            values = [c[key] for c in group if c.get(key) is not None]
-            digits = 1 if key == "seconds" else (4 if key == "auc" else 3)
-            row.append("–" if not values else f"{_median(values):.{digits}f}")
-        lines.append("| " + " | ".join(row) + " |")
+    for corpus, file_name in PLAUSIBILITY_CORPORA:
+        path = folder / file_name
+        if not path.exists():
+            continue
+        cells = json.loads(path.read_text())["cells"]
+        for noise, fraction in dict.fromkeys((c["noise"], c["fraction"]) for c in cells):
+            group = [c for c in cells if (c["noise"], c["fraction"]) == (noise, fraction)]
+            name = {"none": "none (clean data)", "pairs": "re-paired", "shifted pairs": "shifted in blocks"}[noise]
+            row = [corpus, name if noise == "none" else f"{name}, {fraction:.0%}", str(len(group))]
+            for key in keys:
+                values = [c[key] for c in group if c.get(key) is not None]
+                digits = 1 if key == "seconds" else (4 if key == "auc" else 3)
+                row.append("–" if not values else f"{_median(values):.{digits}f}")
+            lines.append("| " + " | ".join(row) + " |")
+    if len(lines) == 2:
+        return "Not measured yet: `python benchmarks/plausibility.py --data_dir ../shared/data`."
     return "\n".join(lines)
 
 
