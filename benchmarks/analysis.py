@@ -16,6 +16,15 @@ CLEAN = "plain_clean"
 # the plausibility check alone: every instance it does not flag, every epoch (the library's strategy `none` with
 # `autoassist_plausibility`), at the recipe's epochs times its point
 FILTERED = "filtered"
+# a run whose foreign CPU seconds exceed this share of its training seconds was disturbed: its seconds do not compare
+DISTURBED_SHARE = 0.10
+
+
+def disturbed(record: dict, share: float = DISTURBED_SHARE) -> bool:
+    """Whether other processes took more than `share` of the run's training seconds in CPU; a run recorded before
+    this was measured counts as disturbed (its seconds cannot be vouched for)."""
+    foreign = record.get("foreign_cpu_seconds")
+    return foreign is None or foreign > share * record["train_seconds"]
 
 
 

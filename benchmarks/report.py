@@ -14,7 +14,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.analysis import pair_by_seed  # noqa: E402
+from benchmarks.analysis import disturbed, pair_by_seed  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
@@ -28,6 +28,7 @@ PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /p
 V2_BEGIN, V2_END = "<!-- v2-results -->", "<!-- /v2-results -->"
 TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END = "<!-- translation-example -->", "<!-- /translation-example -->"
 ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END = "<!-- assistant-dim -->", "<!-- /assistant-dim -->"
+PAIRS_CHECK_BEGIN, PAIRS_CHECK_END = "<!-- pairs-check -->", "<!-- /pairs-check -->"
 V2 = RESULTS / "archive" / "v2-thread"
 TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
@@ -170,12 +171,10 @@ def render_verdict(results: list[dict]) -> str:
                 and versus and all(d > 0 for d in versus))  # fmt: skip
         gains += [task] if wins else []
         how = "the Assistant in a thread, not today's default" if _threaded(result) else "the Assistant in the step"
-        disturbed = [
-            r for r in result["runs"] if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"]
-            and (r.get("foreign_cpu_seconds") or 0) > 0.1 * r["train_seconds"]
-        ]  # fmt: skip
-        if disturbed:
-            how += f"; {len(disturbed)} of these runs' seconds disturbed by other work, to be re-timed"
+        retime = [r for r in result["runs"]
+                  if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"] and disturbed(r)]  # fmt: skip
+        if retime:
+            how += f"; {len(retime)} of these runs' seconds disturbed by other work, to be re-timed"
         rows[task] = (
             f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {_speedups(entry['seconds'])}, "
             f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how})."
@@ -194,10 +193,7 @@ def render_verdict(results: list[dict]) -> str:
         plain = [None] * len(values) if full is None else full["values"]
         if len(plain) >= len(values) and all(v is not None and f is not None and v > f for v, f in zip(values, plain)):
             checked.append(f"the `{method}` check gains {result['metric']} on {task} (every seed)")
-        disturbed = [
-            r for r in result["runs"]
-            if r["strategy"] == "filtered" and (r.get("foreign_cpu_seconds") or 0) > 0.1 * r["train_seconds"]
-        ]  # fmt: skip
+        retime = [r for r in result["runs"] if r["strategy"] == "filtered" and disturbed(r)]
         rows[task] = (row + " " if row else "") + (
             f"With `autoassist_plausibility='{method}'` alone (strategy `none`): {result['metric']} "
             f"{_seed_values(entry['final_validation'], digits)} against the full plain run's "
@@ -207,7 +203,7 @@ def render_verdict(results: list[dict]) -> str:
                f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
             + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
-            + (f" ({len(disturbed)} of these runs' seconds disturbed by other work, to be re-timed)" if disturbed else "")
+            + (f" ({len(retime)} of these runs' seconds disturbed by other work, to be re-timed)" if retime else "")
             + "."
         )
     lines += [f"- {task}: {row}" for task, row in rows.items()]
@@ -451,6 +447,43 @@ def render_plausibility(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
+    """README: the pairs check per corpus in one line each (the ranges over the kinds and rates of misalignment of the
+    study's median rows), and its seconds against the suite's full plain translation run (median over seeds)."""
+    by_task = {result["task"]: result for result in results}
+    full_runs = [r["train_seconds"] for r in by_task.get("translation", {}).get("runs", [])
+                 if r["strategy"] == "plain" and r.get("budget") == 1.0 and not disturbed(r)]  # fmt: skip
+    lines = []
+    for corpus, file_name in PLAUSIBILITY_CORPORA:
+        path = folder / file_name
+        if not path.exists():
+            continue
+        cells = json.loads(path.read_text())["cells"]
+        groups = {}
+        for cell in cells:
+            groups.setdefault((cell["noise"], cell["fraction"]), []).append(cell)
+
+        def spread(key: str, noisy: bool = True) -> tuple[float, float]:
+            medians = [_median([c[key] for c in group]) for (noise, _), group in groups.items() if (noise != "none") == noisy]
+            return min(medians), max(medians)
+
+        clean = spread("flagged_fraction", noisy=False)[1]
+        recall, auc, aligned = spread("recall"), spread("auc"), spread("flagged_clean")
+        seconds = (min(c["seconds"] for c in cells), max(c["seconds"] for c in cells))
+        threads = json.loads(path.read_text()).get("torch_threads")
+        share = ""
+        if full_runs:
+            plain = _median(full_runs)
+            share = f" ({seconds[0] / plain:.1%}–{seconds[1] / plain:.1%} of the suite's full plain translation run, {plain:.0f} s)"
+        lines.append(
+            f"- {corpus} ({len(cells) // len(groups)} seeds): clean pairs flagged {clean:.1%}; over re-paired and "
+            f"shifted targets at 25% and 10%, misaligned pairs found {recall[0]:.2f}–{recall[1]:.2f}, AUC "
+            f"{auc[0]:.3f}–{auc[1]:.3f}, aligned pairs flagged {aligned[0]:.1%}–{aligned[1]:.1%}; "
+            f"{seconds[0]:.0f}–{seconds[1]:.0f} s per check on {threads} thread{'s' if threads != 1 else ''}{share}."
+        )
+    return "\n".join(lines) or "(no plausibility study committed)"
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     middle = len(ordered) // 2
@@ -488,6 +521,7 @@ def main(argv=None) -> int:
         readme_text, render_translation_example(), TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END
     )
     readme_text = replace_section(readme_text, render_assistant_dim(), ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END)
+    readme_text = replace_section(readme_text, render_pairs_check(results), PAIRS_CHECK_BEGIN, PAIRS_CHECK_END)
     updates = {
         readme: readme_text,
         benchmarks_readme: replace_section(benchmarks_text, render_curves(results), CURVES_BEGIN, CURVES_END),

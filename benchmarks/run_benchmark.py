@@ -32,10 +32,10 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import AUTOASSIST, CLEAN, FILTERED, INFOBATCH, PLAIN, RANDOM, analyse  # noqa: E402
+from benchmarks.analysis import AUTOASSIST, CLEAN, FILTERED, INFOBATCH, PLAIN, RANDOM, analyse, disturbed  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
-    Progress, autoassist_settings, disturbed, environment, fingerprint, run_one, task_work_dir, training_arguments,
+    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
 

@@ -245,13 +245,6 @@ class Progress:
         self.trained += trained
 
 
-def disturbed(record: dict, share: float) -> bool:
-    """Whether other processes took more than `share` of the run's training seconds in CPU; a run recorded before
-    this was measured counts as disturbed (its seconds cannot be vouched for)."""
-    foreign = record.get("foreign_cpu_seconds")
-    return foreign is None or foreign > share * record["train_seconds"]
-
-
 def task_work_dir(bench, task: Task) -> str:
     """Scratch space of one task's runs (its tokenizer, the trainers' output folders)."""
     return os.path.join(bench.work_dir, bench.preset, task.name)

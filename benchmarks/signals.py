@@ -26,9 +26,9 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import front_of, iso_quality, pair_by_seed, spread  # noqa: E402
+from benchmarks.analysis import disturbed, front_of, iso_quality, pair_by_seed, spread  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
-    Progress, autoassist_settings, disturbed, environment, fingerprint, run_one, task_work_dir, training_arguments,
+    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS  # noqa: E402
 

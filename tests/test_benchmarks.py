@@ -260,6 +260,26 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
 
 
 @pytest.mark.slow
+def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_of_the_undisturbed_plain_run(tmp_path):
+    from benchmarks import report
+
+    def cell(noise, seed, recall=None, seconds=10.0):
+        extra = {} if recall is None else {"recall": recall, "auc": 0.99, "flagged_clean": 0.02}
+        return {"noise": noise, "fraction": 0.25 if noise != "none" else 0.0, "seed": seed, "flagged_fraction": 0.0,
+                "seconds": seconds, **extra}  # fmt: skip
+
+    cells = [cell("none", 0), cell("none", 1), cell("pairs", 0, 0.8, 20.0), cell("pairs", 1, 0.9),
+             cell("shifted pairs", 0, 0.6), cell("shifted pairs", 1, 0.7)]  # fmt: skip
+    (tmp_path / "plausibility-translation.json").write_text(json.dumps({"cells": cells, "torch_threads": 1}))
+    runs = [{"strategy": "plain", "budget": 1.0, "train_seconds": t, "foreign_cpu_seconds": f}
+            for t, f in ((100.0, 1.0), (300.0, 200.0), (200.0, 2.0))]  # fmt: skip; the 300 s run was disturbed
+    line = report.render_pairs_check([{"task": "translation", "runs": runs}], tmp_path)
+    # medians per row: recall 0.85 (re-paired) and 0.65 (shifted); seconds 10-20 of a 150 s plain run
+    assert line.startswith("- Multi30k en-de (2 seeds): clean pairs flagged 0.0%")
+    assert "misaligned pairs found 0.65–0.85" in line and "10–20 s per check on 1 thread (6.7%–13.3%" in line
+    assert "150 s" in line and "Tatoeba" not in line
+
+
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names its default: the recorded
     # studies would then be trained again from scratch
