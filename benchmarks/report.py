@@ -348,7 +348,37 @@ def render_curves(results: list[dict]) -> str:
                     f"| {_seed_values(entry['final_validation'], digits)} | {_speedups(entry['instances'])} "
                     f"| {_speedups(entry['seconds'])} | {kept} | {paired} |"
                 )
-    return "\n".join(lines)
+    notes = [note for result in results for note in _same_runs(result)]
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def _same_runs(result: dict) -> list[str]:
+    """Notes on AutoAssist's points that trained identically on every seed (the same instances, the same metric):
+    under `autoassist_confidence='skill'` the acceptance floor is `max(base_prob, 1 - skill)`, so a `base_prob` below
+    `1 - skill` changes nothing."""
+    runs = [r for r in result["runs"] if r["strategy"] == "autoassist"]
+    points = sorted({r["point"] for r in runs})
+    notes = []
+    for low, high in zip(points, points[1:]):
+        by_seed = {}
+        for r in runs:
+            if r["point"] in (low, high):
+                by_seed.setdefault(r["seed"], []).append(r)
+        pairs = [group for group in by_seed.values() if len(group) == 2]
+        if pairs and all(
+            (a["boss_instances"], a["final_validation"]) == (b["boss_instances"], b["final_validation"]) for a, b in pairs
+        ):
+            skills = [r["assistant_skill"] for group in pairs for r in group if r.get("assistant_skill") is not None]
+            why = ""
+            if skills:
+                why = (f": the Assistant's skill ended at {min(skills):.2f}–{max(skills):.2f}, so the acceptance floor "
+                       f"`max(base_prob, 1 − skill)` was `1 − skill` at both")  # fmt: skip
+            seeds = "both seeds" if len(pairs) == 2 else f"all {len(pairs)} seeds"
+            notes.append(
+                f"- {result['task']}: AutoAssist at {low} and {high} trained the same instances to the same metric on "
+                f"{seeds}{why}."
+            )
+    return notes
 
 
 def render_ablation(folder: Path = RESULTS) -> str:
