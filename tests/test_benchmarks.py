@@ -280,6 +280,21 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     assert "150 s" in line and "Tatoeba" not in line
 
 
+def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
+    from benchmarks import report
+
+    def run(seed, point, instances, skill=0.5):
+        return {"strategy": "autoassist", "seed": seed, "point": point, "boss_instances": instances,
+                "final_validation": instances / 10, "assistant_skill": skill}  # fmt: skip
+
+    same = [run(0, 0.3, 70), run(0, 0.45, 70), run(1, 0.3, 71, 0.53), run(1, 0.45, 71, 0.53), run(0, 0.6, 80)]
+    (note,) = report._same_runs({"task": "t", "runs": same})
+    assert note.startswith("- t: AutoAssist at 0.3 and 0.45 trained the same") and "both seeds" in note
+    assert "0.50–0.53" in note
+    differs = same[:3] + [run(1, 0.45, 72)]  # one seed apart: not the same run
+    assert report._same_runs({"task": "t", "runs": differs}) == []
+
+
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names its default: the recorded
     # studies would then be trained again from scratch
