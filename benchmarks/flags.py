@@ -1,5 +1,5 @@
 """How well a plausibility check's scores and flags find the planted noise of a benchmark task: AUC, precision,
-recall, and the share flagged on each side. Used by the detection study (`plausibility.py`) and by the suite's runs
+recall, and the share flagged (or kept) on each side. Used by the detection study (`plausibility.py`) and by the suite's runs
 of the check (`runs.py`)."""
 
 import torch
@@ -18,16 +18,29 @@ def auc(scores: torch.Tensor, positive: torch.Tensor) -> float:
     return float(above / (positives * negatives))
 
 
+def noise_mask(noisy_indices: list[int], size: int) -> torch.Tensor:
+    """`(size,)` booleans, True at the planted noise."""
+    noisy = torch.zeros(size, dtype=torch.bool)
+    noisy[noisy_indices] = True
+    return noisy
+
+
+def shares(selected: torch.Tensor, noisy: torch.Tensor) -> tuple[float, float]:
+    """The fractions of the noisy and of the clean instances that the boolean mask `selected` covers."""
+    return (round(float((selected & noisy).sum() / noisy.sum().clamp(min=1)), 4),
+            round(float((selected & ~noisy).sum() / (~noisy).sum().clamp(min=1)), 4))  # fmt: skip
+
+
 def flag_quality(plausibility, noisy_indices: list[int]) -> dict:
     """The check's `Plausibility` against the planted `noisy_indices` (instances never scored count as plausible)."""
     scores, flagged = plausibility.scores.nan_to_num(nan=float("inf")), plausibility.flagged
-    noisy = torch.zeros(len(flagged), dtype=torch.bool)
-    noisy[noisy_indices] = True
+    noisy = noise_mask(noisy_indices, len(flagged))
     hits = int((flagged & noisy).sum())
+    flagged_noisy, flagged_clean = shares(flagged, noisy)
     return {
         "auc": round(auc(scores, noisy), 4),
         "precision": None if not flagged.any() else round(hits / int(flagged.sum()), 4),
         "recall": round(hits / int(noisy.sum()), 4),
-        "flagged_noisy": round(float(flagged[noisy].float().mean()), 4),
-        "flagged_clean": round(float(flagged[~noisy].float().mean()), 4),
+        "flagged_noisy": flagged_noisy,
+        "flagged_clean": flagged_clean,
     }

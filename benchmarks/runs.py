@@ -17,7 +17,7 @@ from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.analysis import CLEAN, FILTERED, PLAIN
-from benchmarks.flags import flag_quality
+from benchmarks.flags import flag_quality, noise_mask, shares
 from benchmarks.tasks import Task, TaskData
 
 
@@ -37,19 +37,14 @@ class NoiseRecorder(TrainerCallback):
 
     def __init__(self, trainer, noisy_indices: list[int]):
         self.trainer = trainer
-        self.noisy = torch.zeros(len(trainer.train_dataset), dtype=torch.bool)
-        self.noisy[noisy_indices] = True
+        self.noisy = noise_mask(noisy_indices, len(trainer.train_dataset))
         self.per_epoch: list[dict] = []
 
     def on_epoch_end(self, args, state, control, **kwargs):
         kept = torch.zeros_like(self.noisy)
         kept[self.trainer.selection_run.sampler.kept] = True
-        self.per_epoch.append(
-            {
-                "noisy": round(float((kept & self.noisy).sum() / self.noisy.sum().clamp(min=1)), 4),
-                "clean": round(float((kept & ~self.noisy).sum() / (~self.noisy).sum().clamp(min=1)), 4),
-            }
-        )
+        noisy, clean = shares(kept, self.noisy)
+        self.per_epoch.append({"noisy": noisy, "clean": clean})
 
 
 class ForeignCpu:
