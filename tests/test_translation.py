@@ -163,8 +163,10 @@ def test_anki_guards_name_the_problem(tmp_path, translation_example, monkeypatch
     folder = fake_anki(tmp_path / "ok", ["Hi.\tSalut.", "Go.\tVa !", "Run.\tCours !"])
     with pytest.raises(ValueError, match="Make one of them en"):
         translation_example.load_anki(str(folder), "de", "fr")
+    with pytest.raises(FileNotFoundError, match=r"No single archive .* for the 'de' side .* \['fra-eng.zip'\]"):
+        translation_example.load_anki(str(folder), "en", "de")  # the example's default target: never French
     fake_anki(folder, ["Hallo.\tHi."], name="deu-eng.zip")
-    with pytest.raises(FileNotFoundError, match=r"No single archive .* for the 'es' side"):
+    with pytest.raises(FileNotFoundError, match=r"for the 'es' side .* --target_lang spa"):
         translation_example.load_anki(str(folder), "en", "es")
     assert len(translation_example.load_anki(str(folder), "en", "fr")["train"]) == 1
     broken = fake_anki(tmp_path / "broken", ["Hi.\tSalut.", "no tab here"])

@@ -166,13 +166,13 @@ def load_anki(data_dir: str, source_lang: str, target_lang: str) -> DatasetDict:
             f"{target_lang}. Make one of them en."
         )
     other = target_lang if source_lang == "en" else source_lang
-    # manythings names archives by three-letter code (fra-eng.zip for fr); one archive alone is taken as it is
+    # manythings names archives by three-letter code: fra-eng.zip serves fr (or fra)
     archives = sorted(name for name in os.listdir(data_dir) if name.endswith("-eng.zip"))
-    matching = [name for name in archives if name.startswith(other)] or (archives if len(archives) == 1 else [])
+    matching = [name for name in archives if name.startswith(other)]
     if len(matching) != 1:
         raise FileNotFoundError(
-            f"No single archive in {data_dir} for the {other!r} side (archives there: {archives}). Keep only the "
-            f"archive you want there, e.g. {other}a-eng.zip, or pass --train_file."
+            f"No single archive in {data_dir} for the {other!r} side (archives there: {archives}). Name the language "
+            "as the archive does where its code differs (e.g. --target_lang spa for spa-eng.zip), or pass --train_file."
         )
     path = os.path.join(data_dir, matching[0])
     with zipfile.ZipFile(path) as archive:
