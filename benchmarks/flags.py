@@ -1,6 +1,6 @@
 """How well a plausibility check's scores and flags find the planted noise of a benchmark task: AUC, precision,
-recall, and the share flagged (or kept) on each side. Used by the detection study (`plausibility.py`) and by the suite's runs
-of the check (`runs.py`)."""
+recall, and the share flagged (or kept) on each side. Used by the detection study (`plausibility.py`) and by the
+suite's runs (`runs.py`)."""
 
 import torch
 

@@ -2,15 +2,16 @@
 """How well the plausibility check finds misaligned pairs, and what it flags on clean data: no Boss is trained.
 
 For each kind of misalignment (targets re-paired at random; targets shifted one line down within blocks of 10, the
-crawled-corpus kind), each rate (25%, 10%) and clean data, on the suite's translation training set (`tasks.py`)
-or, with `--corpus tatoeba`, as many Tatoeba en-fr pairs (a corpus the check was not developed on), and for each seed of the check: `plausibility_for` with the library's defaults, then against the planted indices the
-AUC of its scores, the precision and recall of its flags, the share it flags among misaligned and aligned pairs, the
-mixture's estimate of the misaligned share, and its seconds (the full Boss run of the suite's recipe for scale).
+crawled-corpus kind), each rate (25%, 10%) and clean data, on the suite's translation training set (`tasks.py`) or,
+with `--corpus tatoeba`, as many Tatoeba en-fr pairs (a corpus the check was not developed on), and for each seed of
+the check: `plausibility_for` with the library's defaults, then against the planted indices the AUC of its scores,
+the precision and recall of its flags, the share it flags among misaligned and aligned pairs, the mixture's estimate
+of the misaligned share, and its seconds (the full Boss run of the suite's recipe for scale).
 
     python benchmarks/plausibility.py --data_dir ../shared/data
 
-writes `benchmarks/results/plausibility-translation.json` (`-tatoeba.json`) after every cell; cells already recorded with the same
-configuration are kept, so the study resumes.
+writes `benchmarks/results/plausibility-translation.json` (`-tatoeba.json`) after every cell; cells already recorded
+with the same configuration are kept, so the study resumes.
 """
 
 import json

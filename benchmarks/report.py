@@ -448,6 +448,12 @@ PLAUSIBILITY_CORPORA = (("Multi30k en-de", "plausibility-translation.json"),
                         ("Tatoeba en-fr", "plausibility-translation-tatoeba.json"))  # fmt: skip
 
 
+def _plausibility_studies(folder: Path) -> list[tuple[str, dict]]:
+    """(corpus name, the study's JSON) for each corpus studied."""
+    paths = [(corpus, folder / file_name) for corpus, file_name in PLAUSIBILITY_CORPORA]
+    return [(corpus, json.loads(path.read_text())) for corpus, path in paths if path.exists()]
+
+
 def render_plausibility(folder: Path = RESULTS) -> str:
     """benchmarks/README.md: what the plausibility check finds per corpus and kind and rate of misalignment
     (`plausibility.py`), median over its seeds."""
@@ -458,11 +464,8 @@ def render_plausibility(folder: Path = RESULTS) -> str:
         "flagged aligned | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for corpus, file_name in PLAUSIBILITY_CORPORA:
-        path = folder / file_name
-        if not path.exists():
-            continue
-        cells = json.loads(path.read_text())["cells"]
+    for corpus, study in _plausibility_studies(folder):
+        cells = study["cells"]
         for noise, fraction in dict.fromkeys((c["noise"], c["fraction"]) for c in cells):
             group = [c for c in cells if (c["noise"], c["fraction"]) == (noise, fraction)]
             name = {"none": "none (clean data)", "pairs": "re-paired", "shifted pairs": "shifted in blocks"}[noise]
@@ -484,11 +487,8 @@ def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
     full_runs = [r["train_seconds"] for r in by_task.get("translation", {}).get("runs", [])
                  if r["strategy"] == "plain" and r.get("budget") == 1.0 and not disturbed(r)]  # fmt: skip
     lines = []
-    for corpus, file_name in PLAUSIBILITY_CORPORA:
-        path = folder / file_name
-        if not path.exists():
-            continue
-        cells = json.loads(path.read_text())["cells"]
+    for corpus, study in _plausibility_studies(folder):
+        cells, threads = study["cells"], study.get("torch_threads")
         groups = {}
         for cell in cells:
             groups.setdefault((cell["noise"], cell["fraction"]), []).append(cell)
@@ -500,7 +500,6 @@ def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
         clean = spread("flagged_fraction", noisy=False)[1]
         recall, auc, aligned = spread("recall"), spread("auc"), spread("flagged_clean")
         seconds = (min(c["seconds"] for c in cells), max(c["seconds"] for c in cells))
-        threads = json.loads(path.read_text()).get("torch_threads")
         share = ""
         if full_runs:
             plain = _median(full_runs)
