@@ -140,3 +140,4 @@ def test_without_recorded_features_no_label_is_flagged():
     check = LabelCheck(torch.tensor([0, 1, 2, 0, 1, 2]))
     flagged = check.decide(SimpleNamespace(num_processes=1, is_main_process=True), seed=0)
     assert not flagged.any() and check.plausibility.implausible_share == 0.0
+    assert torch.equal(check.plausibility.suggested, check.labels) and check.plausibility.seconds >= 0

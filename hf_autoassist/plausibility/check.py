@@ -155,7 +155,8 @@ class LabelCheck:
         if not seen.any():  # a Boss without a linear head records none (`head_features.output_head`)
             logger.warning("No training instance has recorded features: no label is checked.")
             nothing, unscored = torch.zeros(seen.shape), torch.full(seen.shape, float("nan"))
-            return Plausibility("labels", unscored, nothing, nothing.bool(), 0.0, self.threshold)
+            # each instance's own label stands as its suggestion: the report has the same columns either way
+            return Plausibility("labels", unscored, nothing, nothing.bool(), 0.0, self.threshold, self.labels.clone())
         if not seen.all():
             logger.warning(
                 f"{int((~seen).sum())} training instances have no recorded features (not trained on yet): their "
