@@ -259,7 +259,6 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
     assert report.main(["--check"]) == 0, "run `python benchmarks/report.py` after the suite"
 
 
-@pytest.mark.slow
 def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_of_the_undisturbed_plain_run(tmp_path):
     from benchmarks import report
 
@@ -295,6 +294,7 @@ def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
     assert report._same_runs({"task": "t", "runs": differs}) == []
 
 
+@pytest.mark.slow
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names its default: the recorded
     # studies would then be trained again from scratch

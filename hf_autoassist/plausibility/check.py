@@ -144,8 +144,8 @@ class LabelCheck:
             logger.warning(
                 f"Plausibility (labels): {summary['flagged']} of {len(flagged)} training labels flagged "
                 f"({summary['flagged_fraction']:.1%}; estimated share of wrong labels "
-                f"{summary['implausible_share']:.1%}; {summary['seconds']:.0f} s); the run does not train on them from now "
-                "on."
+                f"{summary['implausible_share']:.1%}; {summary['seconds']:.0f} s); the run does not train on them "
+                "from now on."
             )
         self.flagged = shared_flags(flagged, accelerator, "labels")
         return self.flagged
