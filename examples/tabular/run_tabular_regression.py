@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import transformers
+from accelerate import PartialState
 from datasets import Dataset
 from torch import nn
 from transformers import HfArgumentParser, Trainer, set_seed
@@ -155,6 +156,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
         columns = {"trainer": "trainer", "test_mse": "test MSE", "test_r2": "test R2", "train_seconds": "train s",
                    "optimizer_steps": "steps", "kept_fraction_last_epoch": "kept (last epoch)"}  # fmt: skip
         print("\n" + report_side_by_side(results, columns, training_args.output_dir))
+    PartialState().destroy_process_group()  # a gloo rank left in the group can abort at exit
     return results
 
 

@@ -14,17 +14,18 @@ builds a small Transformer from a `MarianConfig`; online it also takes `--datase
 
 import gzip
 import logging
-import random
 import os
+import random
 import sys
 import time
 import zipfile
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import sacrebleu
 import transformers
+from accelerate import PartialState
 from datasets import Dataset, DatasetDict, load_dataset
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
 from transformers import (
@@ -403,6 +404,7 @@ def main():
         print("\n" + report_side_by_side(results, columns, base_output_dir))
         if results and "sacrebleu_signature" in results[0]:
             print(f"sacreBLEU {results[0]['sacrebleu_signature']}")
+    PartialState().destroy_process_group()  # a gloo rank left in the group can abort at exit
 
 
 if __name__ == "__main__":

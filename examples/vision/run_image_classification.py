@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import transformers
+from accelerate import PartialState
 from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, load_dataset
 from transformers import (
     AutoConfig,
@@ -323,6 +324,7 @@ def main():
             "assistant_seconds": "assistant s",
         }
         print("\n" + report_side_by_side(results, columns, base_output_dir))
+    PartialState().destroy_process_group()  # a gloo rank left in the group can abort at exit
 
 if __name__ == "__main__":
     main()

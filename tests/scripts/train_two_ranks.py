@@ -100,6 +100,9 @@ def main(output_dir: str, options: dict) -> None:
         else trainer.selection_run.flagged.nonzero().flatten().tolist(),
     }
     Path(output_dir, f"rank-{args.process_index}.json").write_text(json.dumps(record))
+    # leaves the process group before exit: without it a gloo rank can abort at interpreter shutdown
+    # ("terminate called without an active exception"), seen once in CI on the accumulation run
+    trainer.end()
 
 
 if __name__ == "__main__":
