@@ -26,15 +26,13 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.flags import flag_quality  # noqa: E402
+from benchmarks.names import PLAUSIBILITY_CORPORA  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.tasks import TRANSLATION, TRANSLATION_TATOEBA, Noise  # noqa: E402
 from hf_autoassist.plausibility import plausibility_for  # noqa: E402
 
-# corpus -> (task, result file)
-CORPORA = {
-    "multi30k": (TRANSLATION, "plausibility-translation.json"),
-    "tatoeba": (TRANSLATION_TATOEBA, "plausibility-translation-tatoeba.json"),
-}
+# corpus -> its clean task (the result file is PLAUSIBILITY_CORPORA's)
+CORPUS_TASKS = {"multi30k": TRANSLATION, "tatoeba": TRANSLATION_TATOEBA}
 # (kind, rate); None is clean data
 NOISES = [None, ("pairs", 0.25), ("pairs", 0.10), ("shifted pairs", 0.25), ("shifted pairs", 0.10)]
 
@@ -48,11 +46,11 @@ class PlausibilityStudyArguments:
         metadata={
             "help": "multi30k (en-de, the suite's training set) or tatoeba (en-fr, a corpus the check was not "
             "developed on).",
-            "choices": ["multi30k", "tatoeba"],
+            "choices": list(CORPUS_TASKS),
         },
     )
     output: str | None = field(
-        default=None, metadata={"help": "Default: the corpus's file in benchmarks/results (see CORPORA)."}
+        default=None, metadata={"help": "Default: the corpus's file in benchmarks/results (benchmarks/names.py)."}
     )
     work_dir: str = field(default="outputs/benchmarks/plausibility")
 
@@ -67,7 +65,7 @@ def measure(train, noisy_indices, seed: int) -> dict:
 
 def main():
     (study,) = HfArgumentParser(PlausibilityStudyArguments).parse_args_into_dataclasses()
-    corpus, file_name = CORPORA[study.corpus]
+    corpus, (_, file_name) = CORPUS_TASKS[study.corpus], PLAUSIBILITY_CORPORA[study.corpus]
     study.output = study.output or os.path.join("benchmarks", "results", file_name)
     result = {"cells": []}
     if os.path.isfile(study.output):

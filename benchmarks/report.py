@@ -15,6 +15,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.analysis import disturbed, pair_by_seed  # noqa: E402
+from benchmarks.names import PLAUSIBILITY_CORPORA, SUITE_TASKS  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results"
 BEGIN, END = "<!-- benchmark-results -->", "<!-- /benchmark-results -->"
@@ -30,7 +31,6 @@ TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END = "<!-- translation-example -
 ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END = "<!-- assistant-dim -->", "<!-- /assistant-dim -->"
 PAIRS_CHECK_BEGIN, PAIRS_CHECK_END = "<!-- pairs-check -->", "<!-- /pairs-check -->"
 V2 = RESULTS / "archive" / "v2-thread"
-TASK_ORDER = ("vision-resnet", "vision-resnet-noisy", "vision-vit", "translation", "translation-noisy")
 STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
 BOUND_MARK = {"exact": "", "at_most": "≤", "at_least": "≥", None: ""}
 
@@ -49,7 +49,7 @@ def _digits(result: dict) -> int:
 
 def load_results(folder: Path = RESULTS) -> list[dict]:
     results = {path.stem: json.loads(path.read_text()) for path in folder.glob("*.json")}
-    return [results[name] for name in TASK_ORDER if name in results and results[name].get("runs")]
+    return [results[name] for name in SUITE_TASKS if name in results and results[name].get("runs")]
 
 
 def _speedups(entry: dict) -> str:
@@ -154,7 +154,7 @@ def render_verdict(results: list[dict]) -> str:
         "`benchmarks/results/` by `benchmarks/report.py`; details under Benchmarks):",
         "",
     ]
-    gains, rows = [], {task: "not measured yet at today's defaults and recipe (the suite resumes)." for task in TASK_ORDER}
+    gains, rows = [], {task: "not measured yet at today's defaults and recipe (the suite resumes)." for task in SUITE_TASKS}
     for result in results:
         task, digits = result["task"], _digits(result)
         check = result.get("convergence", {}).get("passes")
@@ -388,7 +388,7 @@ def render_ablation(folder: Path = RESULTS) -> str:
         "| task | variant | options | seeds | kept after warmup | Assistant accuracy | final validation | random at the same kept fractions | variant − random (median; per seed) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
-    for task in TASK_ORDER:
+    for task in SUITE_TASKS:
         path = folder / f"ablation-{task}.json"
         if not path.exists():
             continue
@@ -420,7 +420,7 @@ def render_ablation(folder: Path = RESULTS) -> str:
 def render_signals(folder: Path = RESULTS) -> str:
     """Per task and signal (`signals.py`): signal − random at the same kept fractions per seed, the kept fractions
     of noisy / clean instances, and the iso-quality speedup in instances, median (per seed)."""
-    studies = {task: json.loads((folder / f"signals-{task}.json").read_text()) for task in TASK_ORDER
+    studies = {task: json.loads((folder / f"signals-{task}.json").read_text()) for task in SUITE_TASKS
                if (folder / f"signals-{task}.json").exists()}  # fmt: skip
     signals = list(dict.fromkeys(name for study in studies.values() for name in study["summary"]))
     lines = [f"| task | {' | '.join(signals)} |", "|---|" + "---|" * len(signals)]
@@ -443,14 +443,9 @@ def render_signals(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-# the plausibility study's corpora (`plausibility.py --corpus`): the name in the table, the result file
-PLAUSIBILITY_CORPORA = (("Multi30k en-de", "plausibility-translation.json"),
-                        ("Tatoeba en-fr", "plausibility-translation-tatoeba.json"))  # fmt: skip
-
-
 def _plausibility_studies(folder: Path) -> list[tuple[str, dict]]:
     """(corpus name, the study's JSON) for each corpus studied."""
-    paths = [(corpus, folder / file_name) for corpus, file_name in PLAUSIBILITY_CORPORA]
+    paths = [(corpus, folder / file_name) for corpus, file_name in PLAUSIBILITY_CORPORA.values()]
     return [(corpus, json.loads(path.read_text())) for corpus, path in paths if path.exists()]
 
 

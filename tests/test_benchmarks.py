@@ -163,11 +163,11 @@ def as_lists(dataset) -> list:
     return [np.asarray(label).tolist() for label in dataset[:]["labels"]]
 
 
-@pytest.mark.parametrize("name", ["vision-resnet-noisy", "translation-noisy"])
+@pytest.mark.parametrize("name", ["vision-resnet-noisy", "translation-noisy", "translation-tatoeba-noisy"])
 def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
-    from benchmarks.tasks import TASKS
+    from benchmarks.tasks import DEFINED, TASKS
 
-    noisy_task, clean_task = TASKS[name], TASKS[name.removesuffix("-noisy")]
+    noisy_task, clean_task = TASKS[name], DEFINED[name.removesuffix("-noisy")]
     preset = noisy_task.presets["quick"]
     noisy = noisy_task.load(str(DATA_DIR), preset, str(tmp_path / "noisy"), noisy_task.noise)
     clean = clean_task.load(str(DATA_DIR), preset, str(tmp_path / "clean"))

@@ -1,0 +1,18 @@
+"""The suite's task names and the plausibility study's result files, in one place that imports nothing heavy:
+`tasks.py` builds the tasks under these names, and `report.py` reads their JSON without importing torch."""
+
+# the suite's tasks, in the order they run and are reported
+SUITE_TASKS = (
+    "vision-resnet",
+    "vision-resnet-noisy",
+    "vision-vit",
+    "translation",
+    "translation-noisy",
+    "translation-tatoeba-noisy",
+)
+
+# the plausibility study's corpora (`plausibility.py --corpus`): the name its tables give, its result file
+PLAUSIBILITY_CORPORA = {
+    "multi30k": ("Multi30k en-de", "plausibility-translation.json"),
+    "tatoeba": ("Tatoeba en-fr", "plausibility-translation-tatoeba.json"),
+}
