@@ -30,6 +30,7 @@ from benchmarks.names import PLAUSIBILITY_CORPORA  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.tasks import TRANSLATION, TRANSLATION_TATOEBA, Noise  # noqa: E402
 from hf_autoassist.plausibility import plausibility_for  # noqa: E402
+from hf_autoassist.plausibility.pairs import MAX_PAIRS_SEEN  # noqa: E402
 
 # corpus -> its clean task (the result file is PLAUSIBILITY_CORPORA's)
 CORPUS_TASKS = {"multi30k": TRANSLATION, "tatoeba": TRANSLATION_TATOEBA}
@@ -49,14 +50,21 @@ class PlausibilityStudyArguments:
             "choices": list(CORPUS_TASKS),
         },
     )
+    train_samples: int | None = field(
+        default=None,
+        metadata={"help": "Training pairs, default the suite's 3,250; another size writes `<file>-<size>.json`."},
+    )
+    max_pairs_seen: int = field(
+        default=MAX_PAIRS_SEEN, metadata={"help": "Pairs each encoder trains on at most (the check's cost bound)."}
+    )
     output: str | None = field(
         default=None, metadata={"help": "Default: the corpus's file in benchmarks/results (benchmarks/names.py)."}
     )
     work_dir: str = field(default="outputs/benchmarks/plausibility")
 
 
-def measure(train, noisy_indices, seed: int) -> dict:
-    plausibility = plausibility_for(train, seed=seed)
+def measure(train, noisy_indices, seed: int, max_pairs_seen: int = MAX_PAIRS_SEEN) -> dict:
+    plausibility = plausibility_for(train, seed=seed, max_pairs_seen=max_pairs_seen)
     record = plausibility.summary()  # its `seconds` are the check's alone, no Boss trained
     if noisy_indices:
         record.update(flag_quality(plausibility, noisy_indices))
@@ -66,19 +74,32 @@ def measure(train, noisy_indices, seed: int) -> dict:
 def main():
     (study,) = HfArgumentParser(PlausibilityStudyArguments).parse_args_into_dataclasses()
     corpus, (_, file_name) = CORPUS_TASKS[study.corpus], PLAUSIBILITY_CORPORA[study.corpus]
+    preset = corpus.presets["full"]
+    if study.train_samples is not None:
+        preset = replace(preset, train_samples=study.train_samples)
+        file_name = file_name.replace(".json", f"-{study.train_samples}.json")
+    if study.max_pairs_seen != MAX_PAIRS_SEEN and study.output is None:
+        raise ValueError("A --max_pairs_seen other than the library's is not the check users run: name its --output.")
     study.output = study.output or os.path.join("benchmarks", "results", file_name)
     result = {"cells": []}
     if os.path.isfile(study.output):
         with open(study.output) as f:
             result = json.load(f)
+    made_with = (result.get("train_pairs", corpus.presets["full"].train_samples), result.get("max_pairs_seen", MAX_PAIRS_SEEN))
+    if result["cells"] and made_with != (preset.train_samples, study.max_pairs_seen):
+        raise ValueError(
+            f"{study.output} was made with {made_with[0]} pairs and --max_pairs_seen {made_with[1]}: name another "
+            "--output for this configuration."
+        )
     done = {(c["noise"], c["fraction"], c["seed"]) for c in result["cells"]}
     result.update(
         command="python " + shlex.join(sys.argv),
         environment=environment(),
-        data=f"{corpus.description}; {corpus.presets['full'].train_samples} training pairs",
+        data=f"{corpus.description}; {preset.train_samples} training pairs",
+        train_pairs=preset.train_samples,
+        max_pairs_seen=study.max_pairs_seen,
         torch_threads=torch.get_num_threads(),
     )
-    preset = corpus.presets["full"]
     for noise in NOISES:
         kind, fraction = noise or ("none", 0.0)
         task = replace(corpus, noise=None if noise is None else Noise(kind, fraction))
@@ -87,10 +108,10 @@ def main():
             if (kind, fraction, seed) in done:
                 continue
             if data is None:
-                work_dir = os.path.join(study.work_dir, study.corpus, kind.replace(" ", "-"))
+                work_dir = os.path.join(study.work_dir, study.corpus, str(preset.train_samples), kind.replace(" ", "-"))
                 data = task.load(study.data_dir, preset, work_dir, task.noise)
             record = {"noise": kind, "fraction": fraction, "seed": seed}
-            record.update(measure(data.train, data.noisy_indices, seed))
+            record.update(measure(data.train, data.noisy_indices, seed, study.max_pairs_seen))
             print(json.dumps(record), flush=True)
             result["cells"].append(record)
             os.makedirs(os.path.dirname(study.output), exist_ok=True)

@@ -443,10 +443,27 @@ def render_signals(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def _plausibility_studies(folder: Path) -> list[tuple[str, dict]]:
-    """(corpus name, the study's JSON) for each corpus studied."""
-    paths = [(corpus, folder / file_name) for corpus, file_name in PLAUSIBILITY_CORPORA.values()]
-    return [(corpus, json.loads(path.read_text())) for corpus, path in paths if path.exists()]
+# studies of an earlier version of the check, kept in the table as what the current one is compared with
+ARCHIVED_PLAUSIBILITY = (("Multi30k en-de, one round (until 2026-12-04)", "archive/plausibility-translation-one-round.json"),)
+
+
+def _plausibility_studies(folder: Path, archived: bool = False) -> list[tuple[str, dict]]:
+    """(corpus name, the study's JSON) for each corpus studied: at the suite's size, then at the other sizes studied
+    (`plausibility.py --train_samples N` writes `<file>-N.json`), smallest first; with `archived`, then the earlier
+    versions' studies."""
+    studies = []
+    for corpus, file_name in PLAUSIBILITY_CORPORA.values():
+        stem = file_name.removesuffix(".json")
+        sized = sorted(folder.glob(f"{stem}-[0-9]*.json"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
+        for path in [folder / file_name, *sized]:
+            if path.exists():
+                study = json.loads(path.read_text())
+                name = corpus if path.name == file_name else f"{corpus}, {study['train_pairs']:,} pairs"
+                studies.append((name, study))
+    for name, file_name in ARCHIVED_PLAUSIBILITY if archived else ():
+        if (folder / file_name).exists():
+            studies.append((name, json.loads((folder / file_name).read_text())))
+    return studies
 
 
 def render_plausibility(folder: Path = RESULTS) -> str:
@@ -459,7 +476,7 @@ def render_plausibility(folder: Path = RESULTS) -> str:
         "flagged aligned | seconds |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for corpus, study in _plausibility_studies(folder):
+    for corpus, study in _plausibility_studies(folder, archived=True):
         cells = study["cells"]
         for noise, fraction in dict.fromkeys((c["noise"], c["fraction"]) for c in cells):
             group = [c for c in cells if (c["noise"], c["fraction"]) == (noise, fraction)]
@@ -499,6 +516,11 @@ def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
         if full_runs:
             plain = _median(full_runs)
             share = f" ({seconds[0] / plain:.1%}–{seconds[1] / plain:.1%} of the suite's full plain translation run, {plain:.0f} s)"
+            suite_pairs = by_task["translation"].get("data", {}).get("train")
+            if suite_pairs and study.get("train_pairs", suite_pairs) != suite_pairs:  # the Boss's run grows with them
+                plain *= study["train_pairs"] / suite_pairs
+                share = (f" ({seconds[0] / plain:.1%}–{seconds[1] / plain:.1%} of the suite's full plain translation run "
+                         f"scaled to as many pairs, {plain:.0f} s)")
         lines.append(
             f"- {corpus} ({len(cells) // len(groups)} seeds): clean pairs flagged {clean:.1%}; over re-paired and "
             f"shifted targets at 25% and 10%, misaligned pairs found {recall[0]:.2f}–{recall[1]:.2f}, AUC "

@@ -186,7 +186,9 @@ class AutoAssistArguments:
         metadata={"help": "'pairs' only: each instance is scored by an encoder trained on the other folds."},
     )
     autoassist_plausibility_passes: int = field(
-        default=32, metadata={"help": "'pairs' only: passes of each plausibility encoder over its folds."}
+        default=32,
+        metadata={"help": "'pairs' only: passes of each plausibility encoder over its folds, stopped at 100,000 pairs "
+                  "seen (the bound on a large corpus's cost: past ~4,000 pairs the check's seconds stop growing)."},
     )
 
     # Parameters that control the report

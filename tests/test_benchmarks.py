@@ -277,6 +277,13 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     assert line.startswith("- Multi30k en-de (2 seeds): clean pairs flagged 0.0%")
     assert "misaligned pairs found 0.65–0.85" in line and "10–20 s per check on 1 thread (6.7%–13.3%" in line
     assert "150 s" in line and "Tatoeba" not in line
+    # a study on 4 times the suite's pairs: its seconds against a plain run of as many pairs
+    sized = {"cells": cells, "torch_threads": 2, "train_pairs": 400}
+    (tmp_path / "plausibility-translation-400.json").write_text(json.dumps(sized))
+    lines = report.render_pairs_check([{"task": "translation", "runs": runs, "data": {"train": 100}}], tmp_path)
+    assert lines.splitlines()[0] == line
+    assert lines.splitlines()[1].startswith("- Multi30k en-de, 400 pairs (2 seeds)")
+    assert "(1.7%–3.3% of the suite's full plain translation run scaled to as many pairs, 600 s)" in lines
 
 
 def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():

@@ -71,6 +71,22 @@ def test_encoders_that_do_not_train_on_flagged_pairs_separate_better(multi30k_pa
     assert gap(second) > gap(first)
 
 
+def test_the_encoders_training_stops_at_its_bound_of_pairs_seen(monkeypatch):
+    """A large corpus costs the check at most `max_pairs_seen` pairs per encoder, the last pass cut short."""
+    from hf_autoassist.plausibility import pairs as pairs_module
+
+    batches = []
+    loss = pairs_module.contrastive_loss
+    monkeypatch.setattr(pairs_module, "contrastive_loss", lambda x, *a: batches.append(len(x)) or loss(x, *a))
+    sources = [[i % 7, i % 5 + 7] for i in range(200)]
+    targets = [[i % 5, i % 7 + 5] for i in range(200)]
+    cross_fitted_pair_scores(sources, targets, folds=2, passes=10, batch_size=16, max_pairs_seen=250)
+    assert sum(batches) == 2 * 250  # 100 pairs per encoder: two whole passes and half of a third
+    batches.clear()
+    cross_fitted_pair_scores(sources, targets, folds=2, passes=10, batch_size=16)
+    assert sum(batches) == 2 * 10 * 100  # under the default bound: every pass
+
+
 def test_clean_pairs_are_not_flagged(multi30k_pairs):
     sources, clean_targets, _, _ = multi30k_pairs
     dataset = Dataset.from_dict({"input_ids": sources, "labels": clean_targets})

@@ -16,7 +16,7 @@ import torch
 
 from ..columns import column_names, labels_are_sequences, read_column
 from .mixture import MixtureFit, fit_null_mixture
-from .pairs import PairScores, cross_fitted_pair_scores
+from .pairs import MAX_PAIRS_SEEN, PairScores, cross_fitted_pair_scores
 
 REPORT_NAME = "autoassist_plausibility.jsonl"
 # pairs: the encoders of a second round train without the pairs the first flagged, and score every pair again.
@@ -92,9 +92,10 @@ def pair_columns(dataset) -> tuple[list, list]:
 
 def plausibility_for(
     dataset, method: str = "pairs", threshold: float = 0.5, folds: int = 5, passes: int = 32, dim: int = 256,
-    seed: int = 0,
+    seed: int = 0, max_pairs_seen: int = MAX_PAIRS_SEEN,
 ) -> Plausibility:  # fmt: skip
-    """Scores every instance of `dataset` with `method` and decides which are implausible."""
+    """Scores every instance of `dataset` with `method` and decides which are implausible. Each encoder trains
+    `passes` times over its folds, at most on `max_pairs_seen` pairs (the bound on a large corpus's cost)."""
     if method not in METHODS:
         raise ValueError(f"Unknown plausibility method {method!r}; choose one of {list(METHODS)}.")
     start = time.perf_counter()
@@ -102,7 +103,8 @@ def plausibility_for(
     flagged = None
     for _ in range(REFIT_ROUNDS):
         pairs: PairScores = cross_fitted_pair_scores(
-            sources, targets, folds=folds, passes=passes, dim=dim, seed=seed, exclude=flagged
+            sources, targets, folds=folds, passes=passes, dim=dim, seed=seed, exclude=flagged,
+            max_pairs_seen=max_pairs_seen,
         )
         fit: MixtureFit = fit_null_mixture(pairs.scores, pairs.null_scores)
         flagged = fit.posterior > threshold

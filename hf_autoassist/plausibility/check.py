@@ -30,7 +30,8 @@ class PlausibilityCheck:
         threshold (`float`, defaults to 0.5): flag an instance whose probability of belonging to the implausible
             component is above this, in (0, 1) (`autoassist_plausibility_threshold`).
         folds (`int`, defaults to 5), passes (`int`, defaults to 32): each instance is scored by an encoder trained
-            `passes` times over the other `folds - 1` folds (`autoassist_plausibility_folds`, `_passes`).
+            `passes` times over the other `folds - 1` folds, on at most `MAX_PAIRS_SEEN` pairs in all
+            (`autoassist_plausibility_folds`, `_passes`).
     """
 
     def __init__(self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32):
