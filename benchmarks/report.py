@@ -28,6 +28,7 @@ OVERHEAD_BEGIN, OVERHEAD_END = "<!-- overhead-results -->", "<!-- /overhead-resu
 PLAUSIBILITY_BEGIN, PLAUSIBILITY_END = "<!-- plausibility-results -->", "<!-- /plausibility-results -->"
 V2_BEGIN, V2_END = "<!-- v2-results -->", "<!-- /v2-results -->"
 TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END = "<!-- translation-example -->", "<!-- /translation-example -->"
+VISION_EXAMPLE_BEGIN, VISION_EXAMPLE_END = "<!-- vision-example -->", "<!-- /vision-example -->"
 ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END = "<!-- assistant-dim -->", "<!-- /assistant-dim -->"
 PAIRS_CHECK_BEGIN, PAIRS_CHECK_END = "<!-- pairs-check -->", "<!-- /pairs-check -->"
 V2 = RESULTS / "archive" / "v2-thread"
@@ -271,30 +272,42 @@ def render_overhead(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
-def render_translation_example(folder: Path = RESULTS) -> str:
-    """README: the translation example's two trainers (`translation_multi30k_en_de.json`, written by the example)."""
-    path = folder / "translation_multi30k_en_de.json"
+# the examples' side-by-side runs whose rows README shows: file in benchmarks/results, the metric's key and header,
+# the trainers' names
+EXAMPLES = {
+    "vision": ("vision_fashion_mnist.json", "test_accuracy", "test accuracy", 4, ("`Trainer`", "`AutoAssistTrainer`")),
+    "translation": ("translation_multi30k_en_de.json", "test_bleu", "test BLEU", 2,
+                    ("`Seq2SeqTrainer`", "`AutoAssistSeq2SeqTrainer`")),
+}  # fmt: skip
+
+
+def render_example(example: str, folder: Path = RESULTS) -> str:
+    """README: an example's two trainers, from the `comparison.json` the example wrote (copied to benchmarks/results)."""
+    file_name, key, header, digits, (plain_name, autoassist_name) = EXAMPLES[example]
+    path = folder / file_name
     if not path.exists():
-        return "(no translation example result committed)"
+        return f"(no {example} example result committed)"
     rows = {row["trainer"]: row for row in json.loads(path.read_text())}
-    names = {"plain": "plain `Seq2SeqTrainer`", "autoassist": "`AutoAssistSeq2SeqTrainer`"}
+    names = {"plain": f"plain {plain_name}", "autoassist": autoassist_name}
     lines = [
-        "| trainer | test BLEU | train seconds | optimizer steps | kept in last epoch | Assistant seconds |",
+        f"| trainer | {header} | train seconds | optimizer steps | kept in last epoch | Assistant seconds |",
         "|---|---|---|---|---|---|",
     ]
     for name in ("plain", "autoassist"):
         row = rows[name]
         lines.append(
-            f"| {names[name]} | {row['test_bleu']:.2f} | {row['train_seconds']:.0f} | {row['optimizer_steps']} "
-            f"| {row['kept_fraction_last_epoch']:.3f} | {row['assistant_seconds']:.1f} |"
+            f"| {names[name]} | {row[key]:.{digits}f} | {row['train_seconds']:.0f} | {row['optimizer_steps']} "
+            f"| {row['kept_fraction_last_epoch']:.3f} | {row.get('assistant_seconds', 0.0):.1f} |"
         )
     plain, autoassist = rows["plain"], rows["autoassist"]
+    difference = autoassist[key] - plain[key]
+    unit = "BLEU" if key == "test_bleu" else "accuracy"
+    signature = f"sacreBLEU `{plain['sacrebleu_signature']}`. " if "sacrebleu_signature" in plain else ""
     lines += [
         "",
-        f"sacreBLEU `{plain['sacrebleu_signature']}`. AutoAssist took "
-        f"{autoassist['optimizer_steps'] / plain['optimizer_steps']:.0%} of the optimizer steps in "
-        f"{autoassist['train_seconds'] / plain['train_seconds']:.0%} of the time and ended "
-        f"{plain['test_bleu'] - autoassist['test_bleu']:.2f} BLEU lower.",
+        f"{signature}AutoAssist took {autoassist['optimizer_steps'] / plain['optimizer_steps']:.0%} of the optimizer "
+        f"steps in {autoassist['train_seconds'] / plain['train_seconds']:.0%} of the time and ended "
+        f"{abs(difference):.{digits}f} {unit} {'higher' if difference > 0 else 'lower'}.",
     ]
     return "\n".join(lines)
 
@@ -564,8 +577,9 @@ def main(argv=None) -> int:
     readme_text = replace_section(readme_text, render_verdict(results), VERDICT_BEGIN, VERDICT_END)
     readme_text = replace_section(readme_text, render_overhead(), OVERHEAD_BEGIN, OVERHEAD_END)
     readme_text = replace_section(
-        readme_text, render_translation_example(), TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END
+        readme_text, render_example("translation"), TRANSLATION_EXAMPLE_BEGIN, TRANSLATION_EXAMPLE_END
     )
+    readme_text = replace_section(readme_text, render_example("vision"), VISION_EXAMPLE_BEGIN, VISION_EXAMPLE_END)
     readme_text = replace_section(readme_text, render_assistant_dim(), ASSISTANT_DIM_BEGIN, ASSISTANT_DIM_END)
     readme_text = replace_section(readme_text, render_pairs_check(results), PAIRS_CHECK_BEGIN, PAIRS_CHECK_END)
     updates = {
