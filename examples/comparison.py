@@ -1,8 +1,9 @@
-"""Printing several runs of one example side by side, the same way in every example (shared by the example
-scripts, not part of the library)."""
+"""Training and printing several runs of one example side by side, the same way in every example (shared by the
+example scripts, not part of the library)."""
 
 import json
 import os
+import time
 
 
 def report_side_by_side(rows: list[dict], columns: dict[str, str], output_dir: str) -> str:
@@ -34,3 +35,24 @@ def run_each(choice: str, runs: dict, training_args, train_one) -> list[dict]:
         results.append(train_one(name, runs[name]))
     training_args.output_dir = base_output_dir
     return results
+
+
+def train_and_test(name: str, trainer, test_metrics: tuple[str, ...], resume_from_checkpoint=None) -> dict:
+    """Trains `trainer`, evaluates it on its eval set as the test, and returns the run's row: `test_metrics`, the
+    training seconds and optimizer steps, and what AutoAssist kept (the plain Trainer keeps everything)."""
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=resume_from_checkpoint)
+    train_seconds = time.perf_counter() - start
+    metrics = trainer.evaluate(metric_key_prefix="test")
+    trainer.log_metrics("test", metrics)
+    trainer.save_metrics("test", metrics)
+    extra = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
+    return {
+        "trainer": name,
+        **{key: metrics[key] for key in test_metrics},
+        "train_seconds": round(train_seconds, 1),
+        "optimizer_steps": trainer.state.global_step,
+        "kept_fraction_last_epoch": extra.get("autoassist/kept_fraction", 1.0),
+        "instances_backpropagated": extra.get("autoassist/instances_backpropagated"),
+        "assistant_seconds": extra.get("autoassist/assistant_seconds", 0.0),
+    }

@@ -17,7 +17,6 @@ training forward); each instance's loss is its cross entropy.
 
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,7 +39,7 @@ from transformers import (
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import report_side_by_side, run_each  # noqa: E402
+from comparison import report_side_by_side, run_each, train_and_test  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -208,7 +207,7 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
 
 
-def train_and_test(name, trainer_cls, model_args, data_args, training_args, clips: DatasetDict) -> dict:
+def build_and_run(name, trainer_cls, model_args, data_args, training_args, clips: DatasetDict) -> dict:
     """One full run: model from scratch or the checkpoint (same seed), train, test."""
     set_seed(training_args.seed)
     model, extractor = build_model_and_extractor(model_args, clips["train"].features["label"], data_args.sampling_rate)
@@ -222,21 +221,7 @@ def train_and_test(name, trainer_cls, model_args, data_args, training_args, clip
         model=model, args=training_args, train_dataset=splits["train"], eval_dataset=splits["test"],
         compute_metrics=compute_metrics,
     )  # fmt: skip
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    train_seconds = time.perf_counter() - start
-    metrics = trainer.evaluate(metric_key_prefix="test")
-    trainer.log_metrics("test", metrics)
-    trainer.save_metrics("test", metrics)
-    extra = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
-    return {
-        "trainer": name,
-        "test_accuracy": metrics["test_accuracy"],
-        "train_seconds": round(train_seconds, 1),
-        "optimizer_steps": trainer.state.global_step,
-        "kept_fraction_last_epoch": extra.get("autoassist/kept_fraction", 1.0),
-        "assistant_seconds": extra.get("autoassist/assistant_seconds", 0.0),
-    }
+    return train_and_test(name, trainer, ("test_accuracy",), training_args.resume_from_checkpoint)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -250,7 +235,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = {"autoassist": AutoAssistTrainer, "plain": Trainer}
     results = run_each(
         model_args.trainer, runs, training_args,
-        lambda name, trainer_cls: train_and_test(name, trainer_cls, model_args, data_args, training_args, clips),
+        lambda name, trainer_cls: build_and_run(name, trainer_cls, model_args, data_args, training_args, clips),
     )  # fmt: skip
     if training_args.should_log:
         columns = {"trainer": "trainer", "test_accuracy": "test acc", "train_seconds": "train s",

@@ -11,7 +11,6 @@ input of the MLP's last layer, recorded in the training forward); each instance'
 
 import logging
 import sys
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,7 +24,7 @@ from transformers import HfArgumentParser, Trainer, set_seed
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import report_side_by_side, run_each  # noqa: E402
+from comparison import report_side_by_side, run_each, train_and_test  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +113,7 @@ def compute_metrics(eval_pred) -> dict[str, float]:
     return {"mse": float(mean_squared_error(labels, predictions)), "r2": float(r2_score(labels, predictions))}
 
 
-def train_and_test(name, trainer_cls, model_args, training_args, splits) -> dict:
+def build_and_run(name, trainer_cls, model_args, training_args, splits) -> dict:
     """One full run: model from scratch (same seed), train, test."""
     set_seed(training_args.seed)
     model = MLPRegressor(splits["train"][0]["features"].shape[0], model_args.hidden_size)
@@ -122,22 +121,7 @@ def train_and_test(name, trainer_cls, model_args, training_args, splits) -> dict
         model=model, args=training_args, train_dataset=splits["train"], eval_dataset=splits["test"],
         compute_metrics=compute_metrics,
     )  # fmt: skip
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    train_seconds = time.perf_counter() - start
-    metrics = trainer.evaluate(metric_key_prefix="test")
-    trainer.log_metrics("test", metrics)
-    trainer.save_metrics("test", metrics)
-    extra = trainer.autoassist_metrics() if hasattr(trainer, "autoassist_metrics") else {}
-    return {
-        "trainer": name,
-        "test_mse": metrics["test_mse"],
-        "test_r2": metrics["test_r2"],
-        "train_seconds": round(train_seconds, 1),
-        "optimizer_steps": trainer.state.global_step,
-        "instances_backpropagated": extra.get("autoassist/instances_backpropagated"),
-        "kept_fraction_last_epoch": extra.get("autoassist/kept_fraction", 1.0),
-    }
+    return train_and_test(name, trainer, ("test_mse", "test_r2"), training_args.resume_from_checkpoint)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
@@ -150,7 +134,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     runs = {"autoassist": AutoAssistTrainer, "plain": Trainer}
     results = run_each(
         model_args.trainer, runs, training_args,
-        lambda name, trainer_cls: train_and_test(name, trainer_cls, model_args, training_args, splits),
+        lambda name, trainer_cls: build_and_run(name, trainer_cls, model_args, training_args, splits),
     )  # fmt: skip
     if training_args.should_log:
         columns = {"trainer": "trainer", "test_mse": "test MSE", "test_r2": "test R2", "train_seconds": "train s",
