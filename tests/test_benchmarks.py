@@ -182,6 +182,17 @@ def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
         assert noisy.train["input_ids"] == clean.train["input_ids"]
 
 
+def test_every_suite_task_and_studied_corpus_is_defined_once_under_its_name():
+    from benchmarks.names import PLAUSIBILITY_CORPORA, SUITE_TASKS
+    from benchmarks.plausibility import CORPUS_TASKS
+    from benchmarks.tasks import DEFINED, TASKS
+
+    assert list(TASKS) == list(SUITE_TASKS) and all(DEFINED[name] is TASKS[name] for name in SUITE_TASKS)
+    assert all(name == task.name for name, task in DEFINED.items())
+    assert set(CORPUS_TASKS) == set(PLAUSIBILITY_CORPORA)
+    assert all(task.noise is None and task.plausibility == "pairs" for task in CORPUS_TASKS.values())
+
+
 def test_two_points_of_one_configuration_are_one_run():
     # random at two autoassist points replays the same kept fractions when both points kept the same
     from benchmarks.run_benchmark import RunSpec, TaskSuite
