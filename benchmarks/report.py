@@ -195,6 +195,14 @@ def render_verdict(results: list[dict]) -> str:
         if len(plain) >= len(values) and all(v is not None and f is not None and v > f for v, f in zip(values, plain)):
             checked.append(f"the `{method}` check gains {result['metric']} on {task} (every seed)")
         retime = [r for r in result["runs"] if r["strategy"] == "filtered" and disturbed(r)]
+        timed = [r for r in result["runs"] if r["strategy"] == "filtered" and r.get("plausibility_seconds") is not None
+                 and not disturbed(r)]  # fmt: skip
+        cost = ""
+        if timed:  # recorded since 2026-12-04: the check's own seconds, inside the run's
+            seconds = sorted(r["plausibility_seconds"] for r in timed)
+            shares = sorted(r["plausibility_seconds"] / r["train_seconds"] for r in timed)
+            cost = (f", the check itself {seconds[0]:.0f}–{seconds[-1]:.0f} s of each run ({shares[0]:.1%}–"
+                    f"{shares[-1]:.1%} of its training seconds)")
         rows[task] = (row + " " if row else "") + (
             f"With `autoassist_plausibility='{method}'` alone (strategy `none`): {result['metric']} "
             f"{_seed_values(entry['final_validation'], digits)} against the full plain run's "
@@ -204,6 +212,7 @@ def render_verdict(results: list[dict]) -> str:
                f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
             + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
+            + cost
             + (f" ({len(retime)} of these runs' seconds disturbed by other work, to be re-timed)" if retime else "")
             + "."
         )

@@ -297,6 +297,26 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     assert "(1.7%–3.3% of the suite's full plain translation run scaled to as many pairs, 600 s)" in lines
 
 
+def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs():
+    from benchmarks import report
+
+    def filtered(seed, seconds, check, foreign=1.0):
+        return {"seed": seed, "strategy": "filtered", "point": 1.0, "train_seconds": seconds, "plausibility_seconds": check,
+                "foreign_cpu_seconds": foreign, "autoassist_config": {"autoassist_plausibility": "pairs"}}  # fmt: skip
+
+    entry = {"point": 1.0, "final_validation": {"median": 17.0, "values": [17.0, 17.5]},
+             "seconds": {"median": 0.9, "values": [0.9, 1.1], "bounds": ["exact", "at_least"]},
+             "kept_noisy_fraction": {"median": 0.1}, "kept_clean_fraction": {"median": 0.98}}  # fmt: skip
+    result = {"task": "translation-noisy", "metric": "bleu", "default_points": {"filtered": 1.0},
+              "iso_quality_curves": {"filtered": [entry]}, "autoassist_minus_random": {},
+              "front": {"plain": [{"budget": 1.0, "final_validation": {"median": 15.5, "values": [15.0, 16.0]}}]},
+              "runs": [filtered(0, 200.0, 10.0), filtered(1, 100.0, 20.0), filtered(2, 300.0, 12.0, foreign=100.0)]}  # fmt: skip
+    text = report.render_verdict([result])
+    # the third run ran beside other work: its seconds are left out
+    assert "the check itself 10–20 s of each run (5.0%–20.0% of its training seconds)" in text
+    assert "the `pairs` check gains bleu on translation-noisy (every seed)" in text
+
+
 def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
     from benchmarks import report
 
