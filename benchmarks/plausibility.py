@@ -85,7 +85,9 @@ def main():
     if os.path.isfile(study.output):
         with open(study.output) as f:
             result = json.load(f)
-    made_with = (result.get("train_pairs", corpus.presets["full"].train_samples), result.get("max_pairs_seen", MAX_PAIRS_SEEN))
+    made_with = (
+        result.get("train_pairs", corpus.presets["full"].train_samples), result.get("max_pairs_seen", MAX_PAIRS_SEEN)
+    )
     if result["cells"] and made_with != (preset.train_samples, study.max_pairs_seen):
         raise ValueError(
             f"{study.output} was made with {made_with[0]} pairs and --max_pairs_seen {made_with[1]}: name another "
