@@ -18,7 +18,7 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.plausibility import CORPUS_TASKS  # noqa: E402
-from benchmarks.tasks import load_example  # noqa: E402
+from benchmarks.tasks import raw_translation  # noqa: E402
 from hf_autoassist.plausibility import plausibility_for  # noqa: E402
 
 
@@ -31,17 +31,6 @@ class FlaggedPairsArguments:
     work_dir: str = field(default="outputs/benchmarks/flagged-pairs")
 
 
-def raw_pairs(corpus: str, data_dir: str, count: int) -> tuple[list[dict], str]:
-    """The corpus's first `count` training pairs as text, in the order the task tokenizes them, and the target
-    language."""
-    translation = load_example("examples/translation/run_translation.py")
-    if corpus == "multi30k":
-        raw, target = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de"), "de"
-    else:
-        raw, target = translation.load_anki(os.path.join(data_dir, "anki-fra-eng"), "en", "fr"), "fr"
-    return raw["train"].shuffle(seed=1234).select(range(count))["translation"], target
-
-
 def main():
     (args,) = HfArgumentParser(FlaggedPairsArguments).parse_args_into_dataclasses()
     task = CORPUS_TASKS[args.corpus]
@@ -50,7 +39,8 @@ def main():
         preset = replace(preset, train_samples=args.train_samples)
     data = task.load(args.data_dir, preset, os.path.join(args.work_dir, args.corpus, str(preset.train_samples)))
     plausibility = plausibility_for(data.train, seed=args.seed)
-    pairs, target = raw_pairs(args.corpus, args.data_dir, preset.train_samples)
+    _, raw, target = raw_translation(args.corpus, args.data_dir, preset.train_samples)
+    pairs = raw["train"]["translation"]
     output = os.path.join("benchmarks", "results", f"flagged-{args.corpus}-{preset.train_samples}.jsonl")
     flagged = plausibility.least_plausible(len(pairs))
     with open(output, "w") as f:

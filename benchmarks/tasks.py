@@ -118,7 +118,7 @@ def _vision_loader(model_type: str):
             validation=validation.with_format("numpy"),
             test=test.with_format("numpy"),
             make_collator=lambda model: vision.collate_images,
-            compute_metrics=vision.compute_metrics,
+            compute_metrics=vision.accuracy,
             build_model=build_model,
             noisy_indices=None if noisy is None else noisy.tolist(),
         )
@@ -168,24 +168,30 @@ VISION_VIT = Task(
 # ---- translation -----------------------------------------------------------------------------------------------------
 
 
-def _translation_loader(corpus: str):
-    """`corpus` is "multi30k" (en-de, the suite's) or "tatoeba" (en-fr, a second corpus for the plausibility study)."""
+def raw_translation(corpus: str, data_dir: str, train_samples: int):
+    """(the example script, the raw splits, the target language) of `corpus`, "multi30k" (en-de, the suite's) or
+    "tatoeba" (en-fr, the corpus the plausibility check was not developed on), the training split cut to its first
+    `train_samples` pairs after a seeded shuffle: the pairs every task and study of the corpus trains on, in order."""
+    translation = load_example("examples/translation/run_translation.py")
+    if corpus == "multi30k":
+        raw, target = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de"), "de"
+    else:
+        raw, target = translation.load_anki(os.path.join(data_dir, "anki-fra-eng"), "en", "fr"), "fr"
+    raw["train"] = raw["train"].shuffle(seed=1234).select(range(train_samples))
+    return translation, raw, target
 
+
+def _translation_loader(corpus: str):
     def load(data_dir: str, preset: Preset, work_dir: str, noise: Noise | None = None) -> TaskData:
-        translation = load_example("examples/translation/run_translation.py")
-        if corpus == "multi30k":
-            raw, target = translation.load_multi30k(os.path.join(data_dir, "multi30k", "raw"), "en", "de"), "de"
-        else:
-            raw, target = translation.load_anki(os.path.join(data_dir, "anki-fra-eng"), "en", "fr"), "fr"
+        translation, raw, target = raw_translation(corpus, data_dir, preset.train_samples)
         return _tokenized_translation(translation, raw, target, preset, work_dir, noise)
 
     return load
 
 
 def _tokenized_translation(translation, raw, target: str, preset: Preset, work_dir: str, noise: Noise | None):
-    """English to `target`: the training split cut to the preset (seeded), misaligned if `noise` says so, a joint BPE
-    trained on it, and every split tokenized."""
-    raw["train"] = raw["train"].shuffle(seed=1234).select(range(preset.train_samples))
+    """English to `target`: the training split misaligned if `noise` says so, a joint BPE trained on it, and every
+    split tokenized."""
     noisy = None
     if noise is not None:
         if noise.kind not in ("pairs", "shifted pairs"):

@@ -5,6 +5,8 @@ import json
 import os
 import time
 
+import numpy as np
+
 
 def report_side_by_side(rows: list[dict], columns: dict[str, str], output_dir: str) -> str:
     """A fixed-width table of `rows` (one dict per run) over `columns` (key -> header), also saved as
@@ -35,6 +37,11 @@ def run_each(choice: str, runs: dict, training_args, train_one) -> list[dict]:
         results.append(train_one(name, runs[name]))
     training_args.output_dir = base_output_dir
     return results
+
+
+def accuracy(eval_pred) -> dict[str, float]:
+    """`compute_metrics` for classification: `evaluate.load("accuracy")` needs the Hub, and accuracy is one line."""
+    return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
 
 
 def train_and_test(name: str, trainer, test_metrics: tuple[str, ...], resume_from_checkpoint=None) -> dict:

@@ -35,7 +35,7 @@ def make_trainer(tmp_path, vision_example, images, trainer_class=AutoAssistTrain
     config_class = AutoAssistConfig if trainer_class is AutoAssistTrainer else TrainingArguments
     return trainer_class(
         model=tiny_resnet(), args=config_class(**options), train_dataset=train, eval_dataset=test,
-        data_collator=vision_example.collate_images, compute_metrics=vision_example.compute_metrics, callbacks=callbacks,
+        data_collator=vision_example.collate_images, compute_metrics=vision_example.accuracy, callbacks=callbacks,
     )  # fmt: skip
 
 

@@ -45,7 +45,7 @@ def make_trainer(tmp_path, vision_example, fashion_mnist, train_size=2000, **kwa
         train_dataset=train,
         eval_dataset=test,
         data_collator=vision_example.collate_images,
-        compute_metrics=vision_example.compute_metrics,
+        compute_metrics=vision_example.accuracy,
     )
 
 

@@ -39,7 +39,7 @@ from transformers import (
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import report_side_by_side, run_each, train_and_test  # noqa: E402
+from comparison import accuracy, report_side_by_side, run_each, train_and_test  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,9 @@ def synthetic_tones(count: int, num_classes: int, seconds: float, sampling_rate:
     return Dataset.from_dict({"audio": list(clips), "label": labels.tolist()}, features=features)
 
 
-def load_clips(data_args: DataArguments, sampling_rate: int) -> DatasetDict:
-    """`train` and `test` splits with `audio` (a waveform at `sampling_rate`) and `label` (a `ClassLabel`)."""
+def load_clips(data_args: DataArguments) -> DatasetDict:
+    """`train` and `test` splits with `audio` (a waveform at `--sampling_rate`) and `label` (a `ClassLabel`)."""
+    sampling_rate = data_args.sampling_rate
     if data_args.dataset_name is None:
         return DatasetDict({
             split: synthetic_tones(count, data_args.num_classes, data_args.clip_seconds, sampling_rate,
@@ -202,11 +203,6 @@ def extract(clips: DatasetDict, extractor, seconds: float) -> DatasetDict:
     return clips.map(features, batched=True, remove_columns=columns, desc="Extracting features").with_format("torch")
 
 
-def compute_metrics(eval_pred) -> dict[str, float]:
-    # `evaluate.load("accuracy")` needs the Hub; accuracy is one line
-    return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
-
-
 def build_and_run(name, trainer_cls, model_args, data_args, training_args, clips: DatasetDict) -> dict:
     """One full run: model from scratch or the checkpoint (same seed), train, test."""
     set_seed(training_args.seed)
@@ -219,7 +215,7 @@ def build_and_run(name, trainer_cls, model_args, data_args, training_args, clips
     splits = extract(clips, extractor, data_args.clip_seconds)
     trainer = trainer_cls(
         model=model, args=training_args, train_dataset=splits["train"], eval_dataset=splits["test"],
-        compute_metrics=compute_metrics,
+        compute_metrics=accuracy,
     )  # fmt: skip
     return train_and_test(name, trainer, ("test_accuracy",), training_args.resume_from_checkpoint)
 
@@ -231,7 +227,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     transformers.utils.logging.set_verbosity(training_args.get_process_log_level())
 
     with training_args.main_process_first(desc="making or loading the clips"):
-        clips = load_clips(data_args, data_args.sampling_rate)
+        clips = load_clips(data_args)
     runs = {"autoassist": AutoAssistTrainer, "plain": Trainer}
     results = run_each(
         model_args.trainer, runs, training_args,

@@ -40,7 +40,7 @@ from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 
 # the examples' shared side-by-side table (examples/comparison.py)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from comparison import report_side_by_side  # noqa: E402
+from comparison import accuracy, report_side_by_side  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
@@ -193,11 +193,6 @@ def build_collator(model_args: ModelArguments, model):
     return collate_images
 
 
-def compute_metrics(eval_pred) -> dict[str, float]:
-    # `evaluate.load("accuracy")` needs the Hub; accuracy is one line
-    return {"accuracy": float((np.argmax(eval_pred.predictions, axis=1) == eval_pred.label_ids).mean())}
-
-
 def build_model(model_args: ModelArguments, labels: ClassLabel, num_channels: int, image_size: int = 28):
     id2label = dict(enumerate(labels.names))
     label2id = {name: i for i, name in id2label.items()}
@@ -249,7 +244,7 @@ def train_and_test(name, trainer_cls, model_args, training_args, dataset) -> dic
         train_dataset=dataset["train"],
         eval_dataset=dataset["test"],
         data_collator=build_collator(model_args, model),
-        compute_metrics=compute_metrics,
+        compute_metrics=accuracy,
     )
     start = time.perf_counter()
     train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
