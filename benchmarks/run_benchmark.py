@@ -173,7 +173,7 @@ class TaskSuite:
         every_strategy = replace(bench, strategies=list(STRATEGIES))
         for seed in bench.seeds:
             replayed = {}
-            for spec in run_specs(task, every_strategy, preset, seed, self.work_dir, replayed):
+            for spec in run_specs(task, data, every_strategy, preset, seed, self.work_dir, replayed):
                 record = self.find(spec)
                 if record is not None:
                     self.result["runs"].append(record)
@@ -240,7 +240,9 @@ class RunSpec:
         return f"{KNOBS[self.strategy]}={self.value}"
 
 
-def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict):
+def run_specs(
+    task: Task, data: TaskData, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict
+):  # fmt: skip
     """The seed's runs in order, with their fingerprints. A `random` run needs the record of the autoassist run it
     replays, which the caller puts in `replayed[point]` after that run; without it the random run is left out."""
     for strategy, value in planned_runs(bench, PLANS[bench.preset], task):
@@ -259,7 +261,8 @@ def run_specs(task: Task, bench: BenchmarkArguments, preset, seed: int, work_dir
             options = {KNOBS[strategy]: value}
         settings = None
         if strategy not in (PLAIN, CLEAN):
-            settings = autoassist_settings(training_arguments(task, preset, strategy, seed, work_dir, epochs, options))
+            args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
+            settings = autoassist_settings(args, data)
         yield RunSpec(strategy, value, epochs, options, fingerprint(task, preset, strategy, seed, epochs, settings))
 
 
@@ -267,7 +270,7 @@ def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData
     task = suite.task
     work_dir = suite.work_dir
     replayed = {}  # autoassist point -> its record, for the random run that replays it
-    for spec in run_specs(task, bench, preset, seed, work_dir, replayed):
+    for spec in run_specs(task, data, bench, preset, seed, work_dir, replayed):
         progress.announce(f"{task.name} seed {seed} {spec.strategy} {spec.label}")
         record = suite.find(spec)
         if record is not None and bench.retime_above is not None and disturbed(record, bench.retime_above):

@@ -19,6 +19,7 @@ from transformers.trainer_callback import PrinterCallback
 from benchmarks.analysis import CLEAN, FILTERED, PLAIN
 from benchmarks.flags import flag_quality, noise_mask, shares
 from benchmarks.tasks import Task, TaskData
+from hf_autoassist.plausibility.check import resolve_method
 
 
 class BossInstanceCounter:
@@ -92,9 +93,15 @@ def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: s
     )
 
 
-def autoassist_settings(args) -> dict:
-    """Every AutoAssist setting in effect, defaults included, so that a result says which method made it."""
-    return {f.name: getattr(args, f.name) for f in fields(args) if f.name.startswith("autoassist_")}
+def autoassist_settings(args, data: TaskData) -> dict:
+    """Every AutoAssist setting in effect, defaults included, so that a result says which method made it; the
+    plausibility check as the run resolves it on this task (`"auto"` is the check it makes, or None)."""
+    settings = {f.name: getattr(args, f.name) for f in fields(args) if f.name.startswith("autoassist_")}
+    settings["autoassist_plausibility"] = resolve_method(
+        args.autoassist_plausibility, args.autoassist_strategy, data.is_encoder_decoder, data.train,
+        args.autoassist_plausibility_folds,
+    )  # fmt: skip
+    return settings
 
 
 # the suite's strategies that are a library strategy with options (`run_benchmark.run_specs` sets them)
@@ -178,7 +185,7 @@ def run_one(
         "strategy": strategy,
         "num_train_epochs": epochs,
         "autoassist_options": options if strategy not in (PLAIN, CLEAN) else {},
-        "autoassist_config": autoassist_settings(args) if strategy not in (PLAIN, CLEAN) else None,
+        "autoassist_config": autoassist_settings(args, data) if strategy not in (PLAIN, CLEAN) else None,
         "kept_fraction_per_epoch": [round(f, 4) for f in getattr(trainer, "kept_fractions", {}).values()] or None,
         "boss_instances": trainer.boss_instances,  # forwarded and back-propagated alike: no extra forward pass
         "optimizer_steps": trainer.state.global_step,

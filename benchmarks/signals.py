@@ -161,7 +161,7 @@ class SignalStudy:
                     options = {k: v for k, v in options.items() if k in ("autoassist_rescore_every", "autoassist_warmup_epochs")}
                     options["autoassist_keep_prob"] = replayed_keep_probs(chosen["kept_fraction_per_epoch"], warmup)
                 args = training_arguments(task, preset, strategy, seed, self.work_dir, epochs, options)
-                key = fingerprint(task, preset, strategy, seed, epochs, autoassist_settings(args))
+                key = fingerprint(task, preset, strategy, seed, epochs, autoassist_settings(args, self.data))
                 progress.announce(f"{task.name} seed {seed} {name}: {strategy}")
                 record = self.recorded.get(key)
                 if record is not None and self.args.retime_above is not None and disturbed(record, self.args.retime_above):

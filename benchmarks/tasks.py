@@ -6,12 +6,14 @@ committed, `quick` a smoke run of a few minutes. The `-noisy` tasks are their cl
 split (`benchmarks/noise.py`); validation and test stay clean.
 """
 
+import functools
 import importlib.util
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
+import torch
 from datasets import Dataset
 from transformers import DataCollatorForSeq2Seq, Seq2SeqTrainer, Trainer
 
@@ -60,6 +62,12 @@ class TaskData:
         """The training split without its corrupted instances: what a filter that is never wrong trains on."""
         noisy = set(self.noisy_indices or [])
         return self.train.select([i for i in range(len(self.train)) if i not in noisy])
+
+    @functools.cached_property
+    def is_encoder_decoder(self) -> bool:
+        """Whether the task's model is an encoder-decoder (where `autoassist_plausibility="auto"` checks pairs)."""
+        with torch.random.fork_rng(devices=[]):  # building a model draws its weights: leave the run's RNG alone
+            return bool(getattr(self.build_model().config, "is_encoder_decoder", False))
 
 
 @dataclass

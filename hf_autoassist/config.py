@@ -166,15 +166,16 @@ class AutoAssistArguments:
 
     # Parameters that control the plausibility check
     autoassist_plausibility: str | None = field(
-        default=None,
+        default="auto",
         metadata={
             "help": "'pairs': before training, learn from the training pairs themselves whether each seq2seq target "
             "fits its own source better than other sources (cross-fitted contrastive encoders), and never train on "
             "the pairs a calibrated mixture finds misaligned. 'labels': when the third epoch starts, whether each "
             "class label agrees with the labels of its nearest neighbours in the Boss's own representation better "
             "than another label would, and never train again on the instances whose label looks wrong. On clean "
-            "data either flags (almost) nothing. Unset: no check.",
-            "choices": [None, "pairs", "labels"],
+            "data either flags (almost) nothing. 'auto' (default): 'pairs' when a strategy selects on an "
+            "encoder-decoder model's set of source and target token ids, else no check. 'none': no check.",
+            "choices": ["auto", "pairs", "labels", "none", None],
         },
     )
     autoassist_plausibility_threshold: float = field(

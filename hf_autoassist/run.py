@@ -38,6 +38,7 @@ class SelectionRun:
             each decided epoch, for the reporting integrations.
         assistant (`Assistant`, *optional*): the user's own Assistant, else one is built.
         irreducible (`IrreducibleLosses`, *optional*): each instance's irreducible loss, when the options read it.
+        is_encoder_decoder (`bool`, defaults to False): the Boss is an encoder-decoder (where `"auto"` checks pairs).
 
     `report` is the per-epoch record (`SelectionReport`), readable after training.
     """
@@ -53,6 +54,7 @@ class SelectionRun:
         on_epoch_recorded: Callable[[dict], None] | None = None,
         assistant: Assistant | None = None,
         irreducible: IrreducibleLosses | None = None,
+        is_encoder_decoder: bool = False,
     ):
         self.args, self.accelerator = args, accelerator
         self.num_samples = len(dataset)
@@ -73,10 +75,11 @@ class SelectionRun:
         self.seed = args.data_seed if args.data_seed is not None else args.seed
         # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps;
         # pairs are checked now, class labels when the third epoch starts, from the Boss's features (`label_check`)
-        self.plausibility, self.flagged = PlausibilityCheck.from_args(args).run(dataset, self.seed, accelerator)
+        check = PlausibilityCheck.from_args(args).resolved(args.autoassist_strategy, is_encoder_decoder, dataset)
+        self.plausibility, self.flagged = check.run(dataset, self.seed, accelerator)
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
         self.label_check = None
-        if args.autoassist_plausibility == "labels":
+        if check.method == "labels":
             self.label_check = LabelCheck.from_args(dataset, args)
         full_data_finish = args.autoassist_full_data_finish
         if full_data_finish is None:

@@ -334,12 +334,12 @@ def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
 
 @pytest.mark.slow
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
-    # an option added to the library changes every fingerprint unless `ADDED_LATER` names its default: the recorded
-    # studies would then be trained again from scratch
+    # an option added to the library changes every fingerprint unless `ADDED_LATER` names the value that does what
+    # the runs before it did: the recorded studies would then be trained again from scratch
     from dataclasses import replace
     from pathlib import Path
 
-    from benchmarks.runs import fingerprint
+    from benchmarks.runs import ADDED_LATER, fingerprint
     from benchmarks.tasks import TASKS
     from hf_autoassist import AutoAssistConfig
 
@@ -353,8 +353,8 @@ def test_committed_runs_keep_their_fingerprints_under_todays_options():
             # the recipe as the run had it (translation trained 8 epochs then): only the options are checked here
             preset = replace(task.presets[study["preset"]], num_train_epochs=run["num_train_epochs"])
             settings = dict(run["autoassist_config"])
-            for name in today - set(settings):  # options the run predates: at the default they do what it did
-                settings[name] = getattr(AutoAssistConfig(output_dir="unused"), name)
+            for name in today - set(settings):  # options the run predates, at the value that does what it did
+                settings[name] = ADDED_LATER.get(name, getattr(AutoAssistConfig(output_dir="unused"), name))
             key = fingerprint(task, preset, run["strategy"], run["seed"], run["num_train_epochs"], settings)
             assert key == run["fingerprint"], f"{path.name}: {run['signal']} seed {run['seed']} {run['strategy']}"
             checked += 1

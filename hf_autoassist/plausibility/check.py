@@ -1,6 +1,9 @@
 """`autoassist_plausibility`: the options of the plausibility check, checked where they are read, and the check
 run once per training run on the main process, its flags shared with every rank: before training for pairs
-(`PlausibilityCheck`), after two epochs for class labels (`LabelCheck`, which reads the Boss's features)."""
+(`PlausibilityCheck`), after two epochs for class labels (`LabelCheck`, which reads the Boss's features).
+
+The default, `"auto"`, is `"pairs"` where the check is measured to pay and safe — a selecting run of an
+encoder-decoder model on a set of source and target token ids — and nothing elsewhere (`resolve_method`)."""
 
 import time
 from dataclasses import asdict, replace
@@ -9,7 +12,7 @@ import torch
 from accelerate.utils import broadcast
 from transformers.utils import logging
 
-from ..columns import class_ids
+from ..columns import class_ids, column_names, labels_are_sequences
 from ..head_features import FeatureMemory
 from . import METHODS, Plausibility, check_pair_columns, plausibility_for
 from .labels import label_plausibility
@@ -19,14 +22,39 @@ logger = logging.get_logger(__name__)
 # while it changed fastest) have all been replaced (measured: after one pass 86% of wrong labels and 7.0% of right
 # ones flagged, after two 87% and 5.1%, k = 50)
 DECIDE_AT_EPOCH = 2
+AUTO = "auto"
+# what users may set: a method, "auto" (the default) or "none" / None for no check
+CHOICES = (AUTO, *METHODS, "none")
+# "auto" trusts a pairs check only when its mixture leaves most pairs plausible: a corpus whose pairs mostly do not
+# fit is far likelier an encoder that did not learn (too few or too unlike pairs) than a corpus mostly misaligned, and
+# a default must not drop most of a user's data on a guess (set "pairs" to act on it anyway)
+AUTO_MAX_FLAGGED = 0.5
+
+
+def resolve_method(method: str | None, strategy: str, is_encoder_decoder: bool, dataset, folds: int = 5) -> str | None:
+    """The check a run makes: `method` itself, except `"auto"`, which is `"pairs"` when a strategy selects
+    (`strategy != "none"`, which stays the plain run), the model is an encoder-decoder (a causal LM's labels repeat
+    its inputs) and the set holds each pair's source and target token ids (`input_ids`, token-sequence `labels`),
+    at least two per fold; else nothing. Never `"labels"`: it is opt-in (see README)."""
+    if method in (None, "none"):
+        return None
+    if method != AUTO:
+        return method
+    if strategy == "none" or not is_encoder_decoder:
+        return None
+    names = column_names(dataset)
+    if "input_ids" not in names or "labels" not in names or not labels_are_sequences(dataset):
+        return None  # e.g. speech-to-text: `input_features` carry the source
+    return "pairs" if len(dataset) >= 2 * folds else None
 
 
 class PlausibilityCheck:
     """Flags the training instances that do not fit before training starts; the run never trains on them.
 
     Args (the flat option each comes from in brackets; `from_args` reads them):
-        method (`str`, *optional*): `"pairs"` scores whether each seq2seq target fits its own source
-            (`autoassist_plausibility`); None checks nothing.
+        method (`str`, *optional*): `"pairs"` scores whether each seq2seq target fits its own source; `"auto"`
+            decides per run (`resolve_method`, `resolved`); None or `"none"` checks nothing
+            (`autoassist_plausibility`).
         threshold (`float`, defaults to 0.5): flag an instance whose probability of belonging to the implausible
             component is above this, in (0, 1) (`autoassist_plausibility_threshold`).
         folds (`int`, defaults to 5), passes (`int`, defaults to 32): each instance is scored by an encoder trained
@@ -35,8 +63,8 @@ class PlausibilityCheck:
     """
 
     def __init__(self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32):
-        if method is not None and method not in METHODS:
-            raise ValueError(f"`autoassist_plausibility` must be one of {list(METHODS)} or unset, got {method!r}.")
+        if method is not None and method not in CHOICES:
+            raise ValueError(f"`autoassist_plausibility` must be one of {list(CHOICES)} or None, got {method!r}.")
         if not 0.0 < threshold < 1.0:
             raise ValueError(
                 f"`autoassist_plausibility_threshold` must be in (0, 1), got {threshold}: an instance is flagged when "
@@ -50,6 +78,7 @@ class PlausibilityCheck:
         if passes < 1:
             raise ValueError(f"`autoassist_plausibility_passes` must be >= 1, got {passes}.")
         self.method, self.threshold, self.folds, self.passes = method, threshold, folds, passes
+        self.automatic = False  # chosen by "auto": an inconclusive check drops nothing
 
     @classmethod
     def from_args(cls, args) -> "PlausibilityCheck":
@@ -57,6 +86,20 @@ class PlausibilityCheck:
             args.autoassist_plausibility, args.autoassist_plausibility_threshold, args.autoassist_plausibility_folds,
             args.autoassist_plausibility_passes,
         )
+
+    def resolved(self, strategy: str, is_encoder_decoder: bool, dataset) -> "PlausibilityCheck":
+        """This check with `"auto"` / `"none"` replaced by what the run does (`resolve_method`)."""
+        check = PlausibilityCheck(
+            resolve_method(self.method, strategy, is_encoder_decoder, dataset, self.folds), self.threshold, self.folds,
+            self.passes,
+        )
+        check.automatic = self.method == AUTO
+        if check.automatic and check.method is not None:
+            logger.info(
+                f"`autoassist_plausibility='auto'`: checking whether each of the {len(dataset)} training pairs' target "
+                "fits its source ('pairs'); set it to 'none' to skip the check."
+            )
+        return check
 
     def run(self, dataset, seed: int, accelerator) -> tuple[Plausibility | None, torch.Tensor | None]:
         """The main process's `Plausibility` (None elsewhere) and the `(N,)` flags every rank receives; (None, None)
@@ -70,6 +113,13 @@ class PlausibilityCheck:
             plausibility = plausibility_for(
                 dataset, self.method, self.threshold, folds=self.folds, passes=self.passes, seed=seed
             )
+            if self.automatic and plausibility.flagged.float().mean() > AUTO_MAX_FLAGGED:
+                logger.warning(
+                    f"Plausibility (auto): the check found {plausibility.flagged.float().mean():.0%} of the training "
+                    "pairs implausible, more than a default acts on: nothing is dropped. If most pairs really are "
+                    "misaligned, set `autoassist_plausibility='pairs'` to drop them."
+                )
+                plausibility = replace(plausibility, flagged=torch.zeros_like(plausibility.flagged))
             flagged = plausibility.flagged
             summary = plausibility.summary()
             logger.warning(
