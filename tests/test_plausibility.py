@@ -2,6 +2,7 @@
 ones found, clean data left alone), and the trainer never training on what it flags."""
 
 import json
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -9,6 +10,8 @@ from datasets import Dataset
 
 from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
 from hf_autoassist.plausibility import REPORT_NAME, Plausibility, fit_null_mixture, plausibility_for
+from hf_autoassist.plausibility import check as check_module
+from hf_autoassist.plausibility.check import PlausibilityCheck, resolve_method
 from hf_autoassist.plausibility.pairs import cross_fitted_pair_scores, padded_ids
 
 from benchmarks.flags import auc
@@ -114,6 +117,38 @@ def test_the_report_lists_every_instance_least_plausible_first(tmp_path):
     assert Dataset.from_json(str(tmp_path / REPORT_NAME)).num_rows == 3
 
 
+def test_auto_checks_pairs_only_where_it_reads_a_source_and_a_target():
+    pairs = Dataset.from_dict({"input_ids": [[3, 4]] * 10, "labels": [[5, 6, 1]] * 10})
+    assert resolve_method("auto", "autoassist", True, pairs) == "pairs"
+    assert resolve_method("auto", "random", True, pairs) == "pairs"
+    assert resolve_method("auto", "none", True, pairs) is None  # the plain run stays the plain run
+    assert resolve_method("auto", "autoassist", False, pairs) is None  # a causal LM's labels repeat its inputs
+    speech = Dataset.from_dict({"input_features": [[0.1, 0.2]] * 10, "labels": [[5, 6, 1]] * 10})
+    assert resolve_method("auto", "autoassist", True, speech) is None
+    classes = Dataset.from_dict({"input_ids": [[3, 4]] * 10, "labels": [0, 1] * 5})
+    assert resolve_method("auto", "autoassist", True, classes) is None
+    assert resolve_method("auto", "autoassist", True, pairs.select(range(9))) is None  # 5 folds of 2 pairs
+    assert resolve_method("none", "autoassist", True, pairs) is None
+    assert resolve_method(None, "autoassist", True, pairs) is None
+    assert resolve_method("pairs", "none", False, pairs) == "pairs"  # asked for, it is made
+    assert AutoAssistSeq2SeqConfig("out").autoassist_plausibility == "auto"
+    AutoAssistSeq2SeqConfig("out", autoassist_plausibility="none")
+
+
+def test_auto_drops_nothing_when_the_check_finds_most_pairs_implausible(monkeypatch):
+    num_pairs = 20
+    most = torch.arange(num_pairs) < 15  # 75% "misaligned": an encoder that did not learn, far likelier
+    found = Plausibility("pairs", torch.zeros(num_pairs), most.float(), most, 0.75, 0.5, seconds=1.0)
+    monkeypatch.setattr(check_module, "plausibility_for", lambda *args, **kwargs: found)
+    dataset = Dataset.from_dict({"input_ids": [[3, 4]] * num_pairs, "labels": [[5, 6, 1]] * num_pairs})
+    one_process = SimpleNamespace(is_main_process=True, num_processes=1)
+    plausibility, flagged = PlausibilityCheck("auto").resolved("autoassist", True, dataset).run(dataset, 0, one_process)
+    assert not flagged.any() and not plausibility.flagged.any()
+    assert torch.equal(plausibility.posterior, most.float())  # the report still shows what the check found
+    _, flagged = PlausibilityCheck("pairs").resolved("autoassist", True, dataset).run(dataset, 0, one_process)
+    assert torch.equal(flagged, most)  # asked for by name, the check acts on what it found
+
+
 @pytest.mark.parametrize("strategy", ["none", "autoassist"])
 def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, strategy):
     sources, _, targets, _ = multi30k_pairs
@@ -125,8 +160,9 @@ def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, str
     train = Dataset.from_dict({"input_ids": shifted(sources), "labels": shifted(targets)})
     args = AutoAssistSeq2SeqConfig(
         str(tmp_path), report_to="none", use_cpu=True, num_train_epochs=2, per_device_train_batch_size=32,
-        autoassist_strategy=strategy, autoassist_plausibility="pairs", save_strategy="no",
-        autoassist_write_report=True,
+        autoassist_strategy=strategy, save_strategy="no", autoassist_write_report=True,
+        # a selecting run checks pairs by default ("auto"); the plain run only when asked
+        **({"autoassist_plausibility": "pairs"} if strategy == "none" else {}),
     )  # fmt: skip
     trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(vocab=4002), args=args, train_dataset=train, data_collator=pad_pairs)
     trainer.train()
