@@ -140,6 +140,18 @@ def _threaded(result: dict) -> bool:
     return any((r.get("autoassist_config") or {}).get("autoassist_synchronous") is False for r in result["runs"])
 
 
+def _check_made(run: dict) -> str | None:
+    """The plausibility check a run made (its recorded `autoassist_plausibility`, resolved since 2026-12-05)."""
+    return (run.get("autoassist_config") or {}).get("autoassist_plausibility")
+
+
+def _without_pairs_check(result: dict) -> bool:
+    """Whether some of the task's AutoAssist runs were recorded without the pairs check on a task it reads: before
+    it became the seq2seq default (`autoassist_plausibility="auto"`, 2026-12-05)."""
+    reads_pairs = any(r["strategy"] == "filtered" and _check_made(r) == "pairs" for r in result["runs"])
+    return reads_pairs and any(r["strategy"] == "autoassist" and _check_made(r) != "pairs" for r in result["runs"])
+
+
 def _at_default(result: dict, strategy: str) -> dict | None:
     point = result["default_points"].get(strategy)
     return next((e for e in result.get("iso_quality_curves", {}).get(strategy, []) if e["point"] == point), None)
@@ -172,6 +184,8 @@ def render_verdict(results: list[dict]) -> str:
                 and versus and all(d > 0 for d in versus))  # fmt: skip
         gains += [task] if wins else []
         how = "the Assistant in a thread, not today's default" if _threaded(result) else "the Assistant in the step"
+        if _without_pairs_check(result):
+            how += "; without the pairs check, recorded before it became the default: to be trained again"
         retime = [r for r in result["runs"]
                   if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"] and disturbed(r)]  # fmt: skip
         if retime:
@@ -188,7 +202,7 @@ def render_verdict(results: list[dict]) -> str:
         digits, task = _digits(result), result["task"]
         full = next((row["final_validation"] for row in result["front"]["plain"] if row["budget"] == 1.0), None)
         row = rows[task] if not rows[task].startswith("not measured") else ""
-        method = next(r["autoassist_config"]["autoassist_plausibility"] for r in result["runs"] if r["strategy"] == "filtered")
+        method = next(_check_made(r) for r in result["runs"] if r["strategy"] == "filtered")
         kept = "misaligned / aligned pairs" if method == "pairs" else "wrong / right labels"
         values = entry["final_validation"]["values"]
         plain = [None] * len(values) if full is None else full["values"]
