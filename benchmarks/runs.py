@@ -123,6 +123,7 @@ ADDED_LATER = {
     "autoassist_plausibility_threshold": 0.5,
     "autoassist_plausibility_folds": 5,
     "autoassist_plausibility_passes": 32,
+    "autoassist_plausibility_encoder": None,
 }
 
 

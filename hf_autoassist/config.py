@@ -191,6 +191,13 @@ class AutoAssistArguments:
         metadata={"help": "'pairs' only: passes of each plausibility encoder over its folds, stopped at 100,000 pairs "
                   "seen (the bound on a large corpus's cost: past ~4,000 pairs the check's seconds stop growing)."},
     )
+    autoassist_plausibility_encoder: str | None = field(
+        default=None,
+        metadata={"help": "'pairs' only: a pretrained sentence encoder (a Hub id, or a folder written by "
+                  "`save_pretrained` with its tokenizer) that scores each pair by the cosine of its source's and "
+                  "target's mean embeddings, instead of encoders learned from the pairs; the pairs are decoded to "
+                  "text with the trainer's tokenizer (`processing_class`)."},
+    )
 
     # Parameters that control the report
     autoassist_write_report: bool | None = field(

@@ -121,6 +121,7 @@ class AutoAssistMixin(VaryingEpochsMixin):
             self.args, self.accelerator, dataset, self._train_batch_size, lambda: self.state.global_step,
             self._replan, report if self.is_world_process_zero() else None, self._user_assistant, irreducible,
             is_encoder_decoder=bool(getattr(getattr(self.model, "config", None), "is_encoder_decoder", False)),
+            tokenizer=getattr(self.processing_class, "tokenizer", self.processing_class),  # a processor's tokenizer
         )  # fmt: skip
         self.loss_reader.record_features(self.selection_run.reads_boss_features)
         loader = selection_dataloader(dataset, self.selection_run.sampler, collator, self.args)

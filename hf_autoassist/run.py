@@ -39,6 +39,8 @@ class SelectionRun:
         assistant (`Assistant`, *optional*): the user's own Assistant, else one is built.
         irreducible (`IrreducibleLosses`, *optional*): each instance's irreducible loss, when the options read it.
         is_encoder_decoder (`bool`, defaults to False): the Boss is an encoder-decoder (where `"auto"` checks pairs).
+        tokenizer (*optional*): the one that made the training set's token ids (the trainer's `processing_class`),
+            for a pretrained plausibility encoder that reads the pairs as text.
 
     `report` is the per-epoch record (`SelectionReport`), readable after training.
     """
@@ -55,6 +57,7 @@ class SelectionRun:
         assistant: Assistant | None = None,
         irreducible: IrreducibleLosses | None = None,
         is_encoder_decoder: bool = False,
+        tokenizer=None,
     ):
         self.args, self.accelerator = args, accelerator
         self.num_samples = len(dataset)
@@ -76,7 +79,7 @@ class SelectionRun:
         # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps;
         # pairs are checked now, class labels when the third epoch starts, from the Boss's features (`label_check`)
         check = PlausibilityCheck.from_args(args).resolved(args.autoassist_strategy, is_encoder_decoder, dataset)
-        self.plausibility, self.flagged = check.run(dataset, self.seed, accelerator)
+        self.plausibility, self.flagged = check.run(dataset, self.seed, accelerator, tokenizer)
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
         self.label_check = None
         if check.method == "labels":

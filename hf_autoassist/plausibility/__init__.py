@@ -4,7 +4,8 @@ the training set itself, with a decision that flags nothing on clean data.
 `plausibility_for(dataset, "pairs")` scores every pair with cross-fitted contrastive encoders (`pairs.py`), fits the
 calibrated mixture of `mixture.py` (twice: the second encoders do not train on the pairs the first flagged), and
 returns a [`Plausibility`]: scores, posteriors, flags, and a JSONL report (`autoassist_plausibility.jsonl`, one line
-per instance, readable with `datasets.load_dataset("json", ...)`).
+per instance, readable with `datasets.load_dataset("json", ...)`). A user who has a pretrained sentence encoder
+names it instead (`pretrained.py`): it scores the pairs decoded to text, in one round.
 """
 
 import json
@@ -17,6 +18,7 @@ import torch
 from ..columns import column_names, labels_are_sequences, read_column
 from .mixture import MixtureFit, fit_null_mixture
 from .pairs import MAX_PAIRS_SEEN, PairScores, cross_fitted_pair_scores
+from .pretrained import encoder_pair_scores
 
 REPORT_NAME = "autoassist_plausibility.jsonl"
 # pairs: the encoders of a second round train without the pairs the first flagged, and score every pair again.
@@ -90,15 +92,47 @@ def pair_columns(dataset) -> tuple[list, list]:
     return list(read_column(dataset, "input_ids")), list(read_column(dataset, "labels"))
 
 
+def check_text_decoder(tokenizer) -> None:
+    """A pretrained encoder reads pairs as text: the tokenizer that made their ids must be there to decode them."""
+    if tokenizer is None or not hasattr(tokenizer, "batch_decode"):
+        raise ValueError(
+            "`autoassist_plausibility_encoder` reads each pair as text, decoded from its token ids with the tokenizer "
+            f"that made them: pass it to the trainer (`processing_class=tokenizer`); got {type(tokenizer).__name__}."
+        )
+
+
+def pair_texts(dataset, tokenizer) -> tuple[list[str], list[str]]:
+    """Each pair's source and target as text, decoded with the tokenizer that made their ids (ignored labels and
+    special tokens left out)."""
+    check_text_decoder(tokenizer)
+    sources, targets = pair_columns(dataset)
+
+    def decode(rows):
+        return tokenizer.batch_decode([[t for t in row if t >= 0] for row in rows], skip_special_tokens=True)
+
+    return decode(sources), decode(targets)
+
+
 def plausibility_for(
     dataset, method: str = "pairs", threshold: float = 0.5, folds: int = 5, passes: int = 32, dim: int = 256,
-    seed: int = 0, max_pairs_seen: int = MAX_PAIRS_SEEN,
+    seed: int = 0, max_pairs_seen: int = MAX_PAIRS_SEEN, encoder: str | None = None, tokenizer=None,
+    device: str | torch.device = "cpu",
 ) -> Plausibility:  # fmt: skip
     """Scores every instance of `dataset` with `method` and decides which are implausible. Each encoder trains
-    `passes` times over its folds, at most on `max_pairs_seen` pairs (the bound on a large corpus's cost)."""
+    `passes` times over its folds, at most on `max_pairs_seen` pairs (the bound on a large corpus's cost). With
+    `encoder` (a pretrained sentence encoder's Hub id or folder) the pairs, decoded with `tokenizer`, are scored by
+    it instead, on `device`, in one round (it learns nothing from them)."""
     if method not in METHODS:
         raise ValueError(f"Unknown plausibility method {method!r}; choose one of {list(METHODS)}.")
     start = time.perf_counter()
+    if encoder is not None:
+        pairs = encoder_pair_scores(*pair_texts(dataset, tokenizer), encoder, seed=seed, device=device)
+        fit = fit_null_mixture(pairs.scores, pairs.null_scores)
+        seconds = time.perf_counter() - start
+        return Plausibility(
+            method, pairs.scores, fit.posterior, fit.posterior > threshold, fit.implausible_share, threshold,
+            seconds=seconds,
+        )  # fmt: skip
     sources, targets = pair_columns(dataset)
     flagged = None
     for _ in range(REFIT_ROUNDS):

@@ -14,8 +14,9 @@ from transformers.utils import logging
 
 from ..columns import class_ids, column_names, labels_are_sequences
 from ..head_features import FeatureMemory
-from . import METHODS, Plausibility, check_pair_columns, plausibility_for
+from . import METHODS, Plausibility, check_pair_columns, check_text_decoder, plausibility_for
 from .labels import label_plausibility
+from .pretrained import check_sentence_encoder
 
 logger = logging.get_logger(__name__)
 # the labels check decides when this epoch starts: after two passes the Boss's features of the first pass (recorded
@@ -60,9 +61,14 @@ class PlausibilityCheck:
         folds (`int`, defaults to 5), passes (`int`, defaults to 32): each instance is scored by an encoder trained
             `passes` times over the other `folds - 1` folds, on at most `MAX_PAIRS_SEEN` pairs in all
             (`autoassist_plausibility_folds`, `_passes`).
+        encoder (`str`, *optional*): a pretrained sentence encoder (Hub id or folder) that scores the pairs instead
+            (`autoassist_plausibility_encoder`, `pretrained.py`); pairs only.
     """
 
-    def __init__(self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32):
+    def __init__(
+        self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32,
+        encoder: str | None = None,
+    ):  # fmt: skip
         if method is not None and method not in CHOICES:
             raise ValueError(f"`autoassist_plausibility` must be one of {list(CHOICES)} or None, got {method!r}.")
         if not 0.0 < threshold < 1.0:
@@ -77,42 +83,62 @@ class PlausibilityCheck:
             )
         if passes < 1:
             raise ValueError(f"`autoassist_plausibility_passes` must be >= 1, got {passes}.")
+        if encoder is not None and method not in (AUTO, "pairs"):
+            raise ValueError(
+                f"`autoassist_plausibility_encoder` scores seq2seq pairs, but `autoassist_plausibility` is {method!r}: "
+                "set it to 'pairs' (or 'auto', the default), or unset the encoder."
+            )
         self.method, self.threshold, self.folds, self.passes = method, threshold, folds, passes
+        self.encoder = encoder
         self.automatic = False  # chosen by "auto": an inconclusive check drops nothing
 
     @classmethod
     def from_args(cls, args) -> "PlausibilityCheck":
         return cls(
             args.autoassist_plausibility, args.autoassist_plausibility_threshold, args.autoassist_plausibility_folds,
-            args.autoassist_plausibility_passes,
+            args.autoassist_plausibility_passes, args.autoassist_plausibility_encoder,
         )
 
     def resolved(self, strategy: str, is_encoder_decoder: bool, dataset) -> "PlausibilityCheck":
         """This check with `"auto"` / `"none"` replaced by what the run does (`resolve_method`)."""
+        method = resolve_method(self.method, strategy, is_encoder_decoder, dataset, self.folds)
         check = PlausibilityCheck(
-            resolve_method(self.method, strategy, is_encoder_decoder, dataset, self.folds), self.threshold, self.folds,
-            self.passes,
+            method, self.threshold, self.folds, self.passes, self.encoder if method == "pairs" else None
         )
         check.automatic = self.method == AUTO
-        if check.automatic and check.method is not None:
+        if check.automatic and method is None and self.encoder is not None:
+            logger.warning(
+                "`autoassist_plausibility_encoder` is set, but 'auto' makes no pairs check on this run (it needs a "
+                "selecting strategy, an encoder-decoder model and `input_ids` with token-sequence `labels`); set "
+                "`autoassist_plausibility='pairs'` to make it."
+            )
+        if check.automatic and method is not None:
             logger.info(
                 f"`autoassist_plausibility='auto'`: checking whether each of the {len(dataset)} training pairs' target "
                 "fits its source ('pairs'); set it to 'none' to skip the check."
             )
         return check
 
-    def run(self, dataset, seed: int, accelerator) -> tuple[Plausibility | None, torch.Tensor | None]:
+    def run(
+        self, dataset, seed: int, accelerator, tokenizer=None
+    ) -> tuple[Plausibility | None, torch.Tensor | None]:  # fmt: skip
         """The main process's `Plausibility` (None elsewhere) and the `(N,)` flags every rank receives; (None, None)
-        when no method is set or the method decides during training (`"labels"`: [`LabelCheck`])."""
+        when no method is set or the method decides during training (`"labels"`: [`LabelCheck`]). `tokenizer`: the
+        one that made the pairs' ids, which a pretrained `encoder` reads them back to text with."""
         if self.method != "pairs":
             return None, None
-        check_pair_columns(dataset)  # on every rank: one that stopped alone would leave the others waiting
+        # on every rank: one that stopped alone would leave the others waiting
+        check_pair_columns(dataset)
+        if self.encoder is not None:
+            check_text_decoder(tokenizer)
+            check_sentence_encoder(self.encoder)
         plausibility = None
         flagged = torch.zeros(len(dataset), dtype=torch.bool)
         if accelerator.is_main_process:
             plausibility = plausibility_for(
-                dataset, self.method, self.threshold, folds=self.folds, passes=self.passes, seed=seed
-            )
+                dataset, self.method, self.threshold, folds=self.folds, passes=self.passes, seed=seed,
+                encoder=self.encoder, tokenizer=tokenizer, device=accelerator.device,
+            )  # fmt: skip
             if self.automatic and plausibility.flagged.float().mean() > AUTO_MAX_FLAGGED:
                 logger.warning(
                     f"Plausibility (auto): the check found {plausibility.flagged.float().mean():.0%} of the training "

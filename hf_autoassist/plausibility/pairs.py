@@ -113,10 +113,15 @@ def cross_fitted_pair_scores(
                 optimizer.step()
         with torch.no_grad():
             x, y = encoder(source_ids[held_out], target_ids[held_out])
-        # each source with the target of the next pair in a random cycle: never its own
-        cycle = torch.randperm(len(held_out), generator=generator)
-        other = torch.empty_like(cycle)
-        other[cycle] = cycle.roll(-1)
-        scores[held_out] = (x * y).sum(-1)
-        null_scores[held_out] = (x * y[other]).sum(-1)
+        fold_scores = cosine_scores(x, y, generator)
+        scores[held_out], null_scores[held_out] = fold_scores.scores, fold_scores.null_scores
     return PairScores(scores, null_scores)
+
+
+def cosine_scores(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> PairScores:
+    """Each pair's cosine from unit-length source and target embeddings `(N, dim)`, and each source's cosine with
+    the target of the next pair in a random cycle (never its own): the null sample of what a misaligned pair scores."""
+    cycle = torch.randperm(len(x), generator=generator)
+    other = torch.empty_like(cycle)
+    other[cycle] = cycle.roll(-1)
+    return PairScores((x * y).sum(-1), (x * y[other]).sum(-1))
