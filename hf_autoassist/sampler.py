@@ -111,8 +111,9 @@ class AssistedBatchSampler(Sampler[list[int]]):
         if len(state["candidates"]) != self.pass_size:
             raise ValueError(
                 f"The saved selection covers {len(state['candidates'])} instances but this run draws from "
-                f"{self.pass_size}. Resume with the training set the checkpoint was made with (and its plausibility "
-                "options)."
+                f"{self.pass_size}. Resume with the training set the checkpoint was made with and its plausibility "
+                "options (the check leaves out the instances it flags): a seq2seq checkpoint written without the pairs "
+                "check, before 'auto' made it the default, resumes with `autoassist_plausibility='none'`."
             )
         self.epoch, self.candidates = state["epoch"], state["candidates"]
 

@@ -175,6 +175,31 @@ def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, str
     assert len(rows) == keep and sum(row["flagged"] for row in rows) == int(flagged.sum())
 
 
+def test_a_checkpoint_written_without_the_check_names_the_option_that_resumes_it(tmp_path, multi30k_pairs):
+    sources, _, targets, _ = multi30k_pairs
+
+    def shifted(rows):
+        return [[t + 2 for t in row[:30]] + [1] for row in rows[:1000]]  # enough pairs to flag some
+
+    train = Dataset.from_dict({"input_ids": shifted(sources), "labels": shifted(targets)})
+
+    def trainer(**options):
+        args = AutoAssistSeq2SeqConfig(
+            str(tmp_path), report_to="none", use_cpu=True, num_train_epochs=2, per_device_train_batch_size=64,
+            save_strategy="steps", save_steps=12, **options,
+        )  # fmt: skip
+        model = tiny_marian(vocab=4002)
+        return AutoAssistSeq2SeqTrainer(model=model, args=args, train_dataset=train, data_collator=pad_pairs)
+
+    trainer(autoassist_plausibility="none").train()  # as before 'auto': no check, every pair in each pass
+    checkpoint = tmp_path / "checkpoint-12"
+    with pytest.raises(ValueError, match="autoassist_plausibility='none'"):
+        trainer().train(resume_from_checkpoint=str(checkpoint))
+    resumed = trainer(autoassist_plausibility="none")
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.selection_run.plausibility is None and resumed.state.global_step > 12
+
+
 def test_flag_quality_scores_the_flags_against_the_planted_noise():
     from benchmarks.flags import flag_quality
 
