@@ -22,7 +22,7 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import pair_by_seed, spread  # noqa: E402
-from benchmarks.runs import Progress, environment, run_one  # noqa: E402
+from benchmarks.runs import Progress, environment, replayed_keep_probs, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 # the paper's rule, which the first ablations started from: every variant states its options against it, so that
@@ -101,7 +101,7 @@ def main(argv=None):
             progress.finish_one()
             progress.announce(f"{task.name} seed {seed} random at the kept fractions of {name}")
             # the kept fractions include any full-data epochs (1.0), so random replays those too
-            keep = {"autoassist_keep_prob": selected["kept_fraction_per_epoch"][warmup:] or [1.0]}
+            keep = {"autoassist_keep_prob": replayed_keep_probs(selected, warmup, len(data.train))}
             random = run_one(task, data, preset, "random", seed, work_dir, preset.num_train_epochs, keep)
             progress.finish_one()
             for record in (selected, random):

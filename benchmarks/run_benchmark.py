@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import AUTOASSIST, CLEAN, FILTERED, INFOBATCH, PLAIN, RANDOM, analyse, disturbed  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
-    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
+    Progress, autoassist_settings, environment, fingerprint, replayed_keep_probs, run_one, task_work_dir,
+    training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
 
@@ -255,8 +256,8 @@ def run_specs(
             source = replayed.get(value)
             if source is None:
                 continue
-            warmup = int(source["autoassist_config"]["autoassist_warmup_epochs"])
-            options = {"autoassist_keep_prob": source["kept_fraction_per_epoch"][warmup:] or [1.0]}
+            warmup = source["autoassist_config"]["autoassist_warmup_epochs"]
+            options = {"autoassist_keep_prob": replayed_keep_probs(source, warmup, len(data.train))}
         else:
             options = {KNOBS[strategy]: value}
         settings = None

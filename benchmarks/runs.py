@@ -5,6 +5,7 @@ benchmark import it; none of them imports another's runner."""
 
 import hashlib
 import json
+import math
 import os
 import platform
 import resource
@@ -208,6 +209,8 @@ def run_one(
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
         record["irreducible"] = irreducible.summary()
         record["boss_instances"] += irreducible.instances
+    if run is not None and run.flagged is not None:  # the pool random draws from when it replays this run
+        record["plausibility_flagged"] = int(run.flagged.sum())
     if run is not None and run.plausibility is not None and data.noisy_indices:  # the check against the planted noise
         record["flags"] = flag_quality(run.plausibility, data.noisy_indices)
     if noise is not None:
@@ -218,6 +221,30 @@ def run_one(
         record["kept_noisy_fraction"] = round(sum(e["noisy"] for e in selected) / len(selected), 4)
         record["kept_clean_fraction"] = round(sum(e["clean"] for e in selected) / len(selected), 4)
     return record
+
+
+def replayed_keep_probs(record: dict, warmup: float, num_samples: int) -> list[float]:
+    """Random's keep probability for each epoch after the warmup, replaying `record`'s kept fractions. They are
+    shares of the whole training set, while random draws from the instances the plausibility check did not flag
+    (`plausibility_flagged` of `num_samples`, recorded since 2026-12-05): each is read as a share of those. An epoch in
+    which a fractional warmup ends kept its warmup part whole: only the rest was selected.
+
+    Example:
+        >>> replayed_keep_probs({"kept_fraction_per_epoch": [1.0, 0.55, 0.4]}, warmup=1.0, num_samples=100)
+        [0.55, 0.4]
+        >>> [round(p, 3) for p in replayed_keep_probs({"kept_fraction_per_epoch": [0.7, 0.4]}, 0.25, 100)]
+        [0.6, 0.4]
+        >>> replayed_keep_probs({"kept_fraction_per_epoch": [0.75, 0.375], "plausibility_flagged": 25}, 1.0, 100)
+        [0.5]
+    """
+    pool = 1.0 - record.get("plausibility_flagged", 0) / num_samples
+    first = math.floor(warmup)
+    probs = []
+    for epoch, kept in enumerate(record["kept_fraction_per_epoch"][first:], start=first):
+        kept = kept / pool
+        whole = min(1.0, max(0.0, warmup - epoch))  # the share of this epoch still in the warmup
+        probs.append(1.0 if whole >= 1.0 else max(0.0, min(1.0, (kept - whole) / (1.0 - whole))))
+    return probs or [1.0]
 
 
 def environment() -> dict:

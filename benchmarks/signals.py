@@ -15,7 +15,6 @@ else disturbed (and the random run replaying a re-trained signal run).
 """
 
 import json
-import math
 import os
 import shlex
 import sys
@@ -28,7 +27,8 @@ from transformers import HfArgumentParser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import disturbed, front_of, iso_quality, pair_by_seed, spread  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
-    Progress, autoassist_settings, environment, fingerprint, run_one, task_work_dir, training_arguments,
+    Progress, autoassist_settings, environment, fingerprint, replayed_keep_probs, run_one, task_work_dir,
+    training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS  # noqa: E402
 
@@ -71,24 +71,6 @@ class SignalsArguments:
         metadata={"help": "Train again a recorded run whose foreign CPU seconds exceeded this share of its training "
                   "seconds (as run_benchmark.py's): its seconds are not comparable."},
     )
-
-
-def replayed_keep_probs(kept_per_epoch: list[float], warmup: float) -> list[float]:
-    """Random's keep probability for each epoch after the warmup, replaying a run's kept fractions. An epoch in which
-    a fractional warmup ends kept its warmup part whole: only the rest was selected.
-
-    Example:
-        >>> replayed_keep_probs([1.0, 0.55, 0.4], warmup=1.0)
-        [0.55, 0.4]
-        >>> [round(p, 3) for p in replayed_keep_probs([0.7, 0.4], warmup=0.25)]  # (0.7 - 0.25) / 0.75
-        [0.6, 0.4]
-    """
-    first = math.floor(warmup)
-    probs = []
-    for epoch, kept in enumerate(kept_per_epoch[first:], start=first):
-        whole = min(1.0, max(0.0, warmup - epoch))  # the share of this epoch still in the warmup
-        probs.append(1.0 if whole >= 1.0 else max(0.0, min(1.0, (kept - whole) / (1.0 - whole))))
-    return probs or [1.0]
 
 
 def summarize(runs: list[dict], signals: list[str], seeds: list[int]) -> dict:
@@ -159,7 +141,7 @@ class SignalStudy:
                 if strategy == "random":  # the same warmup and decision points, the signal's kept fractions
                     warmup = chosen["autoassist_config"]["autoassist_warmup_epochs"]
                     options = {k: v for k, v in options.items() if k in ("autoassist_rescore_every", "autoassist_warmup_epochs")}
-                    options["autoassist_keep_prob"] = replayed_keep_probs(chosen["kept_fraction_per_epoch"], warmup)
+                    options["autoassist_keep_prob"] = replayed_keep_probs(chosen, warmup, len(self.data.train))
                 args = training_arguments(task, preset, strategy, seed, self.work_dir, epochs, options)
                 key = fingerprint(task, preset, strategy, seed, epochs, autoassist_settings(args, self.data))
                 progress.announce(f"{task.name} seed {seed} {name}: {strategy}")

@@ -182,6 +182,28 @@ def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
         assert noisy.train["input_ids"] == clean.train["input_ids"]
 
 
+def test_selecting_translation_runs_record_the_pairs_check_and_random_replays_them_over_its_pool(tmp_path):
+    # 'auto' makes the pairs check on translation's selecting runs (their settings say so, and so the fingerprint),
+    # and random replays an autoassist run's kept fractions of the whole set over the pairs the check left
+    from benchmarks.run_benchmark import AUTOASSIST, RANDOM, BenchmarkArguments, run_specs
+    from benchmarks.runs import autoassist_settings, training_arguments
+    from benchmarks.tasks import TASKS
+
+    task = TASKS["translation-noisy"]
+    preset = task.presets["quick"]
+    data = task.load(str(DATA_DIR), preset, str(tmp_path), task.noise)
+    bench = BenchmarkArguments(task=task.name, preset="quick", strategies=[AUTOASSIST, RANDOM])
+    args = training_arguments(task, preset, AUTOASSIST, 0, str(tmp_path), preset.num_train_epochs, {})
+    assert args.autoassist_plausibility == "auto"
+    assert autoassist_settings(args, data)["autoassist_plausibility"] == "pairs"
+    num_samples = len(data.train)
+    checked = {"autoassist_config": {"autoassist_warmup_epochs": 1.0}, "kept_fraction_per_epoch": [0.75, 0.375],
+               "plausibility_flagged": num_samples // 4}  # fmt: skip
+    specs = list(run_specs(task, data, bench, preset, 0, str(tmp_path), {0.3: checked}))
+    (replay,) = [spec for spec in specs if spec.strategy == RANDOM]
+    assert replay.options["autoassist_keep_prob"] == [pytest.approx(0.375 / (1 - (num_samples // 4) / num_samples))]
+
+
 def test_every_suite_task_and_studied_corpus_is_defined_once_under_its_name():
     from benchmarks.names import PLAUSIBILITY_CORPORA, SUITE_TASKS
     from benchmarks.plausibility import CORPUS_TASKS
@@ -363,6 +385,7 @@ def test_committed_runs_keep_their_fingerprints_under_todays_options():
 
 def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes(tmp_path, capsys):
     from benchmarks import run_benchmark, signals
+    from benchmarks.runs import replayed_keep_probs
 
     common = ["--task", "vision-resnet-noisy", "--preset", "quick", "--data_dir", str(DATA_DIR),
               "--max_train_samples", "256"]  # fmt: skip
@@ -379,7 +402,7 @@ def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes
     assert reducible["irreducible"]["instances"] > 0 and 0 <= reducible["irreducible"]["heldout_accuracy"] <= 1
     random = by[("reducible, in-epoch", "random")]
     assert random["autoassist_config"]["autoassist_rescore_every"] == 20
-    assert random["autoassist_options"]["autoassist_keep_prob"] == signals.replayed_keep_probs(reducible["kept_fraction_per_epoch"], 1.0)
+    assert random["autoassist_options"]["autoassist_keep_prob"] == replayed_keep_probs(reducible, 1.0, 256)
     for run in result["runs"]:
         assert run["iso_quality"]["instances"] > 0 and 0 <= run["kept_noisy_fraction"] <= 1
     summary = result["summary"]["decline"]

@@ -141,7 +141,7 @@ def test_auto_drops_nothing_when_the_check_finds_most_pairs_implausible(monkeypa
     found = Plausibility("pairs", torch.zeros(num_pairs), most.float(), most, 0.75, 0.5, seconds=1.0)
     monkeypatch.setattr(check_module, "plausibility_for", lambda *args, **kwargs: found)
     dataset = Dataset.from_dict({"input_ids": [[3, 4]] * num_pairs, "labels": [[5, 6, 1]] * num_pairs})
-    one_process = SimpleNamespace(is_main_process=True, num_processes=1)
+    one_process = SimpleNamespace(is_main_process=True, num_processes=1, device="cpu")
     plausibility, flagged = PlausibilityCheck("auto").resolved("autoassist", True, dataset).run(dataset, 0, one_process)
     assert not flagged.any() and not plausibility.flagged.any()
     assert torch.equal(plausibility.posterior, most.float())  # the report still shows what the check found
