@@ -157,6 +157,31 @@ def _at_default(result: dict, strategy: str) -> dict | None:
     return next((e for e in result.get("iso_quality_curves", {}).get(strategy, []) if e["point"] == point), None)
 
 
+def _full_plain(result: dict) -> dict[int, float]:
+    """Seed -> the full plain run's final validation metric."""
+    full = next((row["final_validation"] for row in result["front"]["plain"] if row["budget"] == 1.0), None)
+    values = [] if full is None else full["values"]
+    return {seed: v for seed, v in zip(result["seeds"], values) if v is not None}
+
+
+def _noise_cost_won(result: dict, results: list[dict], values: list) -> str:
+    """On a noisy task whose clean task the suite also runs: the share of what the noise costs the full plain run
+    (the clean task's full plain run minus the noisy one's, per seed) that `values` (per seed) win back; else ""."""
+    clean = next((r for r in results if r["task"] == result["task"].removesuffix("-noisy")), None)
+    if result.get("noise") is None or clean is None:
+        return ""
+    noisy_full, clean_full = _full_plain(result), _full_plain(clean)
+    won = [
+        (v - noisy_full[s]) / (clean_full[s] - noisy_full[s])
+        for s, v in zip(result["seeds"], values)
+        if v is not None and s in noisy_full and s in clean_full and clean_full[s] != noisy_full[s]
+    ]
+    if not won:
+        return ""
+    return (f", winning back {sorted(won)[len(won) // 2]:.2f} ({', '.join(f'{w:.2f}' for w in won)}) of what the "
+            f"noise costs it ({clean['task']}'s full plain run − this one's)")
+
+
 def render_verdict(results: list[dict]) -> str:
     """README's first screen: per task, whether AutoAssist's defaults gain today, from the suite's JSON. A task
     gains when its recipe passed the convergence check and, on every seed, the default beats the plain front in
@@ -190,9 +215,18 @@ def render_verdict(results: list[dict]) -> str:
                   if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"] and disturbed(r)]  # fmt: skip
         if retime:
             how += f"; {len(retime)} of these runs' seconds disturbed by other work, to be re-timed"
+        metric = ""
+        if result.get("noise") is not None:  # what the default ends at on noisy data, against the full plain run
+            full = _full_plain(result)
+            metric = (
+                f" The default's {result['metric']}: {_seed_values(entry['final_validation'], digits)} against the full "
+                "plain run's "
+                f"{', '.join(f'{full[s]:.{digits}f}' for s in result['seeds'] if s in full)}"
+                + _noise_cost_won(result, results, entry["final_validation"]["values"]) + "."
+            )
         rows[task] = (
             f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {_speedups(entry['seconds'])}, "
-            f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how})."
+            f"− random {_signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how}).{metric}"
         )
     checked = []  # tasks where the plausibility check alone beats the full plain run on every seed
     for result in results:  # the plausibility check alone, where the suite ran it
@@ -226,6 +260,7 @@ def render_verdict(results: list[dict]) -> str:
                f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
             + (f", gap to the perfect filter won {entry['gap_won']['median']:.2f}" if entry.get("gap_won", {}).get("median") is not None else "")  # noqa: E501
+            + _noise_cost_won(result, results, values)
             + cost
             + (f" ({len(retime)} of these runs' seconds disturbed by other work, to be re-timed)" if retime else "")
             + "."

@@ -337,6 +337,13 @@ def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs
     # the third run ran beside other work: its seconds are left out
     assert "the check itself 10–20 s of each run (5.0%–20.0% of its training seconds)" in text
     assert "the `pairs` check gains bleu on translation-noisy (every seed)" in text
+    # with the clean task beside it: the share of what the noise costs the full plain run that the check wins back
+    clean = {"task": "translation", "metric": "bleu", "seeds": [0, 1], "runs": [], "default_points": {},
+             "iso_quality_curves": {}, "autoassist_minus_random": {},
+             "front": {"plain": [{"budget": 1.0, "final_validation": {"median": 19.5, "values": [19.0, 20.0]}}]}}  # fmt: skip
+    noisy = {**result, "seeds": [0, 1], "noise": {"kind": "pairs", "fraction": 0.25}}
+    text = report.render_verdict([clean, noisy])
+    assert "winning back 0.50 (0.50, 0.38) of what the noise costs it (translation's full plain run − this one's)" in text
 
 
 def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
