@@ -1,5 +1,8 @@
 """The suite's task names and the plausibility study's result files, in one place that imports nothing heavy:
-`tasks.py` builds the tasks under these names, and `report.py` reads their JSON without importing torch."""
+`tasks.py` builds the tasks under these names, and the READMEs' tables (`suite_tables.py`, `study_tables.py`) read
+their JSON without importing torch."""
+
+from pathlib import Path
 
 # the suite's tasks, in the order they run and are reported
 SUITE_TASKS = (
@@ -16,3 +19,6 @@ PLAUSIBILITY_CORPORA = {
     "multi30k": ("Multi30k en-de", "plausibility-translation.json"),
     "tatoeba": ("Tatoeba en-fr", "plausibility-translation-tatoeba.json"),
 }
+
+# where every result file is committed
+RESULTS = Path(__file__).resolve().parent / "results"

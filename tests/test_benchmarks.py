@@ -293,7 +293,7 @@ def test_readme_tables_are_the_ones_the_committed_json_gives():
 
 
 def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_of_the_undisturbed_plain_run(tmp_path):
-    from benchmarks import report
+    from benchmarks import study_tables as tables
 
     def cell(noise, seed, recall=None, seconds=10.0):
         extra = {} if recall is None else {"recall": recall, "auc": 0.99, "flagged_clean": 0.02}
@@ -305,7 +305,7 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     (tmp_path / "plausibility-translation.json").write_text(json.dumps({"cells": cells, "torch_threads": 1}))
     runs = [{"strategy": "plain", "budget": 1.0, "train_seconds": t, "foreign_cpu_seconds": f}
             for t, f in ((100.0, 1.0), (300.0, 200.0), (200.0, 2.0))]  # fmt: skip; the 300 s run was disturbed
-    line = report.render_pairs_check([{"task": "translation", "runs": runs}], tmp_path)
+    line = tables.render_pairs_check([{"task": "translation", "runs": runs}], tmp_path)
     # medians per row: recall 0.85 (re-paired) and 0.65 (shifted); seconds 10-20 of a 150 s plain run
     assert line.startswith("- Multi30k en-de (2 seeds): clean pairs flagged 0.0%")
     assert "misaligned pairs found 0.65–0.85" in line and "10–20 s per check on 1 thread (6.7%–13.3%" in line
@@ -313,14 +313,14 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     # a study on 4 times the suite's pairs: its seconds against a plain run of as many pairs
     sized = {"cells": cells, "torch_threads": 2, "train_pairs": 400}
     (tmp_path / "plausibility-translation-400.json").write_text(json.dumps(sized))
-    lines = report.render_pairs_check([{"task": "translation", "runs": runs, "data": {"train": 100}}], tmp_path)
+    lines = tables.render_pairs_check([{"task": "translation", "runs": runs, "data": {"train": 100}}], tmp_path)
     assert lines.splitlines()[0] == line
     assert lines.splitlines()[1].startswith("- Multi30k en-de, 400 pairs (2 seeds)")
     assert "(1.7%–3.3% of the suite's full plain translation run scaled to as many pairs, 600 s)" in lines
 
 
 def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs():
-    from benchmarks import report
+    from benchmarks import suite_tables as tables
 
     def filtered(seed, seconds, check, foreign=1.0):
         return {"seed": seed, "strategy": "filtered", "point": 1.0, "train_seconds": seconds, "plausibility_seconds": check,
@@ -333,7 +333,7 @@ def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs
               "iso_quality_curves": {"filtered": [entry]}, "autoassist_minus_random": {},
               "front": {"plain": [{"budget": 1.0, "final_validation": {"median": 15.5, "values": [15.0, 16.0]}}]},
               "runs": [filtered(0, 200.0, 10.0), filtered(1, 100.0, 20.0), filtered(2, 300.0, 12.0, foreign=100.0)]}  # fmt: skip
-    text = report.render_verdict([result])
+    text = tables.render_verdict([result])
     # the third run ran beside other work: its seconds are left out
     assert "the check itself 10–20 s of each run (5.0%–20.0% of its training seconds)" in text
     assert "the `pairs` check gains bleu on translation-noisy (every seed)" in text
@@ -342,23 +342,23 @@ def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs
              "iso_quality_curves": {}, "autoassist_minus_random": {},
              "front": {"plain": [{"budget": 1.0, "final_validation": {"median": 19.5, "values": [19.0, 20.0]}}]}}  # fmt: skip
     noisy = {**result, "seeds": [0, 1], "noise": {"kind": "pairs", "fraction": 0.25}}
-    text = report.render_verdict([clean, noisy])
+    text = tables.render_verdict([clean, noisy])
     assert "winning back 0.50 (0.50, 0.38) of what the noise costs it (translation's full plain run − this one's)" in text
 
 
 def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
-    from benchmarks import report
+    from benchmarks import suite_tables as tables
 
     def run(seed, point, instances, skill=0.5):
         return {"strategy": "autoassist", "seed": seed, "point": point, "boss_instances": instances,
                 "final_validation": instances / 10, "assistant_skill": skill}  # fmt: skip
 
     same = [run(0, 0.3, 70), run(0, 0.45, 70), run(1, 0.3, 71, 0.53), run(1, 0.45, 71, 0.53), run(0, 0.6, 80)]
-    (note,) = report._same_runs({"task": "t", "runs": same})
+    (note,) = tables._same_runs({"task": "t", "runs": same})
     assert note.startswith("- t: AutoAssist at 0.3 and 0.45 trained the same") and "both seeds" in note
     assert "0.50–0.53" in note
     differs = same[:3] + [run(1, 0.45, 72)]  # one seed apart: not the same run
-    assert report._same_runs({"task": "t", "runs": differs}) == []
+    assert tables._same_runs({"task": "t", "runs": differs}) == []
 
 
 @pytest.mark.slow
