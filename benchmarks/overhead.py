@@ -22,7 +22,6 @@ import json
 import os
 import shlex
 import statistics
-import subprocess
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -31,7 +30,7 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.runs import environment, run_one  # noqa: E402
+from benchmarks.runs import commit_measured, environment, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 # model -> (training instances, epochs): big enough that a run lasts 10-20 s on 2 cores (ResNet runs of 3-4 s, 8,000
@@ -79,18 +78,6 @@ def ratio_of_medians(numerators: list[float], denominators: list[float]) -> dict
         "median": statistics.median(numerators) / statistics.median(denominators),
         "values": [a / b for a, b in zip(numerators, denominators)],
     }
-
-
-def commit_measured() -> str | None:
-    """The checkout's commit, or None when it cannot say which code runs (not a git checkout, or changed files)."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                 capture_output=True, text=True, check=True)  # fmt: skip
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return None if changed.stdout.strip() else commit.stdout.strip()
 
 
 class FinishedRuns:

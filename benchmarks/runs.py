@@ -9,8 +9,10 @@ import math
 import os
 import platform
 import resource
+import subprocess
 import time
 from dataclasses import asdict, fields
+from pathlib import Path
 
 import torch
 import transformers
@@ -257,6 +259,18 @@ def environment() -> dict:
         "machine": platform.machine(),
         "platform": platform.platform(),
     }
+
+
+def commit_measured() -> str | None:
+    """The checkout's commit, or None when it cannot say which code runs (not a git checkout, or changed files)."""
+    root = Path(__file__).resolve().parents[1]
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
+                                 capture_output=True, text=True, check=True)  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return None if changed.stdout.strip() else commit.stdout.strip()
 
 
 class Progress:
