@@ -71,9 +71,11 @@ def with_autoassist_options(arguments_class: type) -> type:
     """The user's arguments class with the AutoAssist options added (one class per arguments class)."""
     from hf_autoassist.config import AutoAssistArguments
 
-    return dataclasses.make_dataclass(
-        f"AutoAssist{arguments_class.__name__}", [], bases=(AutoAssistArguments, arguments_class)
-    )
+    name = f"AutoAssist{arguments_class.__name__}"
+    swapped = dataclasses.make_dataclass(name, [], bases=(AutoAssistArguments, arguments_class))
+    swapped.__module__ = __name__
+    globals()[name] = swapped  # the Trainer pickles its arguments into each checkpoint: pickle finds them here
+    return swapped
 
 
 def swapped_arguments(args, strategy: str):

@@ -159,6 +159,11 @@ def _flat_ints(row) -> list[int]:
     return list(map(int, row))
 
 
+def holds_token_ids(dataset: Dataset, column: str = "input_ids") -> bool:
+    """Whether a column holds token ids (integers), not features that happen to be called `input_ids` (floats)."""
+    return np.asarray(dataset[0][column]).dtype.kind in "iu"
+
+
 def labels_are_sequences(dataset: Dataset) -> bool:
     """Seq2seq (and token classification) labels are lists of ids; classification labels are one int, regression and
     multi-label rows hold floats."""

@@ -180,6 +180,15 @@ def test_a_set_with_neither_images_nor_tokens_gets_the_boss_features():
     assert memory(torch.tensor([0]))[0] > memory(torch.tensor([1]))[0]
 
 
+def test_float_features_called_input_ids_are_not_read_as_token_ids():
+    # transformers' own Trainer tests feed float vectors as `input_ids` (test_resume_batch_order)
+    features = datasets.Dataset.from_dict({"input_ids": [[0.5, -1.25]] * 16, "labels": [0, 1] * 8})
+    assert resolve_assistant_name("auto", features) == "boss_features"
+    assert resolve_assistant_name("auto", features.with_format("torch")) == "boss_features"
+    with pytest.raises(ValueError, match="reads token ids.*float.*autoassist_assistant='boss_features'"):
+        build_assistant("bag_of_tokens", features)
+
+
 def test_the_loss_memory_assistant_without_the_memory_says_what_to_set(tmp_path):
     trainer = AutoAssistTrainer(model=Regression(), args=args(tmp_path, autoassist_strategy="autoassist",
                                 autoassist_assistant="loss_memory", autoassist_assistant_memory=False),

@@ -6,6 +6,7 @@ import dataclasses
 import json
 
 import pytest
+import torch
 import transformers
 from transformers import TrainingArguments
 
@@ -31,21 +32,17 @@ def test_swapped_arguments_keep_every_value_of_the_tests_arguments_and_add_the_s
         if field.init:
             assert getattr(swapped, field.name) == getattr(args, field.name), field.name
     assert type(upstream_swap.swapped_arguments(args, "random")) is type(swapped)  # one class per arguments class
+    torch.save(swapped, tmp_path / "training_args.bin")  # as the Trainer saves them into each checkpoint
+    assert torch.load(tmp_path / "training_args.bin", weights_only=False).autoassist_strategy == "none"
 
 
 def test_the_swapped_trainer_takes_plain_arguments_or_none(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # `args=None` writes to ./tmp_trainer, as the Trainer does
     trainer_class = upstream_swap.swapped_trainer_class("autoassist")
-    model = torch_linear_model()
+    model = torch.nn.Linear(1, 1)
     trainer = trainer_class(model, TrainingArguments(str(tmp_path / "out"), report_to="none"))
     assert isinstance(trainer, AutoAssistTrainer) and trainer.args.autoassist_strategy == "autoassist"
     assert trainer_class(model).args.output_dir.endswith("tmp_trainer")
-
-
-def torch_linear_model():
-    import torch
-
-    return torch.nn.Linear(1, 1)
 
 
 def test_names_a_test_file_imports_that_transformers_lacks_are_placeholders_that_raise(tmp_path):

@@ -5,7 +5,8 @@ import torch
 from torch.utils.data import Dataset
 
 from ..columns import (
-    class_ids, column_names, image_column, labels_are_sequences, pooled_images, read_column, token_lists,
+    class_ids, column_names, holds_token_ids, image_column, labels_are_sequences, pooled_images, read_column,
+    token_lists,
 )  # fmt: skip
 from .base import Assistant
 from .boss_features import BossFeatureAssistant
@@ -15,15 +16,16 @@ from .tokens import BagOfTokensAssistant
 
 
 def resolve_assistant_name(name: str, dataset: Dataset) -> str:
-    """`"auto"` becomes `"pixels"` for a `pixel_values` (or image) column, `"bag_of_tokens"` for `input_ids`, and
-    `"boss_features"` for any other set (tabular, audio, regression): that one reads no input, only what each
-    training step tells it (the Boss's own representation, and the loss memory around it) and the class label."""
+    """`"auto"` becomes `"pixels"` for a `pixel_values` (or image) column, `"bag_of_tokens"` for token ids in
+    `input_ids`, and `"boss_features"` for any other set (tabular, audio, regression, float `input_ids`): that one
+    reads no input, only what each training step tells it (the Boss's own representation, and the loss memory around
+    it) and the class label."""
     if name != "auto":
         return name
     columns = column_names(dataset)
     if "pixel_values" in columns or image_column(dataset) is not None:
         return "pixels"
-    if "input_ids" in columns:
+    if "input_ids" in columns and holds_token_ids(dataset):
         return "bag_of_tokens"
     return "boss_features"
 
@@ -63,6 +65,12 @@ def build_assistant(name: str, dataset: Dataset, pool_size: int = 7, token_dim: 
         values = read_column(dataset, "pixel_values")
         pixels = torch.as_tensor(np.stack(values) if isinstance(values, list) else values)
         return PixelAssistant(pixels, class_ids(dataset), pool_size=pool_size)
+    if not holds_token_ids(dataset):
+        raise ValueError(
+            "The 'bag_of_tokens' Assistant reads token ids, but the training set's `input_ids` hold "
+            f"{np.asarray(dataset[0]['input_ids']).dtype} values. Use `autoassist_assistant='boss_features'` (or "
+            "'auto') for inputs that are not token ids."
+        )
     sources = token_lists(dataset, "input_ids")
     targets = token_lists(dataset, "labels") if "labels" in columns and labels_are_sequences(dataset) else None
     return BagOfTokensAssistant(sources, targets, dim=token_dim)
