@@ -107,9 +107,23 @@ class SelectionReport:
         )
 
 
+def split_timings(metrics: dict) -> tuple[dict, dict]:
+    """`(reproducible, timings)`: the metrics that measure time (`*_seconds`, `*_share`) differ between two runs of
+    the same seed, so they go to the reporting integrations only, and the log history in `trainer_state.json` of a
+    resumed run equals an uninterrupted one's (as the Trainer keeps its own `train_runtime` out of per-step logs).
+
+    >>> split_timings({"autoassist/kept_fraction": 0.5, "autoassist/assistant_seconds": 1.2})
+    ({'autoassist/kept_fraction': 0.5}, {'autoassist/assistant_seconds': 1.2})
+    """
+    timings = {name: value for name, value in metrics.items() if name.endswith(("_seconds", "_share"))}
+    return {name: value for name, value in metrics.items() if name not in timings}, timings
+
+
 def log_to_integrations(callbacks: list, args, state, control, metrics: dict) -> None:
     """Sends `metrics` to the reporting integrations among a trainer's `callbacks` (TensorBoard, W&B, ...) only,
     not into the console's log lines: the Trainer has no other way to log to integrations only."""
+    if not metrics:
+        return
     for callback in callbacks:
         if type(callback).__module__.startswith("transformers.integrations"):
             callback.on_log(args, state, control, logs=dict(metrics))

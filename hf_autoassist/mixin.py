@@ -16,7 +16,7 @@ from transformers.utils import is_datasets_available, logging
 from .checkpoint import save_state
 from .config import AutoAssistArguments, check_arguments
 from .data import INDEX_KEY, check_training_set, selection_dataloader
-from .diagnostics import log_to_integrations
+from .diagnostics import log_to_integrations, split_timings
 from .irreducible import irreducible_losses_for_run
 from .loss_reader import InstanceLossReader
 from .losses import reweighted_loss
@@ -45,8 +45,7 @@ class AutoAssistMixin(VaryingEpochsMixin):
     """
 
     config_class: type = AutoAssistArguments
-    # reads the loss and one loss per instance from each training forward; a trainer whose outputs carry the terms
-    # already (TRL's SFT) brings its own
+    # reads the loss and each instance's loss from the training forward (TRL's SFT trainer brings its own)
     loss_reader_class: type = InstanceLossReader
     # whether the loss may be rebuilt from the per-instance terms once checked (`single_pass.py`)
     single_pass_loss: bool = True
@@ -174,6 +173,8 @@ class AutoAssistMixin(VaryingEpochsMixin):
         return {} if self.selection_run is None else self.selection_run.metrics()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
-        if "loss" in logs or "train_runtime" in logs:
-            logs = {**logs, **self.autoassist_metrics()}
+        if "loss" in logs or "train_runtime" in logs:  # timings to the integrations only: see `split_timings`
+            reproducible, timings = split_timings(self.autoassist_metrics())
+            log_to_integrations(self.callback_handler.callbacks, self.args, self.state, self.control, timings)
+            logs = {**logs, **reproducible}
         super().log(logs, *args, **kwargs)

@@ -19,7 +19,6 @@ AUTOASSIST_KEYS = [
     "autoassist/instances_backpropagated",
     "autoassist/instances_trained",
     "autoassist/queue_dropped",
-    "autoassist/assistant_seconds",
 ]
 
 
@@ -68,6 +67,9 @@ def test_autoassist_shrinks_epochs_and_still_learns(tmp_path, vision_example, fa
 
     train_logs = [log for log in trainer.state.log_history if "loss" in log]
     assert all(key in train_logs[-1] for key in AUTOASSIST_KEYS)
+    # timings differ between two runs of one seed: in the metrics (and the integrations), not the log history
+    assert trainer.autoassist_metrics()["autoassist/assistant_seconds"] > 0
+    assert not any(key.endswith("_seconds") for log in train_logs for key in log if key.startswith("autoassist/"))
     assert np.mean([log["loss"] for log in train_logs[-3:]]) < np.mean([log["loss"] for log in train_logs[:3]])
     # the Boss back-propagated exactly the kept instances, and each one's loss reached the Assistant
     final = trainer.state.log_history[-1]
