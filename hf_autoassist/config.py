@@ -203,7 +203,8 @@ class AutoAssistArguments:
     autoassist_write_report: bool | None = field(
         default=None,
         metadata={"help": "Write autoassist_diagnostics.json/.png into output_dir at the end; default: when the "
-                  "Trainer saves (save_strategy != 'no')."},
+                  "Trainer saves (save_strategy != 'no') and the run selects (a strategy other than 'none', or a "
+                  "plausibility check)."},
     )
 
     @property
@@ -216,8 +217,12 @@ class AutoAssistArguments:
 
     @property
     def writes_report(self) -> bool:
-        """`autoassist_write_report`, or by default whether the Trainer saves checkpoints."""
-        return self.save_strategy != "no" if self.autoassist_write_report is None else self.autoassist_write_report
+        """`autoassist_write_report`, or by default whether the Trainer saves checkpoints and the run selects (`none`
+        without a check writes nothing the plain Trainer would not)."""
+        if self.autoassist_write_report is not None:
+            return self.autoassist_write_report
+        checks = self.autoassist_plausibility not in (None, "auto", "none")  # `auto` checks nothing under `none`
+        return self.save_strategy != "no" and (self.autoassist_strategy != "none" or checks)
 
     def __post_init__(self):
         super().__post_init__()

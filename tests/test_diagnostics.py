@@ -102,12 +102,13 @@ def test_a_failing_report_warns_once_and_training_goes_on(tmp_path, monkeypatch,
     [
         (dict(save_strategy="no"), False),
         (dict(save_strategy="epoch"), True),
+        (dict(save_strategy="epoch", autoassist_strategy="none"), False),  # output_dir as the plain Trainer's
         (dict(save_strategy="no", autoassist_write_report=True), True),
         (dict(save_strategy="epoch", autoassist_write_report=False), False),
     ],
 )
 def test_the_report_file_follows_the_save_policy(tmp_path, options, written):
-    trainer = regression_trainer(tmp_path, list(range(16)), **options)
+    trainer = regression_trainer(tmp_path, list(range(16)), **{"autoassist_strategy": "random", **options})
     trainer.train()
     files = {p.name for p in tmp_path.iterdir()}
     assert ("autoassist_diagnostics.json" in files) == written
