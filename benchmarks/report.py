@@ -16,7 +16,7 @@ sys.path.insert(0, str(REPO))
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
     render_ablation, render_assistant_dim, render_example, render_overhead, render_pairs_check, render_plausibility,
-    render_signals,
+    render_signals, render_upstream_trainer,
 )  # fmt: skip
 from benchmarks.suite_tables import (  # noqa: E402
     load_results, load_schedules, render, render_convergence, render_curves, render_front, render_verdict,
@@ -36,6 +36,7 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
         "vision-example": render_example("vision"),
         "assistant-dim": render_assistant_dim(),
         "pairs-check": render_pairs_check(results),
+        "upstream-trainer": render_upstream_trainer(),
     }
 
 

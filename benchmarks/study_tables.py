@@ -242,3 +242,36 @@ def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
             f"{seconds[0]:.0f}–{seconds[1]:.0f} s per check on {threads} thread{'s' if threads != 1 else ''}{share}."
         )
     return "\n".join(lines) or "(no plausibility study committed)"
+
+
+def render_upstream_trainer(folder: Path = RESULTS) -> str:
+    """README: transformers' own Trainer tests with the plain Trainer and with each swap (`upstream_trainer.py`)."""
+    from benchmarks.upstream_trainer import PLAIN, lost_tests, plain_passes
+
+    path = folder / "upstream-trainer.json"
+    if not path.exists():
+        return "(no run of transformers' Trainer tests committed)"
+    result = json.loads(path.read_text())
+    plain = result["runs"][PLAIN]
+    counts = {kind: sum(outcome == kind for outcome in plain["outcomes"].values()) for kind in ("skipped", "failed")}
+    passed = plain_passes(result)
+    swaps = [strategy for strategy in result["runs"] if strategy != PLAIN]
+    lines = [
+        f"`{result['command']}` (transformers {result['transformers']}, commit {result['commit'] or 'not named'}). "
+        f"The plain `Trainer` passes **{len(passed)}** of the file's "
+        f"{len(plain['outcomes'])} tests ({counts['skipped']} skip: GPU, Hub staging or optional packages; "
+        f"{counts['failed']} fail with the plain `Trainer` too).",
+        "",
+        f"| `autoassist_strategy` | of the plain Trainer's {len(passed)} passes | seconds (plain: {plain['seconds']:.0f}) |",
+        "|---|---|---|",
+    ]
+    lines += [f"| `{strategy}` | {len(passed) - len(lost_tests(result, strategy))} | "
+              f"{result['runs'][strategy]['seconds']:.0f} |" for strategy in swaps]  # fmt: skip
+    lost = [(test, strategy) for strategy in swaps for test in lost_tests(result, strategy)]
+    if lost:
+        lines += ["", "| passes with the plain Trainer, not with | test | outcome: first line |", "|---|---|---|"]
+        for test, strategy in lost:
+            run = result["runs"][strategy]
+            message = run["messages"].get(test, "").replace("|", "\\|")
+            lines.append(f"| `{strategy}` | `{test}` | {run['outcomes'].get(test, 'not run')}: {message} |")
+    return "\n".join(lines)

@@ -140,15 +140,25 @@ def main(argv: list[str] | None = None) -> dict:
     return result
 
 
+def plain_passes(result: dict) -> list[str]:
+    """The tests the plain Trainer passes: the reference each swap is held to."""
+    return sorted(test for test, outcome in result["runs"][PLAIN]["outcomes"].items() if outcome == "passed")
+
+
+def lost_tests(result: dict, strategy: str) -> list[str]:
+    """The tests the plain Trainer passes and the swap under `strategy` does not."""
+    outcomes = result["runs"][strategy]["outcomes"]
+    return [test for test in plain_passes(result) if outcomes.get(test) != "passed"]
+
+
 def summary_lines(result: dict) -> list[str]:
     """Each swapped run's passes among the plain run's, and every test plain passes that it does not."""
-    plain = result["runs"][PLAIN]["outcomes"]
-    passed = sorted(test for test, outcome in plain.items() if outcome == "passed")
-    lines = [f"plain Trainer: {len(passed)} passed of {len(plain)}"]
+    passed = plain_passes(result)
+    lines = [f"plain Trainer: {len(passed)} passed of {len(result['runs'][PLAIN]['outcomes'])}"]
     for strategy, run in result["runs"].items():
         if strategy == PLAIN:
             continue
-        lost = [test for test in passed if run["outcomes"].get(test) != "passed"]
+        lost = lost_tests(result, strategy)
         lines.append(f"{strategy}: {len(passed) - len(lost)} of the plain Trainer's {len(passed)} pass")
         lines.extend(f"  {test}: {run['outcomes'].get(test, 'not run')}: {run['messages'].get(test, '')}" for test in lost)
     return lines
