@@ -11,8 +11,8 @@ builds swapped for `AutoAssistTrainer` (`upstream_swap.py`), offline. Then:
 
 writes `benchmarks/results/upstream-trainer.json`: the command, the environment, each run's outcome per test and the
 first line of each failure. The file's own test needs (`parameterized`, `sentencepiece`: without it most of the
-file skips) must be installed. A run already recorded for the same test file and transformers version is kept;
-`--fresh` runs it again.
+file skips) must be installed. A run already recorded for the same test file, transformers version and commit
+of this code is kept; `--fresh` runs it again.
 """
 
 import hashlib
@@ -118,14 +118,16 @@ def main(argv: list[str] | None = None) -> dict:
             f"No test file at {args.test_file}: pass --test_file <a transformers checkout>/tests/trainer/test_trainer.py"
         )
     output = os.path.join(args.output_dir, "upstream-trainer.json")
-    measured = {"test_file_sha256": file_digest(args.test_file), "transformers": environment()["transformers"]}
+    # what a recorded run must share to be kept: the test file, transformers and this code (a commit it can name)
+    measured = {"test_file_sha256": file_digest(args.test_file), "transformers": environment()["transformers"],
+                "commit": commit_measured()}  # fmt: skip
     result = {"runs": {}}
-    if os.path.exists(output) and not args.fresh:
+    if os.path.exists(output) and not args.fresh and measured["commit"] is not None:
         with open(output) as handle:
             recorded = json.load(handle)
         if all(recorded.get(key) == value for key, value in measured.items()):
             result = recorded
-    result.update(measured, source=args.source, environment=environment(), commit=commit_measured(),
+    result.update(measured, source=args.source, environment=environment(),
                   command="python benchmarks/upstream_trainer.py " + shlex.join(argv if argv is not None else sys.argv[1:]))  # fmt: skip
     for strategy in [PLAIN, *args.strategies]:
         if strategy in result["runs"]:

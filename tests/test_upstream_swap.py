@@ -76,3 +76,27 @@ def test_the_summary_lists_every_test_the_plain_trainer_passes_and_a_swap_does_n
 def test_a_missing_test_file_names_where_to_find_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="tests/trainer/test_trainer.py"):
         upstream_trainer.main(["--test_file", str(tmp_path / "absent.py"), "--output_dir", str(tmp_path)])
+
+
+def test_recorded_runs_are_kept_only_for_the_same_test_file_transformers_and_commit(tmp_path, monkeypatch):
+    test_file = tmp_path / "test_trainer.py"
+    test_file.write_text("def test_ok():\n    pass\n")
+    runs = []
+
+    def fake_run(path, strategy):
+        runs.append(strategy)
+        return {"seconds": 1.0, "outcomes": {"A::test_ok": "passed"}, "messages": {}}
+
+    monkeypatch.setattr(upstream_trainer, "run_tests", fake_run)
+    argv = ["--test_file", str(test_file), "--output_dir", str(tmp_path), "--strategies", "none"]
+    monkeypatch.setattr(upstream_trainer, "commit_measured", lambda: "a" * 40)
+    upstream_trainer.main(argv)
+    upstream_trainer.main(argv)  # the same code: both runs kept
+    assert runs == [None, "none"]
+    monkeypatch.setattr(upstream_trainer, "commit_measured", lambda: "b" * 40)
+    upstream_trainer.main(argv)  # other code: run again
+    assert runs == [None, "none", None, "none"]
+    monkeypatch.setattr(upstream_trainer, "commit_measured", lambda: None)
+    upstream_trainer.main(argv)  # code it cannot name: run again
+    assert runs[4:] == [None, "none"]
+    assert json.loads((tmp_path / "upstream-trainer.json").read_text())["commit"] is None
