@@ -4,7 +4,7 @@ from the defaults today), and benchmarks/README's convergence check and curves."
 import json
 from pathlib import Path
 
-from benchmarks.analysis import disturbed
+from benchmarks.analysis import disturbed, front_of, iso_quality
 from benchmarks.names import RESULTS, SUITE_TASKS
 from benchmarks.number_format import digits_of, number, seed_values, signed, speedups
 
@@ -102,6 +102,24 @@ def _without_pairs_check(result: dict) -> bool:
     return reads_pairs and any(r["strategy"] == "autoassist" and _check_made(r) != "pairs" for r in result["runs"])
 
 
+def _default_is_the_check(result: dict) -> bool:
+    """Whether the task's default (`autoassist_strategy="auto"`) is the pairs check alone: the task's `filtered`
+    runs made the pairs check (a seq2seq set of token-id pairs, where `"auto"` resolves to `"none"`, 2026-12-05)."""
+    return any(r["strategy"] == "filtered" and _check_made(r) == "pairs" for r in result["runs"])
+
+
+def _full_plain_speedups(result: dict) -> str:
+    """The full plain run's own iso-quality speedup in seconds per seed: below 1 where a shorter plain budget already
+    reached its metric (a front that plateaus), the yardstick for a run that trains as the full plain run does."""
+    values = []
+    for seed in result["seeds"]:
+        front = front_of(result["runs"], seed)
+        full = next((r for r in result["runs"] if r["strategy"] == "plain" and r["seed"] == seed and r["budget"] == 1.0), None)
+        if full is not None and front:
+            values.append(f"{iso_quality(full, front)['seconds']:.2f}")
+    return ", ".join(values)
+
+
 def _at_default(result: dict, strategy: str) -> dict | None:
     point = result["default_points"].get(strategy)
     return next((e for e in result.get("iso_quality_curves", {}).get(strategy, []) if e["point"] == point), None)
@@ -137,7 +155,8 @@ def render_verdict(results: list[dict]) -> str:
     gains when its recipe passed the convergence check and, on every seed, the default beats the plain front in
     seconds and random skipping of the same instances."""
     lines = [
-        "Who gains from AutoAssist's defaults today, measured by the suite against the plain Trainer's whole "
+        "Who gains from the defaults today (`autoassist_strategy='auto'`: the pairs check alone on a seq2seq set of "
+        "token-id pairs, the Assistant on everything else), measured by the suite against the plain Trainer's whole "
         "compute–quality front and against random skipping of the same instances, paired by seed (generated from "
         "`benchmarks/results/` by `benchmarks/report.py`; details under Benchmarks):",
         "",
@@ -160,22 +179,24 @@ def render_verdict(results: list[dict]) -> str:
         gains += [task] if wins else []
         how = "the Assistant in a thread, not today's default" if _threaded(result) else "the Assistant in the step"
         if _without_pairs_check(result):
-            how += "; without the pairs check, recorded before it became the default: to be trained again"
+            how += "; without the pairs check, recorded before `auto` made it on selecting runs: to be trained again"
         retime = [r for r in result["runs"]
                   if r["strategy"] in ("autoassist", "random") and r.get("point") == entry["point"] and disturbed(r)]  # fmt: skip
         if retime:
             how += f"; {len(retime)} of these runs' seconds disturbed by other work, to be re-timed"
-        metric = ""
+        metric, its = "", "Its" if _default_is_the_check(result) else "The default's"
         if result.get("noise") is not None:  # what the default ends at on noisy data, against the full plain run
             full = _full_plain(result)
             metric = (
-                f" The default's {result['metric']}: {seed_values(entry['final_validation'], digits)} against the full "
+                f" {its} {result['metric']}: {seed_values(entry['final_validation'], digits)} against the full "
                 "plain run's "
                 f"{', '.join(f'{full[s]:.{digits}f}' for s in result['seeds'] if s in full)}"
                 + _noise_cost_won(result, results, entry["final_validation"]["values"]) + "."
             )
         rows[task] = (
-            f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {speedups(entry['seconds'])}, "
+            ("With `autoassist_strategy='autoassist'` (the Assistant, with the check; not the default here): "
+             if _default_is_the_check(result) else "")
+            + f"{'**gains**' if wins else 'no gain'}: iso-quality speedup in seconds {speedups(entry['seconds'])}, "
             f"− random {signed(versus, digits) or 'n/a'} ({len(seconds)} seeds; {recipe}; {how}).{metric}"
         )
     checked = []  # tasks where the plausibility check alone beats the full plain run on every seed
@@ -201,11 +222,14 @@ def render_verdict(results: list[dict]) -> str:
             shares = sorted(r["plausibility_seconds"] / r["train_seconds"] for r in timed)
             cost = (f", the check itself {seconds[0]:.0f}–{seconds[-1]:.0f} s of each run ({shares[0]:.1%}–"
                     f"{shares[-1]:.1%} of its training seconds)")
-        rows[task] = (row + " " if row else "") + (
-            f"With `autoassist_plausibility='{method}'` alone (strategy `none`): {result['metric']} "
-            f"{seed_values(entry['final_validation'], digits)} against the full plain run's "
+        default = _default_is_the_check(result)
+        alone = (f"The default (`'auto'`: the `{method}` check alone, strategy `none`)" if default
+                 else f"With `autoassist_plausibility='{method}'` alone (strategy `none`)")  # fmt: skip
+        line = (
+            f"{alone}: {result['metric']} {seed_values(entry['final_validation'], digits)} against the full plain run's "
             f"{'–' if full is None else seed_values(full, digits)}, iso-quality speedup in seconds "
             f"{speedups(entry['seconds'])}"
+            + (f" (the full plain run's own: {_full_plain_speedups(result)})" if default and result.get("seeds") else "")
             + ("" if entry["kept_noisy_fraction"]["median"] is None else
                f", {kept} kept {entry['kept_noisy_fraction']['median']:.2f} / "
                f"{entry['kept_clean_fraction']['median']:.2f}")
@@ -215,6 +239,7 @@ def render_verdict(results: list[dict]) -> str:
             + (f" ({len(retime)} of these runs' seconds disturbed by other work, to be re-timed)" if retime else "")
             + "."
         )
+        rows[task] = " ".join([line, row] if default else [row, line]).strip()
     lines += [f"- {task}: {row}" for task, row in rows.items()]
     verdict = ("AutoAssist gains on " + ", ".join(gains)) if gains else "no task gains speed on every seed yet"
     lines += ["", f"In short: {'; '.join([verdict, *checked])}."]

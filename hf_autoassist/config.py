@@ -11,11 +11,11 @@ from transformers.utils import logging
 
 from .assistants.labels import LABEL_RULES
 from .plausibility.check import PlausibilityCheck
-from .strategies import STRATEGY_CLASSES
+from .strategies import AUTO, STRATEGY_CLASSES
 
 logger = logging.get_logger(__name__)
 
-STRATEGIES = ("autoassist", "random", "infobatch", "none")
+STRATEGIES = (AUTO, "autoassist", "random", "infobatch", "none")
 ASSISTANTS = ("auto", "pixels", "bag_of_tokens", "boss_features", "loss_memory")
 
 
@@ -35,10 +35,12 @@ class AutoAssistArguments:
 
     # Parameters that control selection
     autoassist_strategy: str = field(
-        default="autoassist",
+        default=AUTO,
         metadata={
             "help": "'autoassist' lets a learned Assistant shrink each epoch; 'none' keeps every instance through "
-            "the same code path (to measure its overhead).",
+            "the same code path (to measure its overhead); 'auto' (the default) is the plausibility check alone "
+            "('none' with autoassist_plausibility='pairs') on a seq2seq set of token-id pairs, where it was measured "
+            "to win and the Assistant to lose, and 'autoassist' on anything else.",
             "choices": list(STRATEGIES),
         },
     )
@@ -173,8 +175,9 @@ class AutoAssistArguments:
             "the pairs a calibrated mixture finds misaligned. 'labels': when the third epoch starts, whether each "
             "class label agrees with the labels of its nearest neighbours in the Boss's own representation better "
             "than another label would, and never train again on the instances whose label looks wrong. On clean "
-            "data either flags (almost) nothing. 'auto' (default): 'pairs' when a strategy selects on an "
-            "encoder-decoder model's set of source and target token ids, else no check. 'none': no check.",
+            "data either flags (almost) nothing. 'auto' (default): 'pairs' on an encoder-decoder model's set of "
+            "source and target token ids unless autoassist_strategy='none' (the plain run), else no check. 'none': "
+            "no check.",
             "choices": ["auto", "pairs", "labels", "none", None],
         },
     )
@@ -210,19 +213,10 @@ class AutoAssistArguments:
     @property
     def needs_irreducible_losses(self) -> bool:
         """Whether the run trains irreducible-loss models: a label that reads them, or
-        `autoassist_implausible_keep_prob`."""
-        return self.autoassist_strategy == "autoassist" and (
+        `autoassist_implausible_keep_prob` (under `"auto"` too, which then resolves to `"autoassist"`)."""
+        return self.autoassist_strategy in ("autoassist", AUTO) and (
             LABEL_RULES[self.autoassist_label].reads_irreducible or self.autoassist_implausible_keep_prob is not None
         )
-
-    @property
-    def writes_report(self) -> bool:
-        """`autoassist_write_report`, or by default whether the Trainer saves checkpoints and the run selects (`none`
-        without a check writes nothing the plain Trainer would not)."""
-        if self.autoassist_write_report is not None:
-            return self.autoassist_write_report
-        checks = self.autoassist_plausibility not in (None, "auto", "none")  # `auto` checks nothing under `none`
-        return self.save_strategy != "no" and (self.autoassist_strategy != "none" or checks)
 
     def __post_init__(self):
         super().__post_init__()

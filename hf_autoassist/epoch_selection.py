@@ -64,7 +64,7 @@ class EpochSelection:
         args, strategy = self.args, self.strategy
         keep = torch.ones(len(candidates), dtype=torch.bool)
         self.loss_weights = None
-        selecting = args.autoassist_strategy != "none" and selects_in_epoch(
+        selecting = strategy.name != "none" and selects_in_epoch(
             epoch, self._progress(epoch), args.autoassist_warmup_epochs, self.full_data_finish
         )
         if not selecting:
@@ -84,7 +84,7 @@ class EpochSelection:
         if offset == 0:
             self.loss_weights = None
         keep = torch.ones(len(candidates), dtype=torch.bool)
-        if args.autoassist_strategy == "none":
+        if strategy.name == "none":
             return keep
         epochs_done = epoch + (offset + torch.arange(len(candidates))) / self.pass_size()
         selecting = selects_in_epoch(

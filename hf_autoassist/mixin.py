@@ -88,7 +88,7 @@ class AutoAssistMixin(VaryingEpochsMixin):
             if self.selection_run is not None:
                 self.selection_run.close()  # also when training fails: no thread outlives its run
             self.loss_reader.record_features(False)  # nor a hook on the model
-        if self.args.writes_report and self.is_world_process_zero():
+        if self.selection_run.writes_report and self.is_world_process_zero():
             self.selection_run.write_report(self.args.output_dir)
         return result
 

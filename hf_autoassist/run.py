@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import asdict
 
 import torch
+from transformers.utils import logging
 
 from .assistants import Assistant
 from .checkpoint import load_state
@@ -21,7 +22,9 @@ from .irreducible import IrreducibleLosses
 from .plausibility.check import LabelCheck, PlausibilityCheck
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import EpochPlan
-from .strategies import AutoAssistSelection, build_strategy
+from .strategies import AUTO, AutoAssistSelection, build_strategy, resolve_strategy
+
+logger = logging.get_logger(__name__)
 
 
 class SelectionRun:
@@ -62,7 +65,15 @@ class SelectionRun:
         self.args, self.accelerator = args, accelerator
         self.num_samples = len(dataset)
         self.irreducible = irreducible
-        self.strategy = build_strategy(args)
+        self.seed = args.data_seed if args.data_seed is not None else args.seed
+        # what the run checks (`plausibility/`) and, from it, the strategy `"auto"` stands for (`resolve_strategy`)
+        requested = args.autoassist_strategy
+        check = PlausibilityCheck.from_args(args).resolved(requested, is_encoder_decoder, dataset)
+        self.strategy_name = resolve_strategy(requested, check.method, args.needs_irreducible_losses)
+        if requested == AUTO:
+            alone = " (the pairs check alone)" if self.strategy_name == "none" else ""
+            logger.info(f"`autoassist_strategy='auto'` resolves to {self.strategy_name!r}{alone} on this run.")
+        self.strategy = build_strategy(args, self.strategy_name)
         self.report = SelectionReport()
         self.on_epoch_recorded = on_epoch_recorded
         try:
@@ -75,11 +86,10 @@ class SelectionRun:
         self.instances_backpropagated = 0  # by this process
         # sampler batches per round: one per process, or one split across them (`split_batches`)
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
-        self.seed = args.data_seed if args.data_seed is not None else args.seed
-        # the instances found not to fit (`plausibility/`): never candidates of a pass, whatever the strategy keeps;
-        # pairs are checked now, class labels when the third epoch starts, from the Boss's features (`label_check`)
-        check = PlausibilityCheck.from_args(args).resolved(args.autoassist_strategy, is_encoder_decoder, dataset)
+        # the instances found not to fit: never candidates of a pass, whatever the strategy keeps; pairs are
+        # checked now, class labels when the third epoch starts, from the Boss's features (`label_check`)
         self.plausibility, self.flagged = check.run(dataset, self.seed, accelerator, tokenizer)
+        self.checks = check.method is not None
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
         self.label_check = None
         if check.method == "labels":
@@ -206,6 +216,14 @@ class SelectionRun:
                 metrics["autoassist/plausibility_seconds"] = summary["seconds"]
         return metrics
 
+    @property
+    def writes_report(self) -> bool:
+        """`autoassist_write_report`, or by default whether the Trainer saves and this run selects: a strategy other
+        than `"none"`, or a plausibility check it resolved (`none` alone writes nothing the plain Trainer would not)."""
+        if self.args.autoassist_write_report is not None:
+            return self.args.autoassist_write_report
+        return self.args.save_strategy != "no" and (self.strategy_name != "none" or self.checks)
+
     def write_report(self, output_dir: str) -> None:
         """The per-epoch diagnostics and, after a plausibility check, each instance's score and flag."""
         self.report.write(output_dir)
@@ -256,7 +274,7 @@ class SelectionRun:
         """`load_state_dict` from `checkpoint`'s file of this process; None when it holds no usable state (with
         a warning that says what is lost: the Trainer's own count then stands)."""
         args = self.args
-        state = load_state(checkpoint, args.process_index, self.num_samples, args.autoassist_strategy, trainer_name)
+        state = load_state(checkpoint, args.process_index, self.num_samples, self.strategy_name, trainer_name)
         if state is None:
             return None
         return self.load_state_dict(state, global_step, skip_data=not args.ignore_data_skip)

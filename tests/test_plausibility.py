@@ -13,6 +13,7 @@ from hf_autoassist.plausibility import REPORT_NAME, Plausibility, fit_null_mixtu
 from hf_autoassist.plausibility import check as check_module
 from hf_autoassist.plausibility.check import PlausibilityCheck, resolve_method
 from hf_autoassist.plausibility.pairs import cross_fitted_pair_scores, padded_ids
+from hf_autoassist.strategies import resolve_strategy
 
 from benchmarks.flags import auc
 from conftest import multi30k_token_pairs
@@ -149,7 +150,17 @@ def test_auto_drops_nothing_when_the_check_finds_most_pairs_implausible(monkeypa
     assert torch.equal(flagged, most)  # asked for by name, the check acts on what it found
 
 
-@pytest.mark.parametrize("strategy", ["none", "autoassist"])
+def test_auto_is_the_pairs_check_alone_where_it_checks_pairs_and_the_assistant_elsewhere():
+    assert resolve_strategy("auto", "pairs") == "none"
+    assert resolve_strategy("auto", None) == "autoassist"  # images, classes, a causal LM, a small set
+    assert resolve_strategy("auto", "labels") == "autoassist"
+    assert resolve_strategy("auto", "pairs", reads_irreducible=True) == "autoassist"  # only the Assistant reads them
+    assert all(resolve_strategy(name, "pairs") == name for name in ("autoassist", "random", "infobatch", "none"))
+    assert AutoAssistSeq2SeqConfig("out").autoassist_strategy == "auto"
+    assert AutoAssistSeq2SeqConfig("out", autoassist_label="reducible").needs_irreducible_losses
+
+
+@pytest.mark.parametrize("strategy", ["none", "autoassist", "auto"])
 def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, strategy):
     sources, _, targets, _ = multi30k_pairs
     keep = 1000  # pairs; 0 pads, 1 ends a sequence
@@ -160,16 +171,21 @@ def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, str
     train = Dataset.from_dict({"input_ids": shifted(sources), "labels": shifted(targets)})
     args = AutoAssistSeq2SeqConfig(
         str(tmp_path), report_to="none", use_cpu=True, num_train_epochs=2, per_device_train_batch_size=32,
-        autoassist_strategy=strategy, save_strategy="no", autoassist_write_report=True,
-        # a selecting run checks pairs by default ("auto"); the plain run only when asked
+        save_strategy="no", autoassist_write_report=True,
+        # the default ("auto") and a selecting run check pairs by default; the plain run only when asked
+        **({"autoassist_strategy": strategy} if strategy != "auto" else {}),
         **({"autoassist_plausibility": "pairs"} if strategy == "none" else {}),
     )  # fmt: skip
     trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(vocab=4002), args=args, train_dataset=train, data_collator=pad_pairs)
     trainer.train()
-    flagged = trainer.selection_run.plausibility.flagged
-    kept = trainer.selection_run.sampler.kept
+    run = trainer.selection_run
+    assert run.strategy_name == ("autoassist" if strategy == "autoassist" else "none")
+    flagged = run.plausibility.flagged
+    kept = run.sampler.kept
     assert flagged.any() and not flagged[kept].any()
     assert trainer.kept_fractions[0] == pytest.approx(1 - flagged.float().mean().item(), abs=1e-4)
+    if strategy != "autoassist":  # every pair the check leaves, every epoch
+        assert trainer.kept_fractions[1] == trainer.kept_fractions[0] and run.assistant is None
     with open(tmp_path / REPORT_NAME) as f:
         rows = [json.loads(line) for line in f]
     assert len(rows) == keep and sum(row["flagged"] for row in rows) == int(flagged.sum())

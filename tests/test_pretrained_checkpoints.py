@@ -53,8 +53,9 @@ def test_seq2seq_checkpoint(tmp_path, tokenizer_dir, sentences):
         lambda b: tokenizer(b["en"], text_target=b["de"], truncation=True, max_length=32), batched=True,
         remove_columns=["en", "de"],
     )  # fmt: skip
+    # the Assistant by name: on token-id pairs the default ("auto") is the pairs check alone, which never shrinks
     trainer = AutoAssistSeq2SeqTrainer(
-        model=model, args=config(tmp_path, AutoAssistSeq2SeqConfig), train_dataset=train,
+        model=model, args=config(tmp_path, AutoAssistSeq2SeqConfig, autoassist_strategy="autoassist"), train_dataset=train,
         data_collator=DataCollatorForSeq2Seq(tokenizer, model=model), processing_class=tokenizer,
     )  # fmt: skip
     assert_shrank_and_learned(trainer)

@@ -33,10 +33,11 @@ AUTO_MAX_FLAGGED = 0.5
 
 
 def resolve_method(method: str | None, strategy: str, is_encoder_decoder: bool, dataset, folds: int = 5) -> str | None:
-    """The check a run makes: `method` itself, except `"auto"`, which is `"pairs"` when a strategy selects
-    (`strategy != "none"`, which stays the plain run), the model is an encoder-decoder (a causal LM's labels repeat
-    its inputs) and the set holds each pair's source and target token ids (`input_ids`, token-sequence `labels`),
-    at least two per fold; else nothing. Never `"labels"`: it is opt-in (see README)."""
+    """The check a run makes: `method` itself, except `"auto"`, which is `"pairs"` when the strategy is not `"none"`
+    (which stays the plain run; the default strategy, `"auto"`, then becomes `"none"` itself: `resolve_strategy`),
+    the model is an encoder-decoder (a causal LM's labels repeat its inputs) and the set holds each pair's source and
+    target token ids (`input_ids`, token-sequence `labels`), at least two per fold; else nothing. Never `"labels"`:
+    it is opt-in (see README)."""
     if method in (None, "none"):
         return None
     if method != AUTO:
