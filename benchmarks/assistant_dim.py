@@ -47,6 +47,8 @@ def record_stream(data_dir: str, output_dir: str, max_train_samples: int | None,
         output_dir=output_dir, num_train_epochs=1, per_device_train_batch_size=64, learning_rate=1e-3,
         warmup_steps=200, label_smoothing_factor=0.1, report_to="none", save_strategy="no", use_cpu=True,
         disable_tqdm=True, logging_steps=100, seed=seed,
+        # the Assistant's loss stream over every pair, as the study was recorded (the seq2seq default is the check alone)
+        autoassist_strategy="autoassist", autoassist_plausibility="none",
     )  # fmt: skip
     trainer = AutoAssistSeq2SeqTrainer(
         model=model, args=args, train_dataset=tokenized, processing_class=tokenizer,
