@@ -8,10 +8,12 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from transformers.trainer_utils import seed_worker
-from transformers.utils import is_datasets_available
+from transformers.utils import is_datasets_available, logging
 
 if is_datasets_available():
     import datasets
+
+logger = logging.get_logger(__name__)
 
 INDEX_KEY = "autoassist_index"
 
@@ -61,19 +63,41 @@ class IndexCollator:
         return batch
 
 
-def check_training_set(dataset, for_training: bool) -> None:
-    """Stops early on a training set AutoAssist cannot select from: streamed (no index), or, when training starts,
-    empty (a trainer built for evaluation only may hold an empty one)."""
+def is_streamed(dataset) -> bool:
+    """Whether `dataset` is streamed (no `__len__`, no index to select by)."""
+    streamed = (IterableDataset, datasets.IterableDataset) if is_datasets_available() else IterableDataset
+    return isinstance(dataset, streamed)
+
+
+# the strategies under which a streamed set trains as the plain Trainer trains it (nothing is selected)
+STREAMED_STRATEGIES = ("none", "auto")
+
+
+def check_training_set(dataset, for_training: bool, args=None) -> None:
+    """Stops early on a training set AutoAssist cannot select from: streamed (no index; under `"none"` and `"auto"`
+    without a check asked for by name, the plain Trainer's loader takes it, `"auto"` saying so), or, when training
+    starts, empty (a trainer built for evaluation only may hold an empty one)."""
     if for_training and dataset is None:
         raise ValueError("Trainer: training requires a train_dataset.")
-    if isinstance(dataset, IterableDataset) or (
-        is_datasets_available() and isinstance(dataset, datasets.IterableDataset)
-    ):
-        raise ValueError(
-            "AutoAssist selects instances by index, so it needs a map-style training set with `__len__` and "
-            f"`__getitem__`, got {type(dataset).__name__}. Load it without `streaming=True` (or materialise it "
-            "with `datasets.Dataset.from_generator`), or use the plain `Trainer` for streamed data."
-        )
+    if is_streamed(dataset):
+        strategy = getattr(args, "autoassist_strategy", "autoassist")
+        check = getattr(args, "autoassist_plausibility", None)
+        fix = ("Load it without `streaming=True` (or materialise it with `datasets.Dataset.from_generator`) to "
+               "select from it")  # fmt: skip
+        if strategy not in STREAMED_STRATEGIES or check not in (None, "auto", "none"):
+            asked = (f"autoassist_strategy={strategy!r}" if strategy not in STREAMED_STRATEGIES
+                     else f"autoassist_plausibility={check!r}")  # fmt: skip
+            raise ValueError(
+                f"AutoAssist selects instances by index, so `{asked}` needs a map-style training set with `__len__` "
+                f"and `__getitem__`, got {type(dataset).__name__}. {fix}, or set `autoassist_strategy='none'` (and "
+                "no plausibility check) to train on the stream as the plain `Trainer` does."
+            )
+        if for_training and strategy == "auto":
+            logger.warning(
+                f"The training set is streamed ({type(dataset).__name__}): AutoAssist selects instances by index, so "
+                f"this run trains on every instance, as the plain `Trainer` does. {fix}."
+            )
+        return
     if for_training and len(dataset) == 0:
         raise ValueError(
             "The training set is empty: AutoAssist needs at least one instance to select from. Check the split "

@@ -15,7 +15,7 @@ from transformers.utils import is_datasets_available, logging
 
 from .checkpoint import save_state
 from .config import AutoAssistArguments, check_arguments
-from .data import INDEX_KEY, check_training_set, selection_dataloader
+from .data import INDEX_KEY, check_training_set, is_streamed, selection_dataloader
 from .diagnostics import log_to_integrations, split_timings
 from .irreducible import irreducible_losses_for_run
 from .loss_reader import InstanceLossReader
@@ -54,7 +54,8 @@ class AutoAssistMixin(VaryingEpochsMixin):
         if len(args) < 2 and kwargs.get("args") is None:
             kwargs["args"] = self.config_class(output_dir="trainer_output")
         # before the Trainer's own check, which would ask for `max_steps` instead
-        check_training_set(kwargs.get("train_dataset", args[3] if len(args) > 3 else None), for_training=False)
+        train_dataset = kwargs.get("train_dataset", args[3] if len(args) > 3 else None)
+        check_training_set(train_dataset, False, kwargs["args"] if len(args) < 2 else args[1])
         super().__init__(*args, **kwargs)
         check_arguments(self.args, type(self).__name__, self.config_class)
         self._user_assistant = assistant  # reused by every `train()`; one built here is built afresh each time
@@ -88,20 +89,23 @@ class AutoAssistMixin(VaryingEpochsMixin):
             if self.selection_run is not None:
                 self.selection_run.close()  # also when training fails: no thread outlives its run
             self.loss_reader.record_features(False)  # nor a hook on the model
-        if self.selection_run.writes_report and self.is_world_process_zero():
+        if self.selection_run is not None and self.selection_run.writes_report and self.is_world_process_zero():
             self.selection_run.write_report(self.args.output_dir)
         return result
 
     def get_train_dataloader(self):
-        check_training_set(self.train_dataset, for_training=True)
+        check_training_set(self.train_dataset, True, self.args)
+        # each training run (a second `train()`, each `hyperparameter_search` trial) starts afresh
+        if self.selection_run is not None:
+            self.selection_run.close()
+        if is_streamed(self.train_dataset):  # nothing to select by index: the plain Trainer's loader
+            self.selection_run = None
+            return super().get_train_dataloader()
         dataset, collator = self.train_dataset, self.data_collator or default_data_collator
         if is_datasets_available() and isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="training")
         else:
             collator = self._get_collator_with_removed_columns(collator, description="training")
-        # each training run (a second `train()`, each `hyperparameter_search` trial) starts afresh
-        if self.selection_run is not None:
-            self.selection_run.close()
         # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
         scaled = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
         self.loss_reader.reset(
@@ -127,10 +131,10 @@ class AutoAssistMixin(VaryingEpochsMixin):
         return self.accelerator.prepare(loader)
 
     def _run_epoch(self, *, model, epoch, train_dataloader, **kwargs):
-        # the selection is made here, so that the Trainer plans the epoch with its real length
-        kwargs["steps_in_epoch"], kwargs["num_update_steps_per_epoch"] = self.selection_run.start_epoch(
-            epoch, train_dataloader
-        )
+        if self.selection_run is not None:  # decided here, so that the Trainer plans the epoch with its real length
+            kwargs["steps_in_epoch"], kwargs["num_update_steps_per_epoch"] = self.selection_run.start_epoch(
+                epoch, train_dataloader
+            )
         return super()._run_epoch(model=model, epoch=epoch, train_dataloader=train_dataloader, **kwargs)
 
     def _save_checkpoint(self, model, trial) -> None:

@@ -79,16 +79,39 @@ def test_plain_training_arguments_are_refused_with_the_fix(tmp_path):
         AutoAssistTrainer(model=tiny_resnet(), args=TrainingArguments(str(tmp_path)), train_dataset=random_images())
 
 
-def test_iterable_dataset_is_refused_with_the_fix(tmp_path):
+def test_a_stream_is_refused_where_something_selects_and_trained_as_the_plain_trainer_does_elsewhere(tmp_path, caplog):
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):
             yield {"pixel_values": torch.zeros(1, 28, 28), "labels": 0}
 
-    with pytest.raises(ValueError, match="map-style.*streaming=True"):
-        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path), train_dataset=Stream())
+    with pytest.raises(ValueError, match="autoassist_strategy='autoassist'.*map-style.*streaming=True"):
+        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="autoassist"), train_dataset=Stream())
     streamed = random_images().to_iterable_dataset()
-    with pytest.raises(ValueError, match="map-style"):
-        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path), train_dataset=streamed)
+    with pytest.raises(ValueError, match="autoassist_strategy='random'.*map-style"):
+        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="random"), train_dataset=streamed)
+    with pytest.raises(ValueError, match="autoassist_plausibility='labels'"):  # a check reads instances by index too
+        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="none",
+                                                           autoassist_plausibility="labels"), train_dataset=streamed)  # fmt: skip
+
+    # under `none`, and the default `auto` (which says so), the plain Trainer's loader: the same steps and weights
+    options = dict(max_steps=6, learning_rate=1e-2, save_strategy="no", logging_steps=2, disable_tqdm=True)
+    torch.manual_seed(0)
+    plain_args = TrainingArguments(str(tmp_path / "plain"), report_to="none", use_cpu=True, per_device_train_batch_size=8,
+                                   seed=0, **options)  # fmt: skip
+    plain = Trainer(model=tiny_resnet(), args=plain_args, train_dataset=streamed)
+    plain.train()
+    for strategy in ("none", "auto"):
+        torch.manual_seed(0)
+        args = config(tmp_path / strategy, autoassist_strategy=strategy, **options)
+        with caplog.at_level("WARNING", logger="hf_autoassist"):
+            trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=streamed)
+            trainer.train()
+        assert trainer.selection_run is None and trainer.state.global_step == plain.state.global_step == 6
+        for (name, ours), theirs in zip(trainer.model.state_dict().items(), plain.model.state_dict().values()):
+            torch.testing.assert_close(ours, theirs, msg=name)
+        assert not [p.name for p in (tmp_path / strategy).iterdir() if p.name.startswith("autoassist")]
+    warned = [r.getMessage() for r in caplog.records if "The training set is streamed" in r.getMessage()]
+    assert len(warned) == 1 and "trains on every instance, as the plain `Trainer` does" in warned[0]
 
 
 class LossOnlyModel(nn.Module):
