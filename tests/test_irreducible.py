@@ -143,7 +143,7 @@ def test_skipping_implausible_labels_needs_class_ids():
     sequences = IrreducibleLosses(torch.ones(4), folds=2, epochs=1.0, heldout_loss=1.0, heldout_accuracy=0.1,
                                   instances=4, seconds=0.1, fingerprint="f", num_classes=None)  # fmt: skip
     with pytest.raises(ValueError, match="needs a classification set"):
-        build_strategy(args).prepare(None, irreducible=sequences)
+        build_strategy(args, "autoassist").prepare(None, irreducible=sequences)
 
 
 def test_a_cache_written_before_the_number_of_classes_was_kept_is_computed_again(tmp_path, caplog):

@@ -29,6 +29,8 @@ def resolve_strategy(name: str, check: str | None, reads_irreducible: bool = Fal
 def build_strategy(args, name: str | None = None) -> SelectionStrategy:
     """The strategy `name` (default: `args.autoassist_strategy`), configured from the other `autoassist_*` options."""
     name = args.autoassist_strategy if name is None else name
+    if name == AUTO:
+        raise ValueError("`autoassist_strategy='auto'` is decided per run: pass `resolve_strategy(...)`'s answer.")
     if name not in STRATEGY_CLASSES:
         raise ValueError(f"Unknown `autoassist_strategy` {name!r}; choose one of {sorted(STRATEGY_CLASSES)}.")
     return STRATEGY_CLASSES[name].from_args(args)

@@ -10,6 +10,7 @@ back-propagated and the indices the shared sampler kept, and a checksum of the f
 """
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -103,6 +104,11 @@ def main(output_dir: str, options: dict) -> None:
     # leaves the process group before exit: without it a gloo rank can abort at interpreter shutdown
     # ("terminate called without an active exception"), seen once in CI on the accumulation run
     trainer.end()
+    # and skips the interpreter's teardown, where such aborts happen: a rank still got SIGABRT once on 2026-12-05
+    # (torchrun, in a full test run; 0 of 10 alone, so where it came from was not caught); the record above is what
+    # the test judges
+    sys.stdout.flush(), sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
