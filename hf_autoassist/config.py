@@ -40,7 +40,7 @@ class AutoAssistArguments:
             "help": "'autoassist' lets a learned Assistant shrink each epoch; 'none' keeps every instance through "
             "the same code path (to measure its overhead); 'auto' (the default) is the plausibility check alone "
             "('none' with autoassist_plausibility='pairs') on a seq2seq set of token-id pairs, where it was measured "
-            "to win and the Assistant to lose, and 'autoassist' on anything else.",
+            "to win and the Assistant not, and 'autoassist' on anything else.",
             "choices": list(STRATEGIES),
         },
     )

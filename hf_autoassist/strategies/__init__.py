@@ -19,8 +19,9 @@ def resolve_strategy(name: str, check: str | None, reads_irreducible: bool = Fal
     """The strategy a run uses: `name`, except `"auto"`, which is `"none"` (the plausibility check alone) when the run
     checks pairs (`check == "pairs"`: a seq2seq set, see `plausibility.check.resolve_method`) and no option reads the
     irreducible losses only the Assistant uses, else `"autoassist"`. Why (benchmarks/results, 3 seeds): on translation
-    the Assistant's shrinking lost to random skipping at the same kept fractions on clean and on misaligned pairs, while
-    the check alone won back half of what misalignment costs the full plain run and flagged nothing on clean pairs."""
+    the Assistant's choice of pairs did no better than random skipping at the same kept fractions (behind on two of
+    three seeds of each task) and ended below the check alone on misaligned pairs, while the check alone won back half
+    of what misalignment costs the full plain run and flagged nothing on clean pairs."""
     if name != AUTO:
         return name
     return "none" if check == "pairs" and not reads_irreducible else "autoassist"
