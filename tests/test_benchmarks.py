@@ -337,6 +337,8 @@ def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs
     # the third run ran beside other work: its seconds are left out
     assert "the check itself 10–20 s of each run (5.0%–20.0% of its training seconds)" in text
     assert "the `pairs` check gains bleu on translation-noisy (every seed)" in text
+    # a task whose check reads pairs has the check alone for its default (`autoassist_strategy="auto"`)
+    assert "- translation-noisy: The default (`'auto'`: the `pairs` check alone, strategy `none`): bleu" in text
     # with the clean task beside it: the share of what the noise costs the full plain run that the check wins back
     clean = {"task": "translation", "metric": "bleu", "seeds": [0, 1], "runs": [], "default_points": {},
              "iso_quality_curves": {}, "autoassist_minus_random": {},
