@@ -114,7 +114,8 @@ def _full_plain_speedups(result: dict) -> str:
     values = []
     for seed in result["seeds"]:
         front = front_of(result["runs"], seed)
-        full = next((r for r in result["runs"] if r["strategy"] == "plain" and r["seed"] == seed and r["budget"] == 1.0), None)
+        full = next((r for r in result["runs"]
+                     if r["strategy"] == "plain" and r["seed"] == seed and r["budget"] == 1.0), None)  # fmt: skip
         if full is not None and front:
             values.append(f"{iso_quality(full, front)['seconds']:.2f}")
     return ", ".join(values)
