@@ -95,17 +95,18 @@ def _check_made(run: dict) -> str | None:
     return (run.get("autoassist_config") or {}).get("autoassist_plausibility")
 
 
+def _default_is_the_check(result: dict) -> bool:
+    """Whether the pairs check reads the task, and so is its default alone (`autoassist_strategy="auto"` resolves to
+    `"none"` on a seq2seq set of token-id pairs, 2026-12-05): the task's `filtered` runs made the pairs check."""
+    return any(r["strategy"] == "filtered" and _check_made(r) == "pairs" for r in result["runs"])
+
+
 def _without_pairs_check(result: dict) -> bool:
     """Whether some of the task's AutoAssist runs were recorded without the pairs check on a task it reads: before
-    it became the seq2seq default (`autoassist_plausibility="auto"`, 2026-12-05)."""
-    reads_pairs = any(r["strategy"] == "filtered" and _check_made(r) == "pairs" for r in result["runs"])
-    return reads_pairs and any(r["strategy"] == "autoassist" and _check_made(r) != "pairs" for r in result["runs"])
-
-
-def _default_is_the_check(result: dict) -> bool:
-    """Whether the task's default (`autoassist_strategy="auto"`) is the pairs check alone: the task's `filtered`
-    runs made the pairs check (a seq2seq set of token-id pairs, where `"auto"` resolves to `"none"`, 2026-12-05)."""
-    return any(r["strategy"] == "filtered" and _check_made(r) == "pairs" for r in result["runs"])
+    `autoassist_plausibility="auto"` made it on selecting runs (2026-12-05)."""
+    return _default_is_the_check(result) and any(
+        r["strategy"] == "autoassist" and _check_made(r) != "pairs" for r in result["runs"]
+    )
 
 
 def _full_plain_speedups(result: dict) -> str:

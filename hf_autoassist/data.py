@@ -10,6 +10,8 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset
 from transformers.trainer_utils import seed_worker
 from transformers.utils import is_datasets_available, logging
 
+from .strategies import AUTO
+
 if is_datasets_available():
     import datasets
 
@@ -70,7 +72,7 @@ def is_streamed(dataset) -> bool:
 
 
 # the strategies under which a streamed set trains as the plain Trainer trains it (nothing is selected)
-STREAMED_STRATEGIES = ("none", "auto")
+STREAMED_STRATEGIES = ("none", AUTO)
 
 
 def check_training_set(dataset, for_training: bool, args=None) -> None:
@@ -92,7 +94,7 @@ def check_training_set(dataset, for_training: bool, args=None) -> None:
                 f"and `__getitem__`, got {type(dataset).__name__}. {fix}, or set `autoassist_strategy='none'` (and "
                 "no plausibility check) to train on the stream as the plain `Trainer` does."
             )
-        if for_training and strategy == "auto":
+        if for_training and strategy == AUTO:
             logger.warning(
                 f"The training set is streamed ({type(dataset).__name__}): AutoAssist selects instances by index, so "
                 f"this run trains on every instance, as the plain `Trainer` does. {fix}."
