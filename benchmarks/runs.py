@@ -127,6 +127,7 @@ ADDED_LATER = {
     "autoassist_plausibility_folds": 5,
     "autoassist_plausibility_passes": 32,
     "autoassist_plausibility_encoder": None,
+    "autoassist_plausibility_rounds": 2,
 }
 
 

@@ -194,6 +194,12 @@ class AutoAssistArguments:
         metadata={"help": "'pairs' only: passes of each plausibility encoder over its folds, stopped at 100,000 pairs "
                   "seen (the bound on a large corpus's cost: past ~4,000 pairs the check's seconds stop growing)."},
     )
+    autoassist_plausibility_rounds: int = field(
+        default=2,
+        metadata={"help": "'pairs' only: rounds of encoders; each round after the first trains without the pairs the "
+                  "one before flagged, and scores every pair again (1 halves the check's seconds on misaligned data, "
+                  "at a few points of recall: README, 'The pairs check')."},
+    )
     autoassist_plausibility_encoder: str | None = field(
         default=None,
         metadata={"help": "'pairs' only: a pretrained sentence encoder (a Hub id, or a folder written by "

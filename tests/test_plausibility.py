@@ -107,6 +107,36 @@ def test_the_check_needs_both_sides_of_a_pair():
         AutoAssistSeq2SeqConfig("out", autoassist_plausibility="tokens")
 
 
+def test_each_round_after_the_first_trains_without_what_the_round_before_flagged(monkeypatch):
+    """`autoassist_plausibility_rounds`: one round of encoders or more, each later one without the flagged pairs, and
+    no later round once a round flags nothing (a clean corpus pays for one)."""
+    import hf_autoassist.plausibility as plausibility_module
+    from hf_autoassist.plausibility.pairs import PairScores
+
+    num_pairs, excluded = 40, []
+    misaligned = torch.arange(num_pairs) % 4 == 0
+    null = torch.linspace(-0.2, 0.2, num_pairs)
+
+    def scorer(sources, targets, exclude=None, **kwargs):  # misaligned pairs score as the null does
+        excluded.append(exclude)
+        return PairScores(torch.where(misaligned, null, 0.8 + null / 10), null)
+
+    monkeypatch.setattr(plausibility_module, "cross_fitted_pair_scores", scorer)
+    dataset = Dataset.from_dict({"input_ids": [[3, 4]] * num_pairs, "labels": [[5, 6, 1]] * num_pairs})
+    for rounds in (1, 2, 3):
+        excluded.clear()
+        found = plausibility_for(dataset, rounds=rounds)
+        assert len(excluded) == rounds and excluded[0] is None
+        assert all(torch.equal(exclude, misaligned) for exclude in excluded[1:])
+        assert torch.equal(found.flagged, misaligned)
+    monkeypatch.setattr(plausibility_module, "cross_fitted_pair_scores",
+                        lambda *a, exclude=None, **k: excluded.append(exclude) or PairScores(0.8 + null / 10, null))
+    excluded.clear()
+    assert not plausibility_for(dataset, rounds=3).flagged.any() and len(excluded) == 1
+    with pytest.raises(ValueError, match="autoassist_plausibility_rounds"):
+        AutoAssistSeq2SeqConfig("out", autoassist_plausibility="pairs", autoassist_plausibility_rounds=0)
+
+
 def test_the_report_lists_every_instance_least_plausible_first(tmp_path):
     plausibility = Plausibility(
         "pairs", torch.tensor([0.5, -0.1, 0.4]), torch.tensor([0.01, 0.97, 0.2]), torch.tensor([False, True, False]),

@@ -62,13 +62,15 @@ class PlausibilityCheck:
         folds (`int`, defaults to 5), passes (`int`, defaults to 32): each instance is scored by an encoder trained
             `passes` times over the other `folds - 1` folds, on at most `MAX_PAIRS_SEEN` pairs in all
             (`autoassist_plausibility_folds`, `_passes`).
+        rounds (`int`, defaults to 2): rounds of encoders, each after the first trained without the pairs the one
+            before flagged (`autoassist_plausibility_rounds`; a clean corpus stops after the first).
         encoder (`str`, *optional*): a pretrained sentence encoder (Hub id or folder) that scores the pairs instead
             (`autoassist_plausibility_encoder`, `pretrained.py`); pairs only.
     """
 
     def __init__(
         self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32,
-        encoder: str | None = None,
+        encoder: str | None = None, rounds: int = 2,
     ):  # fmt: skip
         if method is not None and method not in CHOICES:
             raise ValueError(f"`autoassist_plausibility` must be one of {list(CHOICES)} or None, got {method!r}.")
@@ -84,13 +86,18 @@ class PlausibilityCheck:
             )
         if passes < 1:
             raise ValueError(f"`autoassist_plausibility_passes` must be >= 1, got {passes}.")
+        if rounds < 1:
+            raise ValueError(
+                f"`autoassist_plausibility_rounds` must be >= 1, got {rounds}: the first round scores every pair, each "
+                "later one again without the pairs the round before flagged."
+            )
         if encoder is not None and method not in (AUTO, "pairs"):
             raise ValueError(
                 f"`autoassist_plausibility_encoder` scores seq2seq pairs, but `autoassist_plausibility` is {method!r}: "
                 "set it to 'pairs' (or 'auto', the default), or unset the encoder."
             )
         self.method, self.threshold, self.folds, self.passes = method, threshold, folds, passes
-        self.encoder = encoder
+        self.encoder, self.rounds = encoder, rounds
         self.automatic = False  # chosen by "auto": an inconclusive check drops nothing
 
     @classmethod
@@ -98,13 +105,14 @@ class PlausibilityCheck:
         return cls(
             args.autoassist_plausibility, args.autoassist_plausibility_threshold, args.autoassist_plausibility_folds,
             args.autoassist_plausibility_passes, args.autoassist_plausibility_encoder,
+            args.autoassist_plausibility_rounds,
         )
 
     def resolved(self, strategy: str, is_encoder_decoder: bool, dataset) -> "PlausibilityCheck":
         """This check with `"auto"` / `"none"` replaced by what the run does (`resolve_method`)."""
         method = resolve_method(self.method, strategy, is_encoder_decoder, dataset, self.folds)
         check = PlausibilityCheck(
-            method, self.threshold, self.folds, self.passes, self.encoder if method == "pairs" else None
+            method, self.threshold, self.folds, self.passes, self.encoder if method == "pairs" else None, self.rounds
         )
         check.automatic = self.method == AUTO
         if check.automatic and method is None and self.encoder is not None:
@@ -138,7 +146,7 @@ class PlausibilityCheck:
         if accelerator.is_main_process:
             plausibility = plausibility_for(
                 dataset, self.method, self.threshold, folds=self.folds, passes=self.passes, seed=seed,
-                encoder=self.encoder, tokenizer=tokenizer, device=accelerator.device,
+                encoder=self.encoder, tokenizer=tokenizer, device=accelerator.device, rounds=self.rounds,
             )  # fmt: skip
             if self.automatic and plausibility.flagged.float().mean() > AUTO_MAX_FLAGGED:
                 logger.warning(
