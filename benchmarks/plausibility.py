@@ -29,7 +29,7 @@ from benchmarks.flags import flag_quality  # noqa: E402
 from benchmarks.names import PLAUSIBILITY_CORPORA  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.tasks import TRANSLATION, TRANSLATION_TATOEBA, Noise  # noqa: E402
-from hf_autoassist.plausibility import plausibility_for  # noqa: E402
+from hf_autoassist.plausibility import REFIT_ROUNDS, plausibility_for  # noqa: E402
 from hf_autoassist.plausibility.pairs import MAX_PAIRS_SEEN  # noqa: E402
 
 # corpus -> its clean task (the result file is PLAUSIBILITY_CORPORA's)
@@ -57,14 +57,21 @@ class PlausibilityStudyArguments:
     max_pairs_seen: int = field(
         default=MAX_PAIRS_SEEN, metadata={"help": "Pairs each encoder trains on at most (the check's cost bound)."}
     )
+    rounds: int = field(
+        default=REFIT_ROUNDS,
+        metadata={"help": "Rounds of encoders (`autoassist_plausibility_rounds`); another than the library's default "
+                  "writes `<file>-rounds<n>.json`."},
+    )
     output: str | None = field(
         default=None, metadata={"help": "Default: the corpus's file in benchmarks/results (benchmarks/names.py)."}
     )
     work_dir: str = field(default="outputs/benchmarks/plausibility")
 
 
-def measure(train, noisy_indices, seed: int, max_pairs_seen: int = MAX_PAIRS_SEEN) -> dict:
-    plausibility = plausibility_for(train, seed=seed, max_pairs_seen=max_pairs_seen)
+def measure(
+    train, noisy_indices, seed: int, max_pairs_seen: int = MAX_PAIRS_SEEN, rounds: int = REFIT_ROUNDS
+) -> dict:  # fmt: skip
+    plausibility = plausibility_for(train, seed=seed, max_pairs_seen=max_pairs_seen, rounds=rounds)
     record = plausibility.summary()  # its `seconds` are the check's alone, no Boss trained
     if noisy_indices:
         record.update(flag_quality(plausibility, noisy_indices))
@@ -78,6 +85,8 @@ def main():
     if study.train_samples is not None:
         preset = replace(preset, train_samples=study.train_samples)
         file_name = file_name.replace(".json", f"-{study.train_samples}.json")
+    if study.rounds != REFIT_ROUNDS:
+        file_name = file_name.replace(".json", f"-rounds{study.rounds}.json")
     if study.max_pairs_seen != MAX_PAIRS_SEEN and study.output is None:
         raise ValueError("A --max_pairs_seen other than the library's is not the check users run: name its --output.")
     study.output = study.output or os.path.join("benchmarks", "results", file_name)
@@ -86,12 +95,13 @@ def main():
         with open(study.output) as f:
             result = json.load(f)
     made_with = (
-        result.get("train_pairs", corpus.presets["full"].train_samples), result.get("max_pairs_seen", MAX_PAIRS_SEEN)
+        result.get("train_pairs", corpus.presets["full"].train_samples), result.get("max_pairs_seen", MAX_PAIRS_SEEN),
+        result.get("rounds", REFIT_ROUNDS),
     )
-    if result["cells"] and made_with != (preset.train_samples, study.max_pairs_seen):
+    if result["cells"] and made_with != (preset.train_samples, study.max_pairs_seen, study.rounds):
         raise ValueError(
-            f"{study.output} was made with {made_with[0]} pairs and --max_pairs_seen {made_with[1]}: name another "
-            "--output for this configuration."
+            f"{study.output} was made with {made_with[0]} pairs, --max_pairs_seen {made_with[1]} and --rounds "
+            f"{made_with[2]}: name another --output for this configuration."
         )
     done = {(c["noise"], c["fraction"], c["seed"]) for c in result["cells"]}
     result.update(
@@ -100,6 +110,7 @@ def main():
         data=f"{corpus.description}; {preset.train_samples} training pairs",
         train_pairs=preset.train_samples,
         max_pairs_seen=study.max_pairs_seen,
+        rounds=study.rounds,
         torch_threads=torch.get_num_threads(),
     )
     for noise in NOISES:
@@ -113,7 +124,7 @@ def main():
                 work_dir = os.path.join(study.work_dir, study.corpus, str(preset.train_samples), kind.replace(" ", "-"))
                 data = task.load(study.data_dir, preset, work_dir, task.noise)
             record = {"noise": kind, "fraction": fraction, "seed": seed}
-            record.update(measure(data.train, data.noisy_indices, seed, study.max_pairs_seen))
+            record.update(measure(data.train, data.noisy_indices, seed, study.max_pairs_seen, study.rounds))
             print(json.dumps(record), flush=True)
             result["cells"].append(record)
             os.makedirs(os.path.dirname(study.output), exist_ok=True)

@@ -15,8 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
-    render_ablation, render_assistant_dim, render_example, render_overhead, render_pairs_check, render_plausibility,
-    render_signals, render_upstream_trainer,
+    render_ablation, render_assistant_dim, render_check_share, render_example, render_overhead, render_pairs_check,
+    render_plausibility, render_signals, render_upstream_trainer,
 )  # fmt: skip
 from benchmarks.suite_tables import (  # noqa: E402
     load_results, load_schedules, render, render_convergence, render_curves, render_front, render_verdict,
@@ -49,6 +49,7 @@ def benchmarks_readme_sections(results: list[dict]) -> dict[str, str]:
         "convergence-results": render_convergence(results, load_schedules()),
         "overhead-results": render_overhead(),
         "plausibility-results": render_plausibility(),
+        "check-share": render_check_share(),
         "v2-results": f"{render_front(archived)}\n\n{render_curves(archived)}",
         "curve-results": render_curves(results),
     }

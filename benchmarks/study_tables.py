@@ -163,16 +163,21 @@ ARCHIVED_PLAUSIBILITY = (("Multi30k en-de, one round (until 2026-12-04)", "archi
 
 def _plausibility_studies(folder: Path, archived: bool = False) -> list[tuple[str, dict]]:
     """(corpus name, the study's JSON) for each corpus studied: at the suite's size, then at the other sizes studied
-    (`plausibility.py --train_samples N` writes `<file>-N.json`), smallest first; with `archived`, then the earlier
-    versions' studies."""
+    (`plausibility.py --train_samples N` writes `<file>-N.json`), smallest first, then with other numbers of rounds
+    (`--rounds N`: `<file>-roundsN.json`); with `archived`, then the earlier versions' studies."""
     studies = []
     for corpus, file_name in PLAUSIBILITY_CORPORA.values():
         stem = file_name.removesuffix(".json")
         sized = sorted(folder.glob(f"{stem}-[0-9]*.json"), key=lambda path: int(path.stem.rsplit("-", 1)[1]))
-        for path in [folder / file_name, *sized]:
+        rounds = sorted(folder.glob(f"{stem}-rounds[0-9]*.json"))
+        for path in [folder / file_name, *sized, *rounds]:
             if path.exists():
                 study = json.loads(path.read_text())
-                name = corpus if path.name == file_name else f"{corpus}, {study['train_pairs']:,} pairs"
+                name = corpus
+                if path in sized:
+                    name = f"{corpus}, {study['train_pairs']:,} pairs"
+                elif path in rounds:
+                    name = f"{corpus}, `autoassist_plausibility_rounds={study['rounds']}`"
                 studies.append((name, study))
     for name, file_name in ARCHIVED_PLAUSIBILITY if archived else ():
         if (folder / file_name).exists():
@@ -203,6 +208,28 @@ def render_plausibility(folder: Path = RESULTS) -> str:
             lines.append("| " + " | ".join(row) + " |")
     if len(lines) == 2:
         return "Not measured yet: `python benchmarks/plausibility.py --data_dir ../shared/data`."
+    return "\n".join(lines)
+
+
+def render_check_share(folder: Path = RESULTS) -> str:
+    """benchmarks/README.md: the pairs check's share of the suite's translation recipe per Boss (`check_share.py`)."""
+    path = folder / "check-share.json"
+    if not path.exists():
+        return "Not measured yet: `python benchmarks/check_share.py --data_dir ../shared/data`."
+    study = json.loads(path.read_text())
+    rounds = list(study["check_seconds"])
+    lines = [
+        "| Boss | seconds per pair | the recipe's run | "
+        + " | ".join(f"check share, {key} ({study['check_seconds'][key]:.1f} s)" for key in rounds) + " |",
+        "|---|---|---|" + "---|" * len(rounds),
+    ]
+    for name, boss in study["bosses"].items():
+        model = boss["model"]
+        lines.append(
+            f"| {name} (d_model {model['d_model']}, {model['layers']}+{model['layers']} layers) | "
+            f"{boss['seconds_per_pair'] * 1000:.2f} ms | {boss['recipe_seconds']:.0f} s | "
+            + " | ".join(f"{boss['check_share'][key]:.1%}" for key in rounds) + " |"
+        )
     return "\n".join(lines)
 
 

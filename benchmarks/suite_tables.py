@@ -4,9 +4,9 @@ from the defaults today), and benchmarks/README's convergence check and curves."
 import json
 from pathlib import Path
 
-from benchmarks.analysis import disturbed, front_of, iso_quality
+from benchmarks.analysis import CLEAN, disturbed, front_of, iso_quality
 from benchmarks.names import RESULTS, SUITE_TASKS
-from benchmarks.number_format import digits_of, number, seed_values, signed, speedups
+from benchmarks.number_format import BOUND_MARK, digits_of, number, seed_values, signed, speedups
 
 STRATEGY_ORDER = ("autoassist", "random", "infobatch", "filtered")
 
@@ -134,6 +134,30 @@ def _full_plain(result: dict) -> dict[int, float]:
     return {seed: v for seed, v in zip(result["seeds"], values) if v is not None}
 
 
+def _perfect_filter(result: dict) -> str:
+    """On a noisy task: what dropping exactly the planted noise reaches on this recipe, per seed (the perfect
+    filter: plain on the clean instances only, at the recipe's epochs), against the full plain run and placed on
+    the plain front: the yardstick of what dropping the noise can win on it. "" where it was not run."""
+    epochs = result.get("schedule", {}).get("num_train_epochs")
+    runs = {r["seed"]: r for r in result["runs"]
+            if r["strategy"] == CLEAN and r["num_train_epochs"] == epochs and r["final_validation"] is not None}  # fmt: skip
+    if not runs:
+        return ""
+    full, digits = _full_plain(result), digits_of(result)
+    values, over, seconds = [], [], []
+    for seed, run in sorted(runs.items()):
+        if seed not in full:
+            continue
+        speed = iso_quality(run, front_of(result["runs"], seed))
+        values.append(f"{run['final_validation']:.{digits}f}")
+        over.append(run["final_validation"] - full[seed])
+        seconds.append(f"{BOUND_MARK[speed['bound']]}{speed['seconds']:.2f}")
+    if not values:
+        return ""
+    return (f" The perfect filter (plain on the clean instances only, at the recipe's epochs): {', '.join(values)} "
+            f"(− the full plain run {signed(over, digits)}), iso-quality speedup in seconds {', '.join(seconds)}.")
+
+
 def _noise_cost_won(result: dict, results: list[dict], values: list) -> str:
     """On a noisy task whose clean task the suite also runs: the share of what the noise costs the full plain run
     (the clean task's full plain run minus the noisy one's, per seed) that `values` (per seed) win back; else ""."""
@@ -241,7 +265,7 @@ def render_verdict(results: list[dict]) -> str:
             + (f" ({len(retime)} of these runs' seconds disturbed by other work, to be re-timed)" if retime else "")
             + "."
         )
-        rows[task] = " ".join([line, row] if default else [row, line]).strip()
+        rows[task] = " ".join([line, row] if default else [row, line]).strip() + _perfect_filter(result)
     lines += [f"- {task}: {row}" for task, row in rows.items()]
     verdict = ("AutoAssist gains on " + ", ".join(gains)) if gains else "no task gains speed on every seed yet"
     lines += ["", f"In short: {'; '.join([verdict, *checked])}."]

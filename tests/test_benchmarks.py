@@ -317,6 +317,25 @@ def test_the_pairs_check_line_gives_the_ranges_of_the_study_rows_and_its_share_o
     assert lines.splitlines()[0] == line
     assert lines.splitlines()[1].startswith("- Multi30k en-de, 400 pairs (2 seeds)")
     assert "(1.7%–3.3% of the suite's full plain translation run scaled to as many pairs, 600 s)" in lines
+    # a study with one round of encoders (`--rounds 1`): its own line, named by the option
+    (tmp_path / "plausibility-translation-rounds1.json").write_text(json.dumps({**sized, "rounds": 1, "train_pairs": 100}))
+    lines = tables.render_pairs_check([{"task": "translation", "runs": runs, "data": {"train": 100}}], tmp_path)
+    assert lines.splitlines()[2].startswith("- Multi30k en-de, `autoassist_plausibility_rounds=1` (2 seeds)")
+    assert "10–20 s per check on 2 threads (6.7%–13.3% of the suite's full plain translation run, 150 s)" in lines
+
+
+def test_the_check_share_table_sets_the_checks_seconds_beside_each_bosss_run(tmp_path):
+    from benchmarks import study_tables as tables
+
+    assert tables.render_check_share(tmp_path).startswith("Not measured yet")
+    boss = {"model": {"d_model": 128, "layers": 2}, "seconds_per_pair": 0.0025, "recipe_seconds": 260.0,
+            "check_share": {"rounds=2": 0.058, "rounds=1": 0.03}}  # fmt: skip
+    study = {"check_seconds": {"rounds=2": 16.0, "rounds=1": 8.0}, "bosses": {"suite": boss}}
+    (tmp_path / "check-share.json").write_text(json.dumps(study))
+    table = tables.render_check_share(tmp_path).splitlines()
+    assert table[0] == ("| Boss | seconds per pair | the recipe's run | check share, rounds=2 (16.0 s) | check share, "
+                        "rounds=1 (8.0 s) |")
+    assert table[2] == "| suite (d_model 128, 2+2 layers) | 2.50 ms | 260 s | 5.8% | 3.0% |"
 
 
 def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs():
@@ -346,6 +365,19 @@ def test_the_first_screen_gives_the_checks_own_seconds_from_its_undisturbed_runs
     noisy = {**result, "seeds": [0, 1], "noise": {"kind": "pairs", "fraction": 0.25}}
     text = tables.render_verdict([clean, noisy])
     assert "winning back 0.50 (0.50, 0.38) of what the noise costs it (translation's full plain run − this one's)" in text
+    assert "The perfect filter" not in text  # not run on this task
+    # with the perfect filter run at the recipe's epochs (and at the full run's instances, not the one reported)
+    plain = [{"seed": seed, "strategy": "plain", "budget": budget, "num_train_epochs": 32 * budget,
+              "train_seconds": 100.0 * budget, "boss_instances": 1000 * budget, "final_validation": metric,
+              "foreign_cpu_seconds": 0.0} for seed in (0, 1) for budget, metric in ((0.5, 14.0), (1.0, 15.0 + seed))]  # fmt: skip
+    clean_runs = [{"seed": seed, "strategy": "plain_clean", "num_train_epochs": epochs, "train_seconds": 80.0,
+                   "boss_instances": 750, "final_validation": metric, "foreign_cpu_seconds": 0.0}
+                  for seed, metric in ((0, 15.5), (1, 15.0)) for epochs in (32, 42.7)]  # fmt: skip
+    noisy = {**noisy, "schedule": {"num_train_epochs": 32}, "runs": [*result["runs"], *plain, *clean_runs]}
+    text = tables.render_verdict([clean, noisy])
+    # seed 0 ends above its whole front (a bound), seed 1 reaches 15.0 where the front does at 75 of its 100 s
+    assert ("The perfect filter (plain on the clean instances only, at the recipe's epochs): 15.50, 15.00 (− the full "
+            "plain run +0.50, -1.00), iso-quality speedup in seconds ≥1.25, 0.94.") in text
 
 
 def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
