@@ -20,6 +20,7 @@ from .diagnostics import SelectionReport
 from .epoch_selection import EpochSelection
 from .irreducible import IrreducibleLosses
 from .plausibility.check import LabelCheck, PlausibilityCheck
+from .plausibility.gallery import write_gallery
 from .sampler import AssistedBatchSampler, RescoringBatchSampler
 from .schedule import EpochPlan
 from .strategies import AUTO, AutoAssistSelection, build_strategy, resolve_strategy
@@ -43,7 +44,7 @@ class SelectionRun:
         irreducible (`IrreducibleLosses`, *optional*): each instance's irreducible loss, when the options read it.
         is_encoder_decoder (`bool`, defaults to False): the Boss is an encoder-decoder (where `"auto"` checks pairs).
         tokenizer (*optional*): the one that made the training set's token ids (the trainer's `processing_class`),
-            for a pretrained plausibility encoder that reads the pairs as text.
+            for a pretrained plausibility encoder that reads the pairs as text, and for the report's flagged pairs.
 
     `report` is the per-epoch record (`SelectionReport`), readable after training.
     """
@@ -63,6 +64,7 @@ class SelectionRun:
         tokenizer=None,
     ):
         self.args, self.accelerator = args, accelerator
+        self.dataset, self.tokenizer = dataset, tokenizer  # the report shows the flagged instances themselves
         self.num_samples = len(dataset)
         self.irreducible = irreducible
         self.seed = args.data_seed if args.data_seed is not None else args.seed
@@ -225,10 +227,15 @@ class SelectionRun:
         return self.args.save_strategy != "no" and (self.strategy_name != "none" or self.checks)
 
     def write_report(self, output_dir: str) -> None:
-        """The per-epoch diagnostics and, after a plausibility check, each instance's score and flag."""
+        """The per-epoch diagnostics and, after a plausibility check, each instance's score and flag, and the
+        flagged instances most likely implausible, drawn (`gallery.py`)."""
         self.report.write(output_dir)
         if self.plausibility is not None:
             self.plausibility.write(output_dir)
+            try:
+                write_gallery(self.plausibility, self.dataset, output_dir, self.tokenizer)
+            except Exception as error:  # a picture must never cost the run its end
+                logger.warning(f"AutoAssist could not draw the flagged instances ({type(error).__name__}: {error}).")
 
     def close(self) -> None:
         """Stops the Assistant's thread (it finishes its queue first); its numbers stay readable."""

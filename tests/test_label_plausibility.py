@@ -11,6 +11,7 @@ import torch
 from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
 from hf_autoassist.plausibility import REPORT_NAME
 from hf_autoassist.plausibility.check import DECIDE_AT_EPOCH
+from hf_autoassist.plausibility.gallery import GALLERY_NAME
 from hf_autoassist.plausibility.labels import label_plausibility, neighbours_for, wrong_label_posterior
 
 from benchmarks.noise import flip_labels
@@ -108,6 +109,7 @@ def test_the_trainer_decides_when_the_third_epoch_starts_and_never_trains_on_fla
     assert len(rows) == 2000 and rows[0]["flagged"] and rows[0]["posterior"] >= rows[-1]["posterior"]
     given = images["labels"]
     assert all(row["suggested_label"] != given[row["index"]] for row in rows if row["flagged"])
+    assert (tmp_path / GALLERY_NAME).is_file()  # the least plausible flagged images, drawn
 
 
 def test_a_run_resumed_before_or_after_the_decision_flags_and_trains_as_the_uninterrupted_one(
