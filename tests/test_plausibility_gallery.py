@@ -41,6 +41,7 @@ def test_nothing_is_drawn_when_nothing_is_flagged_or_the_instances_cannot_be_sho
     assert write_gallery(flags([0.1, 0.9, 0.3]), tabular, str(tmp_path)) is None
     pairs = Dataset.from_dict({"input_ids": [[3, 4]] * 3, "labels": [[5, 6]] * 3})
     assert write_gallery(flags([0.1, 0.9, 0.3], "pairs"), pairs, str(tmp_path)) is None  # no tokenizer to decode
+    assert write_gallery(flags([0.1, 0.9, 0.3]), [(np.zeros((1, 4, 4)), 0)] * 3, str(tmp_path)) is None  # tuples
     assert not (tmp_path / GALLERY_NAME).exists()
 
 

@@ -3,9 +3,9 @@ the training set itself, with a decision that flags nothing on clean data.
 
 `plausibility_for(dataset, "pairs")` scores every pair with cross-fitted contrastive encoders (`pairs.py`), fits the
 calibrated mixture of `mixture.py` (by default twice: the second encoders do not train on the pairs the first
-flagged), and
-returns a [`Plausibility`]: scores, posteriors, flags, and a JSONL report (`autoassist_plausibility.jsonl`, one line
-per instance, readable with `datasets.load_dataset("json", ...)`). A user who has a pretrained sentence encoder
+flagged), and returns a [`Plausibility`]: scores, posteriors, flags, and a JSONL report
+(`autoassist_plausibility.jsonl`, one line per instance, readable with `datasets.load_dataset("json", ...)`; the
+flagged instances are also drawn, `gallery.py`). A user who has a pretrained sentence encoder
 names it instead (`pretrained.py`): it scores the pairs decoded to text, in one round.
 """
 

@@ -63,8 +63,8 @@ def write_gallery(
     plausibility: Plausibility, dataset, output_dir: str, tokenizer=None, count: int = SHOWN
 ) -> str | None:  # fmt: skip
     """Draws the `count` flagged instances most likely implausible into `output_dir/autoassist_plausibility.png`.
-    Returns its path, or None when nothing was flagged, the instances are neither images nor decodable pairs, or
-    matplotlib is not installed."""
+    Returns its path, or None when nothing was flagged, the instances are not dicts of images or of decodable pairs,
+    or matplotlib is not installed."""
     shown = plausibility.least_plausible(count)
     if not shown:
         return None
@@ -76,6 +76,8 @@ def write_gallery(
     except ImportError:
         return None
     examples = [dataset[i] for i in shown]
+    if not all(isinstance(example, dict) for example in examples):  # e.g. a torch Dataset of tuples
+        return None
     images = [thumbnail(example) for example in examples]
     os.makedirs(output_dir, exist_ok=True)
     path = os.path.join(output_dir, GALLERY_NAME)
