@@ -28,7 +28,8 @@ import transformers
 from transformers import HfArgumentParser, Seq2SeqTrainer, Seq2SeqTrainingArguments, TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.names import PLAUSIBILITY_CORPORA, RESULTS  # noqa: E402
+from benchmarks.names import RESULTS  # noqa: E402
+from benchmarks.plausibility import result_file_name  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.tasks import TRANSLATION, TRANSLATION_MODEL  # noqa: E402
 
@@ -75,9 +76,7 @@ def seconds_per_pair(data, preset, work_dir: str, steps: int, warmup_steps: int)
 
 def check_seconds(rounds: int) -> list[float]:
     """The check's seconds on the misaligned cells of the Tatoeba plausibility study with `rounds` rounds."""
-    file_name = PLAUSIBILITY_CORPORA["tatoeba"][1]
-    if rounds != 2:
-        file_name = file_name.replace(".json", f"-rounds{rounds}.json")
+    file_name = result_file_name("tatoeba", rounds=rounds)
     study = json.loads((RESULTS / file_name).read_text())
     if study.get("torch_threads") != 2:
         raise ValueError(f"{file_name} was measured on {study.get('torch_threads')} threads, not the suite's 2.")

@@ -78,15 +78,23 @@ def measure(
     return record
 
 
+def result_file_name(corpus: str, train_samples: int | None = None, rounds: int = REFIT_ROUNDS) -> str:
+    """The study's result file for `corpus`: `<file>-N.json` at another size than the suite's, `<file>-roundsN.json`
+    with another number of rounds than the library's (what `study_tables.py` reads back)."""
+    file_name = PLAUSIBILITY_CORPORA[corpus][1]
+    if train_samples is not None:
+        file_name = file_name.replace(".json", f"-{train_samples}.json")
+    if rounds != REFIT_ROUNDS:
+        file_name = file_name.replace(".json", f"-rounds{rounds}.json")
+    return file_name
+
+
 def main():
     (study,) = HfArgumentParser(PlausibilityStudyArguments).parse_args_into_dataclasses()
-    corpus, (_, file_name) = CORPUS_TASKS[study.corpus], PLAUSIBILITY_CORPORA[study.corpus]
+    corpus, file_name = CORPUS_TASKS[study.corpus], result_file_name(study.corpus, study.train_samples, study.rounds)
     preset = corpus.presets["full"]
     if study.train_samples is not None:
         preset = replace(preset, train_samples=study.train_samples)
-        file_name = file_name.replace(".json", f"-{study.train_samples}.json")
-    if study.rounds != REFIT_ROUNDS:
-        file_name = file_name.replace(".json", f"-rounds{study.rounds}.json")
     if study.max_pairs_seen != MAX_PAIRS_SEEN and study.output is None:
         raise ValueError("A --max_pairs_seen other than the library's is not the check users run: name its --output.")
     study.output = study.output or os.path.join("benchmarks", "results", file_name)

@@ -14,7 +14,7 @@ from transformers.utils import logging
 
 from ..columns import class_ids, column_names, labels_are_sequences
 from ..head_features import FeatureMemory
-from . import METHODS, Plausibility, check_pair_columns, check_text_decoder, plausibility_for
+from . import METHODS, REFIT_ROUNDS, Plausibility, check_pair_columns, check_text_decoder, plausibility_for
 from .labels import label_plausibility
 from .pretrained import check_sentence_encoder
 
@@ -70,7 +70,7 @@ class PlausibilityCheck:
 
     def __init__(
         self, method: str | None = None, threshold: float = 0.5, folds: int = 5, passes: int = 32,
-        encoder: str | None = None, rounds: int = 2,
+        encoder: str | None = None, rounds: int = REFIT_ROUNDS,
     ):  # fmt: skip
         if method is not None and method not in CHOICES:
             raise ValueError(f"`autoassist_plausibility` must be one of {list(CHOICES)} or None, got {method!r}.")

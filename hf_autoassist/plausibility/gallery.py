@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from ..columns import LABEL_COLUMNS
 from . import Plausibility
 
 GALLERY_NAME = "autoassist_plausibility.png"
@@ -50,9 +51,9 @@ def pair_lines(example: dict, tokenizer) -> tuple[str, str] | None:
 
 
 def label_names(dataset) -> list[str] | None:
-    """The class names of a `datasets.ClassLabel` `labels` (or `label`) column, else None."""
+    """The class names of a `datasets.ClassLabel` label column (`LABEL_COLUMNS`), else None."""
     features = getattr(dataset, "features", None) or {}
-    for column in ("labels", "label"):
+    for column in LABEL_COLUMNS:
         names = getattr(features.get(column), "names", None)
         if names:
             return list(names)
@@ -102,7 +103,7 @@ def _image_sheet(plausibility, shown, examples, images, names, plt):
         axis.axis("off")
     for axis, index, example, image in zip(axes.flat, shown, examples, images):
         axis.imshow(image, cmap="gray" if image.ndim == 2 else None)
-        label = example.get("labels", example.get("label"))
+        label = next(example[column] for column in LABEL_COLUMNS if column in example)
         title = f"#{index}  p={plausibility.posterior[index]:.2f}\nlabel {name(int(label))}"
         if plausibility.suggested is not None:
             title += f" → {name(int(plausibility.suggested[index]))}?"
