@@ -16,6 +16,8 @@ CLEAN = "plain_clean"
 # the plausibility check alone: every instance it does not flag, every epoch (the library's strategy `none` with
 # `autoassist_plausibility`), at the recipe's epochs times its point
 FILTERED = "filtered"
+# the library as a user gets it: AutoAssistTrainer with no option set (`autoassist_strategy="auto"`)
+DEFAULT = "default"
 # a run whose foreign CPU seconds exceed this share of its training seconds was disturbed: its seconds do not compare
 DISTURBED_SHARE = 0.10
 

@@ -1,5 +1,5 @@
-"""One figure per task: final validation metric against Boss instances and against training seconds, the plain
-front as a line with its seed spread, each strategy's operating points as a curve on it."""
+"""One figure per task: the test metric against Boss instances and against training seconds, the plain front as a
+line with its seed spread, the default and random at each recipe length and any other strategy's points on it."""
 
 import textwrap
 
@@ -9,8 +9,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 COLORS = {
-    "plain": "black", "plain_clean": "tab:purple", "autoassist": "tab:red", "random": "tab:blue", "infobatch": "tab:green"
+    "plain": "black", "plain_clean": "tab:purple", "filtered": "tab:orange", "default": "tab:red", "random": "tab:blue",
+    "infobatch": "tab:green",
 }  # fmt: skip
+LABELS = {
+    "plain": "plain front (budgets)", "plain_clean": "perfect filter: plain on the clean instances",
+    "filtered": "the plausibility check alone (opt-in)", "default": "default (recipe lengths)",
+    "random": "random at the default's kept fractions", "infobatch": "InfoBatch (operating points)",
+}  # fmt: skip
+METRIC = "test_metric"
 AXES = (("boss_instances", "Boss instances (forward + backward)"), ("train_seconds", "training seconds"))
 
 
@@ -25,7 +32,7 @@ def _groups(runs: list[dict], strategy: str) -> dict[float, list[dict]]:
     groups = {}
     for run in runs:
         if run["strategy"] == strategy:
-            groups.setdefault(run.get("budget", run.get("point")), []).append(run)
+            groups.setdefault(run.get("budget", run.get("length", run.get("point"))), []).append(run)
     return dict(sorted(groups.items()))
 
 
@@ -38,24 +45,21 @@ def plot_task(result: dict, path: str) -> None:
         groups, color = _groups(runs, strategy), COLORS[strategy]
         for axis, (key, _) in zip(axes, AXES):
             axis.scatter([r[key] for g in groups.values() for r in g],
-                         [r["final_validation"] for g in groups.values() for r in g], s=8, color=color, alpha=0.4)  # fmt: skip
+                         [r[METRIC] for g in groups.values() for r in g], s=8, color=color, alpha=0.4)  # fmt: skip
             xs = [_median([r[key] for r in g]) for g in groups.values()]
-            ys = [_median([r["final_validation"] for r in g]) for g in groups.values()]
+            ys = [_median([r[METRIC] for r in g]) for g in groups.values()]
             order = sorted(range(len(xs)), key=xs.__getitem__)
             style = dict(lw=2.5, marker="o") if strategy == "plain" else dict(lw=1.2, marker="s", ls="--")
-            label = {"plain": "plain front (budgets)", "plain_clean": "perfect filter: plain on the clean instances"}.get(
-                strategy, f"{strategy} (operating points)"
-            )
-            axis.plot([xs[i] for i in order], [ys[i] for i in order], color=color, label=label, **style)
+            axis.plot([xs[i] for i in order], [ys[i] for i in order], color=color, label=LABELS[strategy], **style)
             if strategy == "plain":
-                low = [min(r["final_validation"] for r in g) for g in groups.values()]
-                high = [max(r["final_validation"] for r in g) for g in groups.values()]
+                low = [min(r[METRIC] for r in g) for g in groups.values()]
+                high = [max(r[METRIC] for r in g) for g in groups.values()]
                 axis.fill_between([xs[i] for i in order], [low[i] for i in order], [high[i] for i in order],
                                   color=color, alpha=0.12, label="plain: range over seeds")  # fmt: skip
     for axis, (_, label) in zip(axes, AXES):
         axis.set_xlabel(label)
         axis.grid(alpha=0.3)
-    axes[0].set_ylabel(f"final validation {result['metric']}")
+    axes[0].set_ylabel(f"test {result['metric']} ({result['data']['test']:,} test items)")
     axes[0].legend(loc="lower right", fontsize=8)
     title = textwrap.fill(f"{result['task']} ({result['preset']}): {result['description']}", width=160)
     figure.suptitle(title, fontsize=9)

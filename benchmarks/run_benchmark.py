@@ -1,18 +1,20 @@
 #!/usr/bin/env python
-"""Compute-quality benchmark: every strategy's curve against the plain Trainer's front, per task and seed.
+"""Compute-quality benchmark: the default against the plain run the user would have made, against random skipping of
+as many instances, and against the plain front, per task, recipe length and seed.
 
 For each seed and task, in this order:
-1. `plain` at each budget of the plan (0.25 ... 1.0 of the recipe's instances): the plain Trainer (Seq2SeqTrainer),
-   each a complete run whose LR schedule ends at its budget. Together they are the seed's **plain front**. On a
-   noisy task, `plain_clean` (the perfect filter: plain on the clean instances only) at the recipe's epochs and at its
-   instances; on a task the plausibility check reads (translation), `filtered`: every instance the check does not flag
-   (`autoassist_strategy="none"`, `autoassist_plausibility`), at the recipe's epochs.
-2. `autoassist` at each of its operating points (`autoassist_base_prob`), each followed by `random` keeping, epoch by
-   epoch, the fraction that autoassist run kept (same seed): random skipping at the same kept fractions.
-3. `infobatch` at each of its operating points (`autoassist_prune_ratio`).
-Each run evaluates the validation split once, at its end, then the test split. Its iso-quality speedup is what the
-front needs (piecewise-linear between budgets) to reach its final validation metric, over what it used
-(`benchmarks/analysis.py`).
+1. `plain` at each budget of the plan (0.25 ... 2.0 of the converged recipe's epochs): the plain Trainer
+   (Seq2SeqTrainer), each a complete run whose LR schedule ends at its budget. Together they are the seed's **plain
+   front**; the budgets 0.5, 1.0 and 2.0 are also the plain runs of the half, converged and double **recipe lengths**.
+   On a noisy task, `plain_clean` (the perfect filter: plain on the clean instances only) at the recipe's epochs; where
+   a plausibility check is opt-in, `filtered` (the check alone, `autoassist_strategy="none"`) at the recipe's epochs.
+2. At each recipe length, `default` (AutoAssistTrainer with no option set, as users get it), then `random` keeping,
+   epoch by epoch, the fraction of the whole training set that the default kept (same seed, no check). When the default
+   kept every instance, random at its fractions is the plain run, and is not trained again.
+3. `infobatch` at its operating points (`autoassist_prune_ratio`), when asked for.
+The verdict rows (plain, default and random at the converged length) take `verdict_seeds` seeds, everything else
+`front_seeds`. Each run evaluates the validation split once, at its end, then the test split; `benchmarks/verdicts.py`
+turns them into paired differences with their 95% intervals.
 
     python benchmarks/run_benchmark.py --task all --preset full --data_dir ../shared/data
 
@@ -32,34 +34,54 @@ import transformers
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import AUTOASSIST, CLEAN, FILTERED, INFOBATCH, PLAIN, RANDOM, analyse, disturbed  # noqa: E402
+from benchmarks.analysis import CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, disturbed  # noqa: E402
 from benchmarks.plots import plot_task  # noqa: E402
 from benchmarks.runs import (  # noqa: E402
     Progress, autoassist_settings, environment, fingerprint, replayed_keep_probs, run_one, task_work_dir,
     training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
+from benchmarks.verdicts import analyse, kept_everything  # noqa: E402
 
-STRATEGIES = (PLAIN, CLEAN, FILTERED, AUTOASSIST, RANDOM, INFOBATCH)
-# the option that moves each strategy along its curve; `random` replays autoassist's kept fractions at its points
-KNOBS = {AUTOASSIST: "autoassist_base_prob", RANDOM: "autoassist_base_prob", INFOBATCH: "autoassist_prune_ratio"}
-# where the plausibility check runs alone (`filtered`, on tasks it can read): the recipe's epochs
-FILTERED_EPOCHS = (1.0,)
+STRATEGIES = (PLAIN, CLEAN, FILTERED, DEFAULT, RANDOM, INFOBATCH)
+# the suite's runs unless --strategies says otherwise: InfoBatch's curve is asked for by name
+SUITE_STRATEGIES = (PLAIN, CLEAN, FILTERED, DEFAULT, RANDOM)
+# the option that moves a strategy along its curve
+KNOBS = {INFOBATCH: "autoassist_prune_ratio"}
+# a strategy run at each recipe length rather than at a budget or operating point
+AT_LENGTHS = (DEFAULT, RANDOM)
 
 
 @dataclass
 class Plan:
-    """The budgets of the plain front and the operating points of each strategy."""
+    """The budgets of the plain front (shares of the converged recipe's epochs), the recipe lengths the default is
+    judged at (each also a budget), the seeds of the verdict rows (plain, default and random at the converged length)
+    and of every other run, and the operating points of the strategies that have a knob."""
 
     budgets: tuple[float, ...]
+    lengths: tuple[float, ...]
+    verdict_seeds: int
+    front_seeds: int
     points: dict[str, tuple[float, ...]]
+
+    def for_task(self, task: Task | None) -> "Plan":
+        """The plan a task runs: `translation-tatoeba-noisy` keeps its converged rows only (the suite's time)."""
+        if task is None or task.lengths is None:
+            return self
+        longest = max(task.lengths)
+        return replace(self, lengths=task.lengths, budgets=tuple(b for b in self.budgets if b <= longest))
+
+    def seeds_of(self, strategy: str, value: float) -> int:
+        verdict = strategy in (PLAIN, *AT_LENGTHS) and value == 1.0
+        return self.verdict_seeds if verdict else self.front_seeds
 
 
 PLANS = {
-    # autoassist accepts with at least max(base_prob, 1 - skill): below 1 - skill (about 0.2 on images, 0.45 on
-    # text) base_prob changes nothing, so its points start at the default
-    "full": Plan(budgets=(0.25, 0.4, 0.55, 0.7, 1.0), points={AUTOASSIST: (0.3, 0.45, 0.6), INFOBATCH: (0.3, 0.5, 0.7)}),
-    "quick": Plan(budgets=(0.5, 1.0), points={AUTOASSIST: (0.3,), INFOBATCH: (0.5,)}),
+    # 5 seeds where a verdict is read (a 95% interval over 3 seeds is 4.3 standard errors wide, over 5 2.8); the
+    # half and double lengths and the front's other budgets 3
+    "full": Plan(budgets=(0.25, 0.5, 0.75, 1.0, 2.0), lengths=(0.5, 1.0, 2.0), verdict_seeds=5, front_seeds=3,
+                 points={INFOBATCH: (0.3, 0.5, 0.7)}),  # fmt: skip
+    "quick": Plan(budgets=(0.5, 1.0), lengths=(1.0,), verdict_seeds=1, front_seeds=1, points={INFOBATCH: (0.5,)}),
 }
 
 
@@ -72,11 +94,12 @@ class BenchmarkArguments:
         default=None, metadata={"help": "Where the JSON and plots go; default benchmarks/results[/quick]."}
     )
     seeds: list[int] | None = field(
-        default=None, metadata={"help": "The seeds, each a whole front and every curve; default 0 1 2 (full), 0 (quick)."}
+        default=None,
+        metadata={"help": "The seeds; default the plan's: 0 to 4 for the verdict rows, 0 to 2 for the rest (full)."},
     )
     strategies: list[str] = field(
-        default_factory=lambda: list(STRATEGIES),
-        metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random needs autoassist)."},
+        default_factory=lambda: list(SUITE_STRATEGIES),
+        metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random needs default)."},
     )
     max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size."})
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the preset's schedule."})
@@ -97,39 +120,34 @@ class BenchmarkArguments:
         unknown = sorted(set(self.strategies) - set(STRATEGIES))
         if unknown:
             raise ValueError(f"Unknown --strategies {unknown}; choose among {list(STRATEGIES)}.")
-        if RANDOM in self.strategies and AUTOASSIST not in self.strategies:
-            raise ValueError("'random' replays the kept fractions of the autoassist runs: add 'autoassist'.")
+        if RANDOM in self.strategies and DEFAULT not in self.strategies:
+            raise ValueError("'random' replays the kept fractions of the default's runs: add 'default'.")
 
 
-def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None):
-    """(strategy, budget or point) in the order they run for one seed; random follows the autoassist run it replays.
-    On a noisy task the perfect filter (`CLEAN`) follows the front: plain on the clean instances at the full run's
-    epochs, and at its instances (the epochs over the clean share). Then, on a task the plausibility check reads,
-    the check alone (`FILTERED`) at the recipe's epochs."""
+def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None, seed: int | None = None):
+    """(strategy, budget, length or point) in the order they run for `seed` (every run of any seed when None); random
+    follows the default run it replays. On a noisy task the perfect filter (`CLEAN`) follows the front, at the
+    recipe's epochs; then, where the plausibility check is opt-in (`task.plausibility` but not the default's), the
+    check alone (`FILTERED`) at the recipe's epochs."""
+    plan = plan.for_task(task)
     runs = []
     if PLAIN in bench.strategies:
         runs += [(PLAIN, budget) for budget in plan.budgets]
     if CLEAN in bench.strategies and task is not None and task.noise is not None:
-        runs += [(CLEAN, 1.0), (CLEAN, round(1.0 / (1.0 - task.noise.fraction), 4))]
-    if FILTERED in bench.strategies and task is not None and task.plausibility is not None:
-        runs += [(FILTERED, factor) for factor in FILTERED_EPOCHS]
-    if AUTOASSIST in bench.strategies:
-        for point in plan.points[AUTOASSIST]:
-            runs.append((AUTOASSIST, point))
-            if RANDOM in bench.strategies:
-                runs.append((RANDOM, point))
+        runs.append((CLEAN, 1.0))
+    if FILTERED in bench.strategies and task is not None and task.plausibility not in (None, "pairs"):
+        runs.append((FILTERED, 1.0))  # the default ('auto') makes the pairs check alone: that run is `default`
+    for length in plan.lengths:
+        runs += [(strategy, length) for strategy in AT_LENGTHS if strategy in bench.strategies]
     if INFOBATCH in bench.strategies:
         runs += [(INFOBATCH, point) for point in plan.points[INFOBATCH]]
-    return runs
+    return [(s, v) for s, v in runs if seed is None or seed < plan.seeds_of(s, v)]
 
 
 def default_points(task: Task) -> dict[str, float]:
-    """Each strategy's operating point when the user sets nothing: its knob's default."""
+    """Each knob's operating point when the user sets nothing."""
     defaults = {f.name: f.default for f in fields(task.config_class)}
-    points = {strategy: defaults[knob] for strategy, knob in KNOBS.items()}
-    if task.plausibility is not None:
-        points[FILTERED] = 1.0  # the recipe's epochs
-    return points
+    return {strategy: defaults[knob] for strategy, knob in KNOBS.items()}
 
 
 class TaskSuite:
@@ -142,10 +160,8 @@ class TaskSuite:
         if os.path.isfile(self.path) and not bench.fresh:
             with open(self.path) as f:
                 previous = json.load(f).get("runs", [])
-        recorded = {}  # fingerprint -> the run, preferring the record that was trained over its copies
-        for run in previous:
-            if "fingerprint" in run and ("same_run_as" not in run or run["fingerprint"] not in recorded):
-                recorded[run["fingerprint"]] = run
+        self.recorded = {run["fingerprint"]: run for run in previous if "fingerprint" in run}
+        plan = PLANS[bench.preset].for_task(task)
         self.result = {
             "task": task.name,
             "description": task.description,
@@ -153,13 +169,14 @@ class TaskSuite:
             "command": command,
             "environment": environment(),
             "metric": data.metric,
+            # the sizes of the sets each run is decided (validation) and reported (test) on
             "data": {"train": len(data.train), "validation": len(data.validation), "test": len(data.test)},
             "schedule": {
                 "num_train_epochs": preset.num_train_epochs,
                 "training_arguments": preset.training,
                 "model": preset.model,
             },
-            "plan": asdict(PLANS[bench.preset]),
+            "plan": asdict(plan),
             "default_points": default_points(task),
             "seeds": bench.seeds,
             "runs": [],
@@ -170,29 +187,19 @@ class TaskSuite:
         # loses none of them, and a run of some strategies keeps the others'); those of another configuration (an
         # earlier recipe) are dropped
         self.work_dir = task_work_dir(bench, task)
-        self.recorded = recorded
         every_strategy = replace(bench, strategies=list(STRATEGIES))
         for seed in bench.seeds:
             replayed = {}
             for spec in run_specs(task, data, every_strategy, preset, seed, self.work_dir, replayed):
-                record = self.find(spec)
+                record = self.recorded.get(spec.key)
                 if record is not None:
                     self.result["runs"].append(record)
-                    if spec.strategy == AUTOASSIST:
+                    if spec.strategy == DEFAULT:
                         replayed[spec.value] = record
 
-    def find(self, spec: "RunSpec") -> dict | None:
-        """The recorded run of `spec`'s configuration. Two operating points can be one configuration (random
-        replaying the same kept fractions): the run is then made once and recorded under each point."""
-        record = self.recorded.get(spec.key)
-        if record is None or _value(record) == spec.value:
-            return record
-        field_name = "budget" if spec.strategy == PLAIN else "point"
-        return {**record, field_name: spec.value, "same_run_as": _value(record)}
-
     def add(self, record: dict) -> None:
-        """Records the run in its place (seed, strategy, budget or point), replacing any earlier record there, of the
-        same run or of one it supersedes (random replaying an autoassist run that was trained again), and saves the
+        """Records the run in its place (seed, strategy, budget, length or point), replacing any earlier record there,
+        of the same run or of one it supersedes (random replaying a default run that was trained again), and saves the
         JSON and the plot."""
         runs = self.result["runs"]
         same = [i for i, run in enumerate(runs) if _slot(run) == _slot(record)]
@@ -202,24 +209,22 @@ class TaskSuite:
                 del runs[i]
         else:
             runs.append(record)
-        if "same_run_as" not in record:
-            self.recorded[record["fingerprint"]] = record
+        self.recorded[record["fingerprint"]] = record
         save(self.result, self.output_dir)
 
 
+# the record field that places a run of each strategy in the plan
+VALUE_FIELD = {PLAIN: "budget", DEFAULT: "length", RANDOM: "length"}
+
+
 def _slot(record: dict) -> tuple:
-    """Where a run sits in the plan: one run per seed, strategy and budget or point."""
-    return record["seed"], record["strategy"], _value(record)
-
-
-def _value(record: dict) -> float:
-    """A run's budget (plain) or operating point."""
-    return record["budget"] if record["strategy"] == PLAIN else record["point"]
+    """Where a run sits in the plan: one run per seed, strategy and budget, length or point."""
+    return record["seed"], record["strategy"], record[VALUE_FIELD.get(record["strategy"], "point")]
 
 
 def save(result: dict, output_dir: str) -> None:
     """Writes the JSON (runs plus their analysis) and the plot."""
-    full = {**result, **analyse(result["runs"], result["seeds"], result["default_points"])}
+    full = {**result, **analyse(result["runs"])}
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, f"{result['task']}.json"), "w") as f:
         json.dump(full, f, indent=1)
@@ -229,37 +234,40 @@ def save(result: dict, output_dir: str) -> None:
 @dataclass
 class RunSpec:
     strategy: str
-    value: float  # the plain run's budget, or the strategy's operating point
+    value: float  # the plain run's budget, the recipe length of default and random, or a strategy's operating point
     epochs: float
     options: dict
     key: str  # its fingerprint
 
     @property
     def label(self) -> str:
-        if self.strategy in (PLAIN, CLEAN, FILTERED):
-            return f"{'budget' if self.strategy == PLAIN else 'epochs x'} {self.value}"
-        return f"{KNOBS[self.strategy]}={self.value}"
+        if self.strategy == PLAIN:
+            return f"budget {self.value}"
+        if self.strategy in KNOBS:
+            return f"{KNOBS[self.strategy]}={self.value}"
+        return f"epochs x {self.value}"
 
 
 def run_specs(
     task: Task, data: TaskData, bench: BenchmarkArguments, preset, seed: int, work_dir: str, replayed: dict
 ):  # fmt: skip
-    """The seed's runs in order, with their fingerprints. A `random` run needs the record of the autoassist run it
-    replays, which the caller puts in `replayed[point]` after that run; without it the random run is left out."""
-    for strategy, value in planned_runs(bench, PLANS[bench.preset], task):
-        epochs, options = preset.num_train_epochs, {}
-        if strategy in (PLAIN, CLEAN):
-            epochs = value * preset.num_train_epochs
-        elif strategy == FILTERED:
-            epochs, options = value * preset.num_train_epochs, {"autoassist_plausibility": task.plausibility}
+    """The seed's runs in order, with their fingerprints. A `random` run needs the record of the default run it
+    replays, which the caller puts in `replayed[length]` after that run; without it (or when that run kept every
+    instance) the random run is left out."""
+    for strategy, value in planned_runs(bench, PLANS[bench.preset], task, seed):
+        epochs, options = value * preset.num_train_epochs, {}
+        if strategy == FILTERED:
+            options = {"autoassist_plausibility": task.plausibility}
         elif strategy == RANDOM:
             source = replayed.get(value)
-            if source is None:
+            if source is None or kept_everything(source):
                 continue
             warmup = source["autoassist_config"]["autoassist_warmup_epochs"]
-            options = {"autoassist_keep_prob": replayed_keep_probs(source, warmup, len(data.train))}
-        else:
-            options = {KNOBS[strategy]: value}
+            # a share of the whole training set, drawn from all of it: random skipping without the check
+            keep = replayed_keep_probs(source, warmup, len(data.train), over_unflagged=False)
+            options = {"autoassist_keep_prob": keep, "autoassist_plausibility": "none"}
+        elif strategy in KNOBS:
+            epochs, options = preset.num_train_epochs, {KNOBS[strategy]: value}
         settings = None
         if strategy not in (PLAIN, CLEAN):
             args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
@@ -270,16 +278,16 @@ def run_specs(
 def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData, seed: int, progress: Progress):
     task = suite.task
     work_dir = suite.work_dir
-    replayed = {}  # autoassist point -> its record, for the random run that replays it
+    replayed = {}  # length -> the default's record there, for the random run that replays it
     for spec in run_specs(task, data, bench, preset, seed, work_dir, replayed):
         progress.announce(f"{task.name} seed {seed} {spec.strategy} {spec.label}")
-        record = suite.find(spec)
+        record = suite.recorded.get(spec.key)
         if record is not None and bench.retime_above is not None and disturbed(record, bench.retime_above):
             record = None
         trained = record is None
         if trained:
             record = run_one(task, data, preset, spec.strategy, seed, work_dir, spec.epochs, spec.options)
-            record.update(fingerprint=spec.key, **({"budget": spec.value} if spec.strategy == PLAIN else {"point": spec.value}))
+            record.update(fingerprint=spec.key, **{VALUE_FIELD.get(spec.strategy, "point"): spec.value})
             print(
                 f"    validation {record['final_validation']:.4f}, test {record['test_metric']:.4f}, "
                 f"{record['boss_instances']} instances, {record['train_seconds']:.1f} s",
@@ -288,15 +296,16 @@ def run_seed(suite: TaskSuite, bench: BenchmarkArguments, preset, data: TaskData
         else:
             print("    recorded earlier with the same configuration: kept", flush=True)
         progress.finish_one(trained)
-        if spec.strategy == AUTOASSIST:
+        if spec.strategy == DEFAULT:
             replayed[spec.value] = record
         suite.add(record)
 
 
 def main(argv: list[str] | None = None) -> list[dict]:
     (bench,) = HfArgumentParser(BenchmarkArguments).parse_args_into_dataclasses(args=argv)
+    plan = PLANS[bench.preset]
     if bench.seeds is None:
-        bench.seeds = [0] if bench.preset == "quick" else [0, 1, 2]
+        bench.seeds = list(range(max(plan.verdict_seeds, plan.front_seeds)))
     transformers.utils.logging.set_verbosity_error()
     output_dir = bench.output_dir or os.path.join("benchmarks", "results", *(["quick"] if bench.preset == "quick" else []))
     tasks = list(TASKS.values()) if bench.task == "all" else [TASKS[bench.task]]
@@ -320,7 +329,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             preset.num_train_epochs = bench.num_train_epochs
         data = task.load(bench.data_dir, preset, task_work_dir(bench, task), task.noise)
         suites.append((TaskSuite(task, bench, preset, data, output_dir, command), preset, data))
-    progress = Progress(len(bench.seeds) * sum(len(planned_runs(bench, PLANS[bench.preset], t)) for t in tasks))
+    total = sum(len(planned_runs(bench, plan, t, seed)) for t in tasks for seed in bench.seeds)
+    progress = Progress(total)
     # seed by seed across the tasks, so that an interrupted suite has every task at its first seeds
     for seed in bench.seeds:
         for suite, preset, data in suites:

@@ -19,7 +19,7 @@ import transformers
 from transformers import TrainerCallback, set_seed
 from transformers.trainer_callback import PrinterCallback
 
-from benchmarks.analysis import CLEAN, FILTERED, PLAIN
+from benchmarks.analysis import CLEAN, DEFAULT, FILTERED, PLAIN
 from benchmarks.flags import flag_quality, noise_mask, shares
 from benchmarks.tasks import Task, TaskData
 from hf_autoassist.plausibility.check import resolve_method
@@ -91,7 +91,7 @@ def training_arguments(task: Task, preset, strategy: str, seed: int, work_dir: s
         **preset.training,
         # the library's defaults but the strategy and its knob: on CPU the Assistant learns inside the step, as users
         # get it (the suites and studies recorded before 2026-12-04 pinned it to a thread, the default then)
-        **({} if strategy in (PLAIN, CLEAN) else {"autoassist_strategy": LIBRARY_STRATEGY.get(strategy, strategy)}),
+        **({} if strategy in (PLAIN, CLEAN, DEFAULT) else {"autoassist_strategy": LIBRARY_STRATEGY.get(strategy, strategy)}),
         **({} if strategy in (PLAIN, CLEAN) else options),
     )
 
@@ -226,11 +226,11 @@ def run_one(
     return record
 
 
-def replayed_keep_probs(record: dict, warmup: float, num_samples: int) -> list[float]:
+def replayed_keep_probs(record: dict, warmup: float, num_samples: int, over_unflagged: bool = True) -> list[float]:
     """Random's keep probability for each epoch after the warmup, replaying `record`'s kept fractions. They are
-    shares of the whole training set, while random draws from the instances the plausibility check did not flag
-    (`plausibility_flagged` of `num_samples`, recorded since 2026-12-05): each is read as a share of those. An epoch in
-    which a fractional warmup ends kept its warmup part whole: only the rest was selected.
+    shares of the whole training set; when random draws from the instances the plausibility check did not flag
+    (`over_unflagged`: `plausibility_flagged` of `num_samples`, recorded since 2026-12-05) each is read as a share of
+    those. An epoch in which a fractional warmup ends kept its warmup part whole: only the rest was selected.
 
     Example:
         >>> replayed_keep_probs({"kept_fraction_per_epoch": [1.0, 0.55, 0.4]}, warmup=1.0, num_samples=100)
@@ -239,8 +239,10 @@ def replayed_keep_probs(record: dict, warmup: float, num_samples: int) -> list[f
         [0.6, 0.4]
         >>> replayed_keep_probs({"kept_fraction_per_epoch": [0.75, 0.375], "plausibility_flagged": 25}, 1.0, 100)
         [0.5]
+        >>> replayed_keep_probs({"kept_fraction_per_epoch": [0.75, 0.375], "plausibility_flagged": 25}, 1.0, 100, False)
+        [0.375]
     """
-    pool = 1.0 - record.get("plausibility_flagged", 0) / num_samples
+    pool = 1.0 - record.get("plausibility_flagged", 0) / num_samples if over_unflagged else 1.0
     first = math.floor(warmup)
     probs = []
     for epoch, kept in enumerate(record["kept_fraction_per_epoch"][first:], start=first):

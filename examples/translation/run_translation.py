@@ -51,7 +51,7 @@ logger = logging.getLogger(__name__)
 
 MULTI30K_SPLITS = {"train": "train", "validation": "val", "test": "test_2016_flickr"}
 # Tatoeba has no official splits: held-out English sentences (with all their translations), seeded
-ANKI_HELD_OUT = {"validation": 1000, "test": 1000}
+ANKI_HELD_OUT = {"validation": 1000, "test": 2000}
 ANKI_SPLIT_SEED = 1234
 SPECIAL_TOKENS = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
 
