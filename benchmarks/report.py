@@ -13,6 +13,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from benchmarks.first_screen import PLOT, plot_first_screen, render_first_screen  # noqa: E402
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
     render_ablation, render_assistant_dim, render_check_share, render_example, render_overhead, render_pairs_check,
@@ -24,34 +25,38 @@ from benchmarks.suite_tables import (  # noqa: E402
 
 # the suite recorded with the Assistant pinned to a thread (v2, until 2026-12-04), kept for its tables
 V2 = RESULTS / "archive" / "v2-thread"
+# the suite that decided on 300 validation pairs and 2,000 images (until 2026-12-06), kept for its tables
+SMALL_SETS = RESULTS / "archive" / "small-sets"
 
 
 def readme_sections(results: list[dict]) -> dict[str, str]:
     """README.md's generated sections, by marker name."""
+    archived = load_results(SMALL_SETS)
     return {
-        "benchmark-results": render(results),
-        "who-gains": render_verdict(results),
+        "first-screen": render_first_screen(results),
+        "benchmark-results": render(archived),
+        "who-gains": render_verdict(archived),
         "overhead-results": render_overhead(),
         "translation-example": render_example("translation"),
         "vision-example": render_example("vision"),
         "assistant-dim": render_assistant_dim(),
-        "pairs-check": render_pairs_check(results),
+        "pairs-check": render_pairs_check(archived),
         "upstream-trainer": render_upstream_trainer(),
     }
 
 
 def benchmarks_readme_sections(results: list[dict]) -> dict[str, str]:
     """benchmarks/README.md's generated sections, by marker name."""
-    archived = load_results(V2)
+    archived, small_sets = load_results(V2), load_results(SMALL_SETS)
     return {
         "ablation-results": render_ablation(),
         "signal-results": render_signals(),
-        "convergence-results": render_convergence(results, load_schedules()),
+        "convergence-results": render_convergence(small_sets, load_schedules()),
         "overhead-results": render_overhead(),
         "plausibility-results": render_plausibility(),
         "check-share": render_check_share(),
         "v2-results": f"{render_front(archived)}\n\n{render_curves(archived)}",
-        "curve-results": render_curves(results),
+        "curve-results": render_curves(small_sets),
     }
 
 
@@ -91,6 +96,7 @@ def main(argv=None) -> int:
         return 0
     for path, text in updates.items():
         path.write_text(text)
+    plot_first_screen(results, str(RESULTS / PLOT))
     return 0
 
 

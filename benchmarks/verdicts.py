@@ -33,7 +33,7 @@ def paired_interval(values: list[float], confidence: float = 0.95) -> dict:
     mean = statistics.fmean(values) if values else None
     low = high = None
     if n >= 2:
-        half = stats.t.ppf(0.5 + confidence / 2, n - 1) * statistics.stdev(values) / math.sqrt(n)
+        half = float(stats.t.ppf(0.5 + confidence / 2, n - 1)) * statistics.stdev(values) / math.sqrt(n)
         low, high = mean - half, mean + half
     return {"mean": mean, "low": low, "high": high, "n": n, "values": list(values)}
 

@@ -93,14 +93,25 @@ def test_the_perfect_filter_is_the_ceiling_each_strategy_is_measured_against():
     assert "clean_ceiling" not in analysis.analyse(runs[:1] + runs[3:], seeds=[0], default_points={})
 
 
-def test_a_noisy_task_plans_its_perfect_filter_at_the_full_runs_epochs_and_instances():
+def test_the_full_plan_runs_verdict_rows_on_five_seeds_and_the_rest_on_three():
     from benchmarks import run_benchmark
     from benchmarks.tasks import TASKS
 
     bench = run_benchmark.BenchmarkArguments(preset="full")
     plan = run_benchmark.PLANS["full"]
-    noisy = run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"])
-    assert ("plain_clean", 1.0) in noisy and ("plain_clean", round(1 / 0.75, 4)) in noisy
+    noisy = run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"], seed=0)
+    assert [v for s, v in noisy if s == "plain"] == [0.25, 0.5, 0.75, 1.0, 2.0]
+    assert ("plain_clean", 1.0) in noisy and not any(s == "filtered" for s, _ in noisy)  # the default is the check
+    assert [(s, v) for s, v in noisy if s in ("default", "random")] == [
+        ("default", 0.5), ("random", 0.5), ("default", 1.0), ("random", 1.0), ("default", 2.0), ("random", 2.0)]
+    # seeds 3 and 4 hold the converged verdict rows only
+    assert run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"], seed=3) == [
+        ("plain", 1.0), ("default", 1.0), ("random", 1.0)]
+    assert run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"], seed=5) == []
+    # tatoeba keeps its converged rows; the labels check is opt-in on images, so it runs alone there
+    tatoeba = run_benchmark.planned_runs(bench, plan, TASKS["translation-tatoeba-noisy"], seed=0)
+    assert max(v for s, v in tatoeba if s == "plain") == 1.0 and {v for s, v in tatoeba if s == "default"} == {1.0}
+    assert ("filtered", 1.0) in run_benchmark.planned_runs(bench, plan, TASKS["vision-resnet"], seed=0)
     assert not any(s == "plain_clean" for s, _ in run_benchmark.planned_runs(bench, plan, TASKS["translation"]))
 
 
@@ -182,26 +193,27 @@ def test_noisy_tasks_corrupt_only_the_training_split(name, tmp_path):
         assert noisy.train["input_ids"] == clean.train["input_ids"]
 
 
-def test_selecting_translation_runs_record_the_pairs_check_and_random_replays_them_over_its_pool(tmp_path):
-    # 'auto' makes the pairs check on translation's selecting runs (their settings say so, and so the fingerprint),
-    # and random replays an autoassist run's kept fractions of the whole set over the pairs the check left
-    from benchmarks.run_benchmark import AUTOASSIST, RANDOM, BenchmarkArguments, run_specs
+def test_random_replays_the_defaults_kept_share_of_the_whole_set_without_the_check(tmp_path):
+    # the default on translation is the pairs check alone ('auto'); random skips as many pairs, drawn from all of them,
+    # and is not trained where the default kept every pair (it would be the plain run)
+    from benchmarks.run_benchmark import DEFAULT, RANDOM, BenchmarkArguments, run_specs
     from benchmarks.runs import autoassist_settings, training_arguments
     from benchmarks.tasks import TASKS
 
     task = TASKS["translation-noisy"]
     preset = task.presets["quick"]
     data = task.load(str(DATA_DIR), preset, str(tmp_path), task.noise)
-    bench = BenchmarkArguments(task=task.name, preset="quick", strategies=[AUTOASSIST, RANDOM])
-    args = training_arguments(task, preset, AUTOASSIST, 0, str(tmp_path), preset.num_train_epochs, {})
-    assert args.autoassist_plausibility == "auto"
-    assert autoassist_settings(args, data)["autoassist_plausibility"] == "pairs"
+    bench = BenchmarkArguments(task=task.name, preset="quick", strategies=[DEFAULT, RANDOM])
+    args = training_arguments(task, preset, DEFAULT, 0, str(tmp_path), preset.num_train_epochs, {})
+    assert args.autoassist_strategy == "auto" and autoassist_settings(args, data)["autoassist_plausibility"] == "pairs"
     num_samples = len(data.train)
-    checked = {"autoassist_config": {"autoassist_warmup_epochs": 1.0}, "kept_fraction_per_epoch": [0.75, 0.375],
+    checked = {"autoassist_config": {"autoassist_warmup_epochs": 1.0}, "kept_fraction_per_epoch": [1.0, 0.75],
                "plausibility_flagged": num_samples // 4}  # fmt: skip
-    specs = list(run_specs(task, data, bench, preset, 0, str(tmp_path), {0.3: checked}))
+    specs = list(run_specs(task, data, bench, preset, 0, str(tmp_path), {1.0: checked}))
     (replay,) = [spec for spec in specs if spec.strategy == RANDOM]
-    assert replay.options["autoassist_keep_prob"] == [pytest.approx(0.375 / (1 - (num_samples // 4) / num_samples))]
+    assert replay.options == {"autoassist_keep_prob": [0.75], "autoassist_plausibility": "none"}
+    everything = {**checked, "kept_fraction_per_epoch": [1.0, 1.0], "plausibility_flagged": 0}
+    assert [s.strategy for s in run_specs(task, data, bench, preset, 0, str(tmp_path), {1.0: everything})] == [DEFAULT]
 
 
 def test_every_suite_task_and_studied_corpus_is_defined_once_under_its_name():
@@ -215,19 +227,6 @@ def test_every_suite_task_and_studied_corpus_is_defined_once_under_its_name():
     assert all(task.noise is None and task.plausibility == "pairs" for task in CORPUS_TASKS.values())
 
 
-def test_two_points_of_one_configuration_are_one_run():
-    # random at two autoassist points replays the same kept fractions when both points kept the same
-    from benchmarks.run_benchmark import RunSpec, TaskSuite
-
-    suite = TaskSuite.__new__(TaskSuite)  # the lookup alone, without loading a task
-    suite.recorded = {"abc": {"strategy": "random", "point": 0.3, "fingerprint": "abc", "final_validation": 0.5}}
-    copy = suite.find(RunSpec("random", 0.45, 2.0, {}, "abc"))
-    assert copy["point"] == 0.45 and copy["same_run_as"] == 0.3 and copy["final_validation"] == 0.5
-    assert suite.recorded["abc"]["point"] == 0.3  # the trained record is left as it was
-    assert suite.find(RunSpec("random", 0.3, 2.0, {}, "abc")) is suite.recorded["abc"]
-    assert suite.find(RunSpec("random", 0.3, 2.0, {}, "other")) is None
-
-
 @pytest.mark.slow
 def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, capsys):
     from benchmarks import run_benchmark
@@ -237,17 +236,20 @@ def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, 
     run_benchmark.main(argv)
     result = json.loads((tmp_path / "vision-resnet-noisy.json").read_text())
     assert (tmp_path / "vision-resnet-noisy.png").stat().st_size > 10_000
-    assert {"front", "iso_quality", "iso_quality_curves", "noise", "kept_noisy_fraction", "kept_clean_fraction",
-            "autoassist_minus_random", "command", "environment", "plan"} <= set(result)  # fmt: skip
+    assert {"front", "convergence", "verdicts", "against_plain", "noise", "command", "environment", "plan",
+            "data"} <= set(result)  # fmt: skip
+    assert result["data"] == {"train": 384, "validation": 256, "test": 256}
     assert result["noise"]["kind"] == "labels" and len(result["noise"]["indices"]) == round(0.3 * 384)
     assert [row["budget"] for row in result["front"]["plain"]] == [0.5, 1.0]
     assert result["front"]["plain"][0]["instances"]["values"] == [384]  # its own schedule: one of the two epochs
-    assert set(result["iso_quality"]) == {"autoassist", "random", "infobatch", "filtered"}  # labels check: filtered
+    assert set(result["against_plain"]) == {"plain_clean", "filtered"}  # labels check: opt-in on images, run alone
     by = {r["strategy"]: r for r in result["runs"]}
-    assert by["random"]["autoassist_options"]["autoassist_keep_prob"] == by["autoassist"]["kept_fraction_per_epoch"][1:]
-    assert by["random"]["boss_instances"] < 2 * 384
-    for strategy in ("autoassist", "random", "infobatch"):
-        assert 0 <= by[strategy]["kept_noisy_fraction"] <= 1 and len(by[strategy]["kept_per_epoch_noisy_clean"]) == 2
+    verdict = result["verdicts"]["1.0"]
+    assert verdict["vs_plain"]["test"]["values"] == [pytest.approx(by["default"]["test_metric"] - by["plain"]["test_metric"])]
+    kept = by["default"]["kept_fraction_per_epoch"]
+    if kept[1] < 1.0:  # random replays the default's second epoch (after the warmup)
+        assert by["random"]["autoassist_options"]["autoassist_keep_prob"] == kept[1:]
+        assert by["random"]["boss_instances"] < 2 * 384 and 0 <= verdict["kept_noisy_fraction"] <= 1
     # run again: every run is found by its fingerprint and kept, nothing trains
     capsys.readouterr()
     run_benchmark.main(argv)
@@ -412,9 +414,12 @@ def test_committed_runs_keep_their_fingerprints_under_todays_options():
     for path in sorted(results.glob("signals-*.json")):
         study = json.loads(path.read_text())
         task = TASKS[study["task"]]
+        # the studies were scored on the small sets of the suite they read their front from (archived)
+        sizes = json.loads((results / "archive" / "small-sets" / f"{task.name}.json").read_text())["data"]
         for run in study["runs"]:
             # the recipe as the run had it (translation trained 8 epochs then): only the options are checked here
-            preset = replace(task.presets[study["preset"]], num_train_epochs=run["num_train_epochs"])
+            preset = replace(task.presets[study["preset"]], num_train_epochs=run["num_train_epochs"],
+                             validation_samples=sizes["validation"], test_samples=sizes["test"])
             settings = dict(run["autoassist_config"])
             for name in today - set(settings):  # options the run predates, at the value that does what it did
                 settings[name] = ADDED_LATER.get(name, getattr(AutoAssistConfig(output_dir="unused"), name))
@@ -466,14 +471,14 @@ def test_signal_study_places_each_signal_on_the_front_against_random_and_resumes
 
 
 def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
-    """Re-timing an autoassist run changes the kept fractions random replays: the new random run takes the old
+    """Re-timing a default run changes the kept fractions random replays: the new random run takes the old
     one's place in the JSON instead of sitting beside it."""
     from benchmarks import run_benchmark
 
     monkeypatch.setattr(run_benchmark, "save", lambda result, output_dir: None)
     suite = object.__new__(run_benchmark.TaskSuite)
-    old = {"seed": 1, "strategy": "random", "point": 0.45, "fingerprint": "old"}
-    other = {"seed": 1, "strategy": "random", "point": 0.6, "fingerprint": "other"}
+    old = {"seed": 1, "strategy": "random", "length": 0.5, "fingerprint": "old"}
+    other = {"seed": 1, "strategy": "random", "length": 1.0, "fingerprint": "other"}
     suite.result, suite.recorded, suite.output_dir = {"runs": [old, other]}, {}, None
     new = {**old, "fingerprint": "new"}
     suite.add(new)

@@ -1,0 +1,135 @@
+"""README's first screen, from the suite's verdicts (`benchmarks/verdicts.py`): per task and recipe length, the
+default against the plain run the user would have made (test quality difference with its 95% interval, the seconds
+ratio) beside iso-quality against the plain front, in words a reader takes in at once; and one plot of the same."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+from benchmarks.verdicts import verdict_word  # noqa: E402
+
+LENGTH_NAMES = {0.5: "half length", 1.0: "converged", 2.0: "double length"}
+LENGTH_MARKERS = {0.5: "v", 1.0: "o", 2.0: "^"}
+PLOT = "first-screen.png"
+
+
+def scale_of(result: dict) -> tuple[float, str]:
+    """Accuracy in points (x100), BLEU as it is."""
+    return (100.0, "points") if result["metric"] == "accuracy" else (1.0, "BLEU")
+
+
+def default_name(result: dict, length: str) -> str:
+    """What the default made of this task: the pairs check alone, or the Assistant."""
+    runs = [r for r in result["runs"] if r["strategy"] == "default" and str(r.get("length")) == length]
+    if runs and runs[0]["autoassist_config"].get("autoassist_plausibility") == "pairs":
+        return "pairs check alone"
+    return "Assistant"
+
+
+def interval_text(interval: dict, scale: float, unit: str) -> str:
+    """`+0.42 [−0.10, +0.94] points` (no interval with one seed)."""
+    if interval["mean"] is None:
+        return "–"
+    mean = f"{interval['mean'] * scale:+.2f}"
+    if interval["low"] is None:
+        return f"{mean} {unit}"
+    return f"{mean} [{interval['low'] * scale:+.2f}, {interval['high'] * scale:+.2f}] {unit}"
+
+
+def ratio_text(comparison: dict) -> str:
+    seconds, instances = comparison["seconds_ratio"]["mean"], comparison["instances_ratio"]["mean"]
+    if seconds is None:
+        return "–"
+    disturbed = " (timing disturbed on a seed)" if comparison["disturbed_seeds"] else ""
+    return f"{seconds:.2f}× ({instances:.2f}× instances){disturbed}"
+
+
+def in_words(result: dict, comparison: dict) -> str:
+    """`same accuracy, 0.71× the time` / `+2.0 BLEU, 0.82× the time` / `−0.8 points, ...`: the word from the interval."""
+    scale, unit = scale_of(result)
+    test = comparison["test"]
+    word = verdict_word(test)
+    seconds = comparison["seconds_ratio"]["mean"]
+    time = "" if seconds is None else f", {seconds:.2f}× the time"
+    if word is None:
+        return f"{test['mean'] * scale:+.2f} {unit} (one seed){time}"
+    if word == "ties":
+        return f"same {result['metric'] if unit == 'points' else 'BLEU'}{time}"
+    return f"{test['mean'] * scale:+.1f} {unit}{time}"
+
+
+def iso_text(entry: dict) -> str:
+    marks = {"exact": "", "at_most": "≤", "at_least": "≥"}
+    if entry["median"] is None:
+        return "–"
+    values = ", ".join(f"{marks[b]}{v:.2f}" for v, b in zip(entry["values"], entry["bounds"]))
+    return f"{entry['median']:.2f} ({values})"
+
+
+def render_first_screen(results: list[dict]) -> str:
+    lines = [
+        "| task | recipe | default | in words (test) | − the plain run, test (95% interval) | seconds ÷ the plain run "
+        "| − random at its kept fractions, test | iso-quality vs the plain front, seconds | seeds |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for result in results:
+        scale, unit = scale_of(result)
+        for length, verdict in sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0])):
+            vs_plain, vs_random = verdict["vs_plain"], verdict["vs_random"]
+            if not vs_plain["seeds"]:
+                continue
+            random = "= the plain run (nothing skipped)" if verdict["random_is_plain"] else interval_text(
+                vs_random["test"], scale, unit)  # fmt: skip
+            lines.append(
+                f"| {result['task']} | {LENGTH_NAMES.get(float(length), length)} | {default_name(result, length)} "
+                f"| {in_words(result, vs_plain)} | {interval_text(vs_plain['test'], scale, unit)} "
+                f"| {ratio_text(vs_plain)} | {random} | {iso_text(verdict['iso_quality']['test'])} "
+                f"| {len(vs_plain['seeds'])} |"
+            )
+    sizes = ", ".join(f"{r['task']} {r['data']['validation']:,} / {r['data']['test']:,}" for r in results)
+    lines += [
+        "",
+        "Each difference is the mean over seeds of the default minus the other run of the same seed, with the 95% "
+        "t-interval of that mean; the words say *same* where the interval holds 0. The plain run is the plain `Trainer` "
+        "(`Seq2SeqTrainer`) on the same recipe (half, converged or double its epochs); random keeps, epoch by epoch, "
+        "as many instances as the default kept; iso-quality is the plain front's seconds to reach the default's test "
+        "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). "
+        f"Validation / test items per task: {sizes}. Generated from `benchmarks/results/` by `benchmarks/report.py`.",
+        "",
+        f"![The default against the plain run: test quality difference against seconds ratio](benchmarks/results/{PLOT})",
+    ]
+    return "\n".join(lines)
+
+
+def plot_first_screen(results: list[dict], path: str) -> None:
+    """Quality difference (test) against the seconds ratio, each with its interval as a bar: one marker per task and
+    recipe length."""
+    figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for color, result in zip(colors, results):
+        scale, unit = scale_of(result)
+        axis = axes[0 if unit == "points" else 1]
+        for length, verdict in sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0])):
+            test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"]["seconds_ratio"]
+            if test["mean"] is None:
+                continue
+            y, x = test["mean"] * scale, seconds["mean"]
+            yerr = None if test["low"] is None else [[y - test["low"] * scale], [test["high"] * scale - y]]
+            xerr = None if seconds["low"] is None else [[x - seconds["low"]], [seconds["high"] - x]]
+            label = f"{result['task']}, {LENGTH_NAMES.get(float(length), length)}"
+            axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=LENGTH_MARKERS.get(float(length), "s"), color=color,
+                          capsize=3, label=label)  # fmt: skip
+    for axis, unit in zip(axes, ("accuracy points", "BLEU")):
+        axis.axhline(0, color="black", lw=0.8)
+        axis.axvline(1, color="black", lw=0.8, ls=":")
+        axis.set_xlabel("seconds ÷ the plain run's (same recipe)")
+        axis.set_ylabel(f"test {unit}: default − plain run")
+        axis.grid(alpha=0.3)
+        if axis.get_legend_handles_labels()[0]:
+            axis.legend(fontsize=7, loc="best")
+    figure.suptitle("The default against the run the user would have made (mean over seeds, 95% intervals; "
+                    "▼ half, ● converged, ▲ double recipe length)", fontsize=9)  # fmt: skip
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

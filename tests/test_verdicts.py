@@ -1,0 +1,65 @@
+"""The suite's verdicts: paired intervals over seeds, words that follow them, random standing in for the plain run
+where the default skipped nothing, and the first screen written from them."""
+
+import pytest
+
+from benchmarks import first_screen, verdicts
+
+
+def run(seed, strategy, test, seconds=100.0, instances=1000, **extra):
+    field = {"plain": "budget", "default": "length", "random": "length"}.get(strategy, "point")
+    return {"seed": seed, "strategy": strategy, field: extra.pop("value", 1.0), "test_metric": test,
+            "final_validation": test, "train_seconds": seconds, "boss_instances": instances,
+            "foreign_cpu_seconds": 0.0, **extra}  # fmt: skip
+
+
+def test_an_interval_holding_zero_ties_and_one_above_it_gains():
+    tight = verdicts.paired_interval([0.010, 0.012, 0.011, 0.009, 0.013])
+    assert tight["low"] > 0 and verdicts.verdict_word(tight) == "gains"
+    loose = verdicts.paired_interval([0.02, -0.01, 0.015])
+    assert loose["low"] < 0 < loose["high"] and verdicts.verdict_word(loose) == "ties"
+    assert verdicts.verdict_word(verdicts.paired_interval([-0.03, -0.02, -0.025])) == "loses"
+    assert verdicts.paired_interval([0.5])["low"] is None  # one seed: no interval, no word
+    assert verdicts.verdict_word(verdicts.paired_interval([0.5])) is None
+
+
+def test_the_default_is_paired_by_seed_with_the_plain_run_of_its_length_and_with_random():
+    runs = [run(s, "plain", 0.80 + s / 100, seconds=100.0) for s in range(3)]
+    runs += [run(s, "plain", 0.70, seconds=50.0, value=0.5) for s in range(3)]  # the front's shorter budget
+    runs += [run(s, "default", 0.80 + s / 100 + 0.005, seconds=70.0, instances=600,
+                 kept_fraction_per_epoch=[1.0, 0.5]) for s in range(3)]  # fmt: skip
+    runs += [run(s, "random", 0.79 + s / 100, seconds=69.0, instances=600, value=1.0) for s in range(2)]
+    verdict = verdicts.length_verdict(runs, 1.0)
+    assert verdict["vs_plain"]["test"]["mean"] == pytest.approx(0.005) and verdict["vs_plain"]["seeds"] == [0, 1, 2]
+    assert verdict["vs_plain"]["seconds_ratio"]["mean"] == pytest.approx(0.7)
+    assert verdict["vs_plain"]["instances_ratio"]["mean"] == pytest.approx(0.6)
+    assert verdict["vs_random"]["seeds"] == [0, 1] and verdict["vs_random"]["test"]["mean"] == pytest.approx(0.015)
+    assert verdict["random_is_plain"] == []  # seed 2's random is missing, not the plain run: it skipped instances
+    # above every plain run of its seed: the front's best is what it needs, a lower bound
+    assert verdict["iso_quality"]["test"]["bounds"] == ["at_least"] * 3
+    assert verdict["iso_quality"]["test"]["values"][0] == pytest.approx(100 / 70)
+
+
+def test_random_is_the_plain_run_where_the_default_kept_every_instance():
+    runs = [run(s, "plain", 0.8 + s / 100) for s in range(3)]
+    runs += [run(s, "default", 0.8 + s / 100, seconds=103.0, kept_fraction_per_epoch=[1.0, 1.0]) for s in range(3)]
+    verdict = verdicts.length_verdict(runs, 1.0)
+    assert verdict["random_is_plain"] == [0, 1, 2] and verdict["vs_random"]["test"]["values"] == [0.0, 0.0, 0.0]
+    text = first_screen.render_first_screen([{
+        "task": "translation", "metric": "bleu", "data": {"validation": 1014, "test": 2000},
+        "verdicts": {"1.0": verdict},
+        "runs": [{**r, "autoassist_config": {"autoassist_plausibility": "pairs"}} for r in runs],
+    }])  # fmt: skip
+    row = text.splitlines()[2]
+    assert row.startswith("| translation | converged | pairs check alone | same BLEU, 1.03× the time |")
+    assert "= the plain run (nothing skipped)" in row and "translation 1,014 / 2,000" in text
+
+
+def test_the_first_screen_says_gains_or_losses_in_points_only_where_the_interval_excludes_zero():
+    result = {"metric": "accuracy"}
+    losing = {"test": verdicts.paired_interval([-0.010, -0.012, -0.008]),
+              "seconds_ratio": verdicts.paired_interval([0.7, 0.72, 0.71])}  # fmt: skip
+    assert first_screen.in_words(result, losing) == "-1.0 points, 0.71× the time"
+    tying = {**losing, "test": verdicts.paired_interval([-0.010, 0.012, -0.008])}
+    assert first_screen.in_words(result, tying) == "same accuracy, 0.71× the time"
+    assert first_screen.interval_text(losing["test"], 100.0, "points").startswith("-1.00 [-1.50, -0.50] points")
