@@ -1,10 +1,10 @@
 #!/usr/bin/env python
-"""Fills both READMEs' generated sections from the committed results (never typed by hand): each section between
-its `<!-- name -->` and `<!-- /name -->` markers is what its table gives (`suite_tables.py` for the suite's
-`benchmarks/results/<task>.json`, `study_tables.py` for the studies' JSON).
+"""Fills the generated sections of both READMEs and of the documentation's pages from the committed results (never
+typed by hand): each section between its `<!-- name -->` and `<!-- /name -->` markers, wherever it stands, is what
+its table gives (`first_screen.py` and `suite_tables.py` for the suite's JSON, `study_tables.py` for the studies').
 
-    python benchmarks/report.py            # rewrites the parts of both READMEs between their markers
-    python benchmarks/report.py --check    # exits 1 if either README is not what the JSON gives
+    python benchmarks/report.py            # rewrites the generated sections
+    python benchmarks/report.py --check    # exits 1 if any is not what the JSON gives
 """
 
 import argparse
@@ -30,7 +30,7 @@ SMALL_SETS = RESULTS / "archive" / "small-sets"
 
 
 def readme_sections(results: list[dict]) -> dict[str, str]:
-    """README.md's generated sections, by marker name."""
+    """The generated sections that stood in README.md (now README's first screen and the documentation's pages)."""
     archived = load_results(SMALL_SETS)
     return {
         "first-screen": render_first_screen(results),
@@ -76,26 +76,41 @@ def filled(text: str, sections: dict[str, str]) -> str:
     return text
 
 
+def documents(repo: Path) -> list[Path]:
+    """The files whose generated sections the report fills: both READMEs and the documentation's pages."""
+    return [repo / "README.md", repo / "benchmarks" / "README.md", *sorted((repo / "docs").glob("*.md"))]
+
+
+def fill_all(texts: dict[Path, str], sections: dict[str, str]) -> dict[Path, str]:
+    """Each section written into every document that has its markers; a section no document has is an error (a page
+    moved without its markers)."""
+    missing = [name for name in sections if not any(f"<!-- {name} -->" in text for text in texts.values())]
+    if missing:
+        raise ValueError(f"No document has the generated section(s) {missing}: put their markers back.")
+    filled_texts = {}
+    for path, text in texts.items():
+        present = {name: table for name, table in sections.items() if f"<!-- {name} -->" in text}
+        filled_texts[path] = filled(text, present)
+    return filled_texts
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="fail if README.md is out of date")
-    parser.add_argument("--readme", default=str(REPO / "README.md"))
-    parser.add_argument("--benchmarks_readme", default=str(REPO / "benchmarks" / "README.md"))
+    parser.add_argument("--check", action="store_true", help="fail if a document is out of date")
+    parser.add_argument("--repo", default=str(REPO), help="the checkout whose documents are filled")
     args = parser.parse_args(argv)
-    readme, benchmarks_readme = Path(args.readme), Path(args.benchmarks_readme)
     results = load_results()
-    updates = {
-        readme: filled(readme.read_text(), readme_sections(results)),
-        benchmarks_readme: filled(benchmarks_readme.read_text(), benchmarks_readme_sections(results)),
-    }
+    texts = {path: path.read_text() for path in documents(Path(args.repo))}
+    updates = fill_all(texts, {**readme_sections(results), **benchmarks_readme_sections(results)})
     if args.check:
-        stale = [path.name for path, text in updates.items() if text != path.read_text()]
+        stale = [str(path.relative_to(args.repo)) for path, text in updates.items() if text != texts[path]]
         if stale:
-            print(f"{', '.join(stale)}: tables differ from benchmarks/results/*.json; run benchmarks/report.py")
+            print(f"{', '.join(stale)}: generated sections differ from benchmarks/results/*.json; run benchmarks/report.py")
             return 1
         return 0
     for path, text in updates.items():
-        path.write_text(text)
+        if text != texts[path]:
+            path.write_text(text)
     plot_first_screen(results, str(RESULTS / PLOT))
     return 0
 
