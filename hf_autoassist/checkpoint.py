@@ -5,6 +5,7 @@ the strategy's learned state) is what the plain Trainer's state cannot say: how 
 import os
 
 import torch
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from transformers.utils import logging
 
 logger = logging.get_logger(__name__)
@@ -56,3 +57,24 @@ def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: 
         )
         return None
     return state
+
+
+class ResumableSelectionMixin:
+    """Trainer hooks that save the selection's state with each checkpoint and resume from it (placed before `Trainer`
+    in the MRO). The trainer holds the running `selection_run` (None when nothing is selected)."""
+
+    def _save_checkpoint(self, model, trial) -> None:
+        super()._save_checkpoint(model, trial)
+        if self.selection_run is not None:
+            folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+            save_state(folder, self.args.process_index, self.selection_run.state_dict())
+
+    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
+        """On resume, epochs have varying lengths: the epoch and the batch to resume from are in the saved state."""
+        epochs_trained, steps_trained = super()._init_training_state(
+            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
+        )
+        if resume_from_checkpoint is None or self.selection_run is None:
+            return epochs_trained, steps_trained
+        resumed = self.selection_run.resume(resume_from_checkpoint, self.state.global_step, type(self).__name__)
+        return resumed or (epochs_trained, steps_trained)

@@ -128,7 +128,9 @@ class InstanceLossReader:
         with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
             sums, counts = self.terms(model, outputs, labels)
         if single_pass.should_check(labels, num_items_in_batch, shift):
-            single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
+            unwrapped = self.unwrap_model(model)  # no wrapper's collectives in a forward only this process makes
+            single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch,
+                              lambda: single_pass.runs_without_labels(unwrapped, inputs, labels))  # fmt: skip
         return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
 
     def _features(self, labels) -> torch.Tensor | None:

@@ -2,18 +2,19 @@
 
 It overrides narrow hooks only, each delegating to the run's selection (`run.py`) or to the loss reader
 (`loss_reader.py`): the training DataLoader (index-carrying dataset, shrinking batch sampler), `training_step` /
-`compute_loss` (per-instance losses from the training forward pass), `_run_epoch` (the real epoch length),
-checkpoints and `log`; the hooks for epochs of varying length (`max_steps`, the re-planned LR schedule) come from
-`schedule.VaryingEpochsMixin`. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
+`compute_loss` (per-instance losses from the training forward pass), `_run_epoch` (the real epoch length) and
+`log`; the hooks for epochs of varying length (`max_steps`, the re-planned LR schedule, an epoch decided block by
+block) come from `schedule.VaryingEpochsMixin`, those of checkpoints from `checkpoint.ResumableSelectionMixin`.
+Nothing is added to the Trainer's callbacks. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
 """
 
 import os
 
 from transformers.data.data_collator import default_data_collator
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_datasets_available, logging
 
-from .checkpoint import save_state
+from .checkpoint import ResumableSelectionMixin
 from .config import AutoAssistArguments, check_arguments
 from .data import INDEX_KEY, check_training_set, is_streamed, selection_dataloader
 from .diagnostics import log_to_integrations, split_timings
@@ -21,7 +22,7 @@ from .irreducible import irreducible_losses_for_run
 from .loss_reader import InstanceLossReader
 from .losses import reweighted_loss
 from .run import SelectionRun
-from .schedule import InEpochProgress, VaryingEpochsMixin
+from .schedule import VaryingEpochsMixin
 
 if is_datasets_available():
     import datasets
@@ -29,7 +30,7 @@ if is_datasets_available():
 logger = logging.get_logger(__name__)
 
 
-class AutoAssistMixin(VaryingEpochsMixin):
+class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
     """Adds AutoAssist (Zhang, Yu & Dhillon, NeurIPS 2019) to a `transformers.Trainer` subclass.
 
     Extra keyword arguments:
@@ -67,7 +68,6 @@ class AutoAssistMixin(VaryingEpochsMixin):
         self.selection_run: SelectionRun | None = None
         self._resume_from: str | None = None
         self._batch_indices = None  # from `training_step` to `compute_loss`
-        self.add_callback(InEpochProgress(lambda: self.selection_run))
 
     @property
     def autoassist_history(self) -> list[dict]:
@@ -136,23 +136,6 @@ class AutoAssistMixin(VaryingEpochsMixin):
                 epoch, train_dataloader
             )
         return super()._run_epoch(model=model, epoch=epoch, train_dataloader=train_dataloader, **kwargs)
-
-    def _save_checkpoint(self, model, trial) -> None:
-        super()._save_checkpoint(model, trial)
-        if self.selection_run is not None:
-            folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            folder = os.path.join(self._get_output_dir(trial=trial), folder)
-            save_state(folder, self.args.process_index, self.selection_run.state_dict())
-
-    def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
-        """On resume, epochs have varying lengths: the epoch and the batch to resume from are in the saved state."""
-        epochs_trained, steps_trained = super()._init_training_state(
-            max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial
-        )
-        if resume_from_checkpoint is None or self.selection_run is None:
-            return epochs_trained, steps_trained
-        resumed = self.selection_run.resume(resume_from_checkpoint, self.state.global_step, type(self).__name__)
-        return resumed or (epochs_trained, steps_trained)
 
     def training_step(self, model, inputs, *args, **kwargs):
         self._batch_indices = inputs.pop(INDEX_KEY, None)

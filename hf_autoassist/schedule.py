@@ -5,8 +5,8 @@ epoch is a pass over the data that keeps only the selected instances, so its len
 epoch starts. `EpochPlan` plans again at each epoch start: the plan is exact once the last epoch has started, so
 the LR schedule and the progress bar end together (the trainer rebuilds both from each new total). Deciding
 inside the epoch (`autoassist_rescore_every`), the length is known only when the pass is decided: it plans again
-after each decision, from `expected_epoch_batches`, and `InEpochProgress` ends the epoch when its decided batches
-are trained.
+after each decision, from `expected_epoch_batches`, and `follow_decided_epoch` ends the epoch when its decided
+batches are trained.
 """
 
 import math
@@ -14,7 +14,7 @@ import sys
 import warnings
 
 from torch.optim.lr_scheduler import LambdaLR
-from transformers.trainer_callback import ProgressCallback, TrainerCallback
+from transformers.trainer_callback import ProgressCallback
 
 from .sampler import RescoringBatchSampler
 
@@ -142,25 +142,18 @@ class EpochPlan:
         return {"epoch_start_step": self.start_step, "epoch_update_steps": self.update_steps}
 
 
-class InEpochProgress(TrainerCallback):
+def follow_decided_epoch(run, state, control) -> None:
     """With decisions inside the epoch (`autoassist_rescore_every`) the Trainer measures an epoch against the full
     pass: this sets `state.epoch` from the batches expected instead, and ends the epoch once its decided pass is
-    trained (the Trainer's loop would otherwise go on fetching from an exhausted DataLoader).
-
-    `current_run` returns the running training's `SelectionRun` (None before the first `train()`)."""
-
-    def __init__(self, current_run):
-        self.current_run = current_run
-
-    def on_step_end(self, args, state, control, **kwargs):
-        run = self.current_run()
-        sampler = None if run is None else run.sampler
-        if not isinstance(sampler, RescoringBatchSampler) or sampler.epoch is None:
-            return
-        done, expected = run.epoch_plan.batches_done, max(1, run.epoch_plan.batches_expected)
-        state.epoch = sampler.epoch + min(1.0, done / expected)
-        if sampler.finished and done >= expected:
-            control.should_epoch_stop = True
+    trained (the Trainer's loop would otherwise go on fetching from an exhausted DataLoader). `run` is the running
+    training's `SelectionRun` (None when nothing is selected)."""
+    sampler = None if run is None else run.sampler
+    if not isinstance(sampler, RescoringBatchSampler) or sampler.epoch is None:
+        return
+    done, expected = run.epoch_plan.batches_done, max(1, run.epoch_plan.batches_expected)
+    state.epoch = sampler.epoch + min(1.0, done / expected)
+    if sampler.finished and done >= expected:
+        control.should_epoch_stop = True
 
 
 class VaryingEpochsMixin:
@@ -191,6 +184,12 @@ class VaryingEpochsMixin:
         if self.args.max_steps > 0:  # as many epochs as it takes: the state counts those begun
             self.state.num_train_epochs = max(self.state.num_train_epochs, epoch + 1)
         return super()._run_epoch(epoch=epoch, **kwargs)
+
+    def _maybe_log_save_evaluate(self, *args, **kwargs):
+        # after every optimizer step's callbacks, before logging, saving and the loop's check of `should_epoch_stop`:
+        # the place a callback would take, without one in the user's `callback_handler.callbacks`
+        follow_decided_epoch(getattr(self, "selection_run", None), self.state, self.control)
+        return super()._maybe_log_save_evaluate(*args, **kwargs)
 
     def _replan(self, total_steps: int) -> None:
         """A new total of optimizer steps: the state, the LR schedule and the progress bar follow it."""

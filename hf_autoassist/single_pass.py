@@ -7,8 +7,10 @@ from the forward pass (the model returns its logits only) and the loss is rebuil
 Trainer's scaling, so that its value and its gradients are the Trainer's.
 
 Whether it is so is not guessed from the model's class: on the first training batch both are computed and
-compared. If they differ (a model with its own loss: auxiliary terms, a regression head, class weights...), the
-model keeps computing its loss and the terms are computed beside it, as before, for the rest of the run. Whether
+compared. If they differ (a model with its own loss: auxiliary terms, a regression head, class weights...), or if
+the model cannot run without its labels (a hand-written forward that computes its loss from them unconditionally,
+tried once on that batch without gradients), the model keeps computing its loss and the terms are computed beside
+it, as before, for the rest of the run. Whether
 the model divides by its batch's count or by the Trainer's `num_items_in_batch` is told only by a batch on which the
 two differ (gradient accumulation, several processes); until one comes, each batch counts the same both ways.
 """
@@ -103,10 +105,30 @@ class SinglePassLoss:
             loss = sums.sum() / num_items_in_batch
         return loss * self.process_scale if self.process_scale != 1 else loss
 
-    def check(self, base_model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch):
+    def runs_without_labels(self, model, inputs: dict, labels) -> bool:
+        """Whether `model` runs on `inputs` with its labels withheld, tried once, in eval mode and without gradients,
+        so that nothing it keeps moves (batch-norm statistics, the dropout RNG). Any failure means: keep the labels."""
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                self.forward(model, {**inputs, "labels": labels})
+            return True
+        except Exception as error:  # noqa: BLE001 - the model's own forward, with labels, already ran on this batch
+            logger.info(
+                f"{type(model).__name__} does not run without its labels ({type(error).__name__}: {error}): AutoAssist "
+                "lets it compute its own loss and computes the per-instance losses beside it."
+            )
+            return False
+        finally:
+            model.train(was_training)
+
+    def check(self, base_model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch,
+              runs_without_labels=lambda: True):  # fmt: skip
         """Compares the model's loss with the ones rebuilt from the same batch's terms. When both reductions match
         (its count is `num_items_in_batch`) the loss is verified and the reduction left open. `base_model` is the
-        model under its wrappers (an encoder-decoder must be able to build its decoder inputs from the labels)."""
+        model under its wrappers (an encoder-decoder must be able to build its decoder inputs from the labels);
+        `runs_without_labels()` is asked once, when the loss would be rebuilt from now on."""
         loss = loss.detach().float()
         matching = []
         for reduction in self.REDUCTIONS:
@@ -117,12 +139,13 @@ class SinglePassLoss:
             self._decoder_inputs_from_labels = getattr(base_model, "prepare_decoder_input_ids_from_labels", None)
             if self._decoder_inputs_from_labels is None:
                 matching = []  # without the labels it could not build its decoder inputs
-        self.verified = bool(matching)
-        self.reduction = matching[0] if len(matching) == 1 else None
-        if not self.verified:
+        if not matching:
             rebuilt = self.loss(sums.detach(), counts, num_items_in_batch, "mean")
             logger.info(
                 f"{type(base_model).__name__}'s loss ({float(loss):.6g}) is not the mean of its per-instance cross "
                 f"entropies ({float(rebuilt):.6g}): AutoAssist computes them beside it, one more cross entropy per "
                 "step."
             )
+        first = self.verified is None
+        self.verified = bool(matching) and (not first or runs_without_labels())
+        self.reduction = matching[0] if len(matching) == 1 else None

@@ -106,3 +106,17 @@ def test_best_checkpoint_is_saved_and_loaded_at_the_end(tmp_path):
         p.name for p in (tmp_path / "plain").glob("checkpoint-*")
     )
     assert_same_run(plain, none)
+
+
+@pytest.mark.parametrize("strategy", ["none", "auto", "autoassist"])
+def test_the_callback_list_is_the_plain_trainers(tmp_path, strategy):
+    # transformers' own test_trainer_callback.py compares `callback_handler.callbacks` with the plain Trainer's: the
+    # selection takes what it needs from the loop through trainer hooks, never through a callback of its own
+    args = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, disable_tqdm=True)
+    plain = Trainer(model=TinyClassifier(), args=TrainingArguments(**args), train_dataset=data())
+    swapped = AutoAssistTrainer(model=TinyClassifier(), args=AutoAssistConfig(**args, autoassist_strategy=strategy),
+                                train_dataset=data())  # fmt: skip
+    names = [[type(c).__name__ for c in t.callback_handler.callbacks] for t in (plain, swapped)]
+    assert names[1] == names[0]
+    swapped.train()
+    assert [type(c).__name__ for c in swapped.callback_handler.callbacks] == names[0]

@@ -184,3 +184,51 @@ def test_a_training_run_computes_one_cross_entropy_per_batch(
     assert trainer.loss_reader.single_pass.verified is True
     assert trainer.loss_reader.single_pass.reduction == (None if accumulation == 1 else "mean")
     assert trainer.selection_run.strategy.worker.seen == 96
+
+
+class NeedsLabelsInForward(nn.Module):
+    """A hand-written classifier whose forward computes its loss from `labels` unconditionally, as many do."""
+
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(28 * 28, 32), nn.ReLU())
+        self.classifier = nn.Linear(32, 10)
+
+    def forward(self, pixel_values, labels):
+        from transformers.modeling_outputs import SequenceClassifierOutput
+
+        logits = self.classifier(self.body(pixel_values))
+        return SequenceClassifierOutput(loss=nn.functional.cross_entropy(logits, labels), logits=logits)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [dict(autoassist_strategy=s) for s in ("auto", "autoassist", "random", "infobatch", "none")]
+    + [dict(autoassist_strategy="none", autoassist_plausibility="labels")],
+    ids=lambda o: "-".join(str(v) for v in o.values()),
+)
+def test_a_model_that_needs_its_labels_in_forward_trains_under_every_strategy(tmp_path, fashion_mnist, vision_example,
+                                                                               options):  # fmt: skip
+    images = fashion_mnist["train"].select(range(256)).with_format("numpy")
+    torch.manual_seed(0)
+    model = NeedsLabelsInForward()
+    args = AutoAssistConfig(output_dir=str(tmp_path), num_train_epochs=3, per_device_train_batch_size=32,
+                            report_to="none", use_cpu=True, save_strategy="no", **options)  # fmt: skip
+    trainer = AutoAssistTrainer(model=model, args=args, train_dataset=images, data_collator=vision_example.collate_images)
+    trainer.train()
+    assert trainer.state.global_step == trainer.state.max_steps > 0
+    if trainer.loss_reader.single_pass.verified is not None:  # a strategy that reads per-instance losses
+        assert trainer.loss_reader.single_pass.verified is False  # the model keeps computing its own loss
+    assert model.training  # the one try without labels left it as the Trainer had it
+
+
+def test_a_model_that_runs_without_labels_still_trains_in_one_pass_and_its_try_moves_nothing(tmp_path):
+    model, batch = batch_for("classification")  # batch norm: running statistics a forward in train mode would move
+    trainer = AutoAssistTrainer(model=model, args=AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True))
+    loss_and_grads(trainer, model, batch, None, [])
+    statistics = {name: buffer.clone() for name, buffer in model.named_buffers()}
+    single_pass = trainer.loss_reader.single_pass
+    assert single_pass.verified is True and model.training
+    assert single_pass.runs_without_labels(model, dict(batch), batch["labels"]) and model.training
+    for name, buffer in model.named_buffers():
+        torch.testing.assert_close(buffer, statistics[name])
