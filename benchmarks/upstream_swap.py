@@ -48,12 +48,32 @@ def imported_transformers_names(source: str) -> list[tuple[str, str]]:
     return names
 
 
+def sibling_test_files(source: str, folder: str) -> list[str]:
+    """The files of the test file's own folder that it imports from (`from .test_trainer import ...`): they need the
+    same placeholders, or the import fails before any test runs.
+
+    >>> sibling_test_files("from .test_trainer import RegressionDataset\\nfrom transformers import A", "tests/trainer")
+    ['tests/trainer/test_trainer.py']
+    """
+    siblings = []
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.ImportFrom) and node.level == 1 and node.module:
+            siblings.append(os.path.join(folder, *node.module.split(".")) + ".py")
+    return siblings
+
+
 def bind_removed_names(test_file: str) -> list[str]:
-    """Binds each name the test file imports from a transformers module that lacks it; returns them."""
+    """Binds each name the test file (and the files of its folder it imports from) imports from a transformers module
+    that lacks it; returns them."""
     with open(test_file, encoding="utf-8") as handle:
         source = handle.read()
+    names = imported_transformers_names(source)
+    for sibling in sibling_test_files(source, os.path.dirname(test_file)):
+        if os.path.isfile(sibling):
+            with open(sibling, encoding="utf-8") as handle:
+                names += imported_transformers_names(handle.read())
     bound = []
-    for module_name, name in imported_transformers_names(source):
+    for module_name, name in dict.fromkeys(names):
         try:
             module = importlib.import_module(module_name)
         except ImportError:

@@ -9,7 +9,8 @@ builds swapped for `AutoAssistTrainer` (`upstream_swap.py`), offline. Then:
     python benchmarks/upstream_trainer.py --test_file ../transformers/tests/trainer/test_trainer.py \
         --source "huggingface/transformers@<commit> (<its version>)"
 
-writes `benchmarks/results/upstream-trainer.json`: the command, the environment, each run's outcome per test and the
+writes `benchmarks/results/upstream-trainer.json` (`upstream-trainer-callback.json` for `test_trainer_callback.py`,
+which imports its models from `test_trainer.py`): the command, the environment, each run's outcome per test and the
 first line of each failure. The file's own test needs (`parameterized`, `sentencepiece`: without it most of the
 file skips) must be installed. A run already recorded for the same test file, transformers version and commit
 of this code is kept; `--fresh` runs it again.
@@ -40,7 +41,9 @@ MESSAGE_CHARS = 300
 
 @dataclass
 class UpstreamArguments:
-    test_file: str = field(metadata={"help": "transformers' tests/trainer/test_trainer.py, from a checkout."})
+    test_file: str = field(
+        metadata={"help": "transformers' tests/trainer/test_trainer.py (or test_trainer_callback.py), from a checkout."}
+    )
     source: str = field(
         default="", metadata={"help": "Where the test file comes from (repository, commit, version), recorded."}
     )
@@ -107,6 +110,15 @@ def run_tests(test_file: str, strategy: str | None) -> dict:
     return {"seconds": round(seconds, 1), "outcomes": outcomes, "messages": messages}
 
 
+def result_file_name(test_file: str) -> str:
+    """`upstream-<the file's name without test_>.json`, one per test file.
+
+    >>> result_file_name("tests/trainer/test_trainer.py"), result_file_name("tests/trainer/test_trainer_callback.py")
+    ('upstream-trainer.json', 'upstream-trainer-callback.json')
+    """
+    return f"upstream-{Path(test_file).stem.removeprefix('test_').replace('_', '-')}.json"
+
+
 def file_digest(path: str) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
@@ -117,7 +129,7 @@ def main(argv: list[str] | None = None) -> dict:
         raise FileNotFoundError(
             f"No test file at {args.test_file}: pass --test_file <a transformers checkout>/tests/trainer/test_trainer.py"
         )
-    output = os.path.join(args.output_dir, "upstream-trainer.json")
+    output = os.path.join(args.output_dir, result_file_name(args.test_file))
     # what a recorded run must share to be kept: the test file, transformers and this code (a commit it can name)
     measured = {"test_file_sha256": file_digest(args.test_file), "transformers": environment()["transformers"],
                 "commit": commit_measured()}  # fmt: skip
