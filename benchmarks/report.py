@@ -42,6 +42,7 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
         "assistant-dim": render_assistant_dim(),
         "pairs-check": render_pairs_check(archived),
         "upstream-trainer": render_upstream_trainer(),
+        "upstream-trainer-callback": render_upstream_trainer(file_name="upstream-trainer-callback.json"),
     }
 
 

@@ -271,11 +271,12 @@ def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
     return "\n".join(lines) or "(no plausibility study committed)"
 
 
-def render_upstream_trainer(folder: Path = RESULTS) -> str:
-    """README: transformers' own Trainer tests with the plain Trainer and with each swap (`upstream_trainer.py`)."""
+def render_upstream_trainer(folder: Path = RESULTS, file_name: str = "upstream-trainer.json") -> str:
+    """transformers' own Trainer tests (one file's result) with the plain Trainer and with each swap
+    (`upstream_trainer.py`)."""
     from benchmarks.upstream_trainer import PLAIN, lost_tests, plain_passes
 
-    path = folder / "upstream-trainer.json"
+    path = folder / file_name
     if not path.exists():
         return "(no run of transformers' Trainer tests committed)"
     result = json.loads(path.read_text())
