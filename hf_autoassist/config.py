@@ -46,12 +46,16 @@ class AutoAssistArguments:
     )
     autoassist_base_prob: float = field(
         default=0.3,
-        metadata={"help": "Floor on every instance's acceptance probability, in (0, 1]; 1.0 keeps everything."},
+        metadata={"help": "Floor on every instance's acceptance probability, in (0, 1] (the paper's value); 1.0 keeps "
+                  "everything. The floor in force is max(base_prob, 1 - confidence): with an Assistant of skill about "
+                  "0.5 (the suite's translation tasks) any base_prob below 0.5 trains the same run."},
     )
     autoassist_target_keep: float | None = field(
         default=None,
         metadata={"help": "'autoassist' only: keep this fraction of each epoch after the warmup on average, in (0, 1] "
-                  "(a budget); unset, the rule decides how much to keep."},
+                  "(a budget); the Assistant's acceptance probabilities are scaled by one factor to meet it, so it "
+                  "still decides which (with no skill, that is random skipping at the budget). Unset, the rule decides "
+                  "how much to keep."},
     )
     autoassist_warmup_epochs: float = field(
         default=1.0,
@@ -150,7 +154,8 @@ class AutoAssistArguments:
     )
     autoassist_assistant_memory: bool = field(
         default=True,
-        metadata={"help": "Let the Assistant also read each instance's last Boss loss and its age (False: the paper's)."},
+        metadata={"help": "Let the Assistant also read each instance's last Boss loss, whether it was seen, and how "
+                  "long ago (False: the paper's input-only Assistant)."},
     )
     autoassist_assistant_dim: int = field(
         default=1,
@@ -211,9 +216,10 @@ class AutoAssistArguments:
     # Parameters that control the report
     autoassist_write_report: bool | None = field(
         default=None,
-        metadata={"help": "Write autoassist_diagnostics.json/.png into output_dir at the end; default: when the "
-                  "Trainer saves (save_strategy != 'no') and the run selects (a strategy other than 'none', or a "
-                  "plausibility check)."},
+        metadata={"help": "Write autoassist_diagnostics.json/.png (and after a plausibility check "
+                  "autoassist_plausibility.jsonl/.png) into output_dir at the end; default: when the Trainer saves "
+                  "(save_strategy != 'no') and the run selects (a strategy other than 'none', or a plausibility "
+                  "check): 'none' without a check writes only what the plain Trainer writes."},
     )
 
     @property
