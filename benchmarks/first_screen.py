@@ -7,6 +7,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
 
 LENGTH_NAMES = {0.5: "half length", 1.0: "converged", 2.0: "double length"}
@@ -60,11 +61,15 @@ def in_words(result: dict, comparison: dict) -> str:
 
 
 def iso_text(entry: dict) -> str:
-    marks = {"exact": "", "at_most": "≤", "at_least": "≥"}
     if entry["median"] is None:
         return "–"
-    values = ", ".join(f"{marks[b]}{v:.2f}" for v, b in zip(entry["values"], entry["bounds"]))
+    values = ", ".join(f"{BOUND_MARK[b]}{v:.2f}" for v, b in zip(entry["values"], entry["bounds"]))
     return f"{entry['median']:.2f} ({values})"
+
+
+def by_length(result: dict) -> list[tuple[str, dict]]:
+    """The task's verdicts, from the shortest recipe to the longest."""
+    return sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0]))
 
 
 def render_first_screen(results: list[dict]) -> str:
@@ -75,7 +80,7 @@ def render_first_screen(results: list[dict]) -> str:
     ]
     for result in results:
         scale, unit = scale_of(result)
-        for length, verdict in sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0])):
+        for length, verdict in by_length(result):
             vs_plain, vs_random = verdict["vs_plain"], verdict["vs_random"]
             if not vs_plain["seeds"]:
                 continue
@@ -110,7 +115,7 @@ def plot_first_screen(results: list[dict], path: str) -> None:
     for color, result in zip(colors, results):
         scale, unit = scale_of(result)
         axis = axes[0 if unit == "points" else 1]
-        for length, verdict in sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0])):
+        for length, verdict in by_length(result):
             test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"]["seconds_ratio"]
             if test["mean"] is None:
                 continue

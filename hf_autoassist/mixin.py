@@ -8,7 +8,6 @@ block) come from `schedule.VaryingEpochsMixin`, those of checkpoints from `check
 Nothing is added to the Trainer's callbacks. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
 """
 
-import os
 
 from transformers.data.data_collator import default_data_collator
 from transformers.trainer_utils import get_last_checkpoint
