@@ -8,7 +8,6 @@ block) come from `schedule.VaryingEpochsMixin`, those of checkpoints from `check
 Nothing is added to the Trainer's callbacks. Placed first, it works with `Trainer` and `Seq2SeqTrainer`.
 """
 
-
 from transformers.data.data_collator import default_data_collator
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_datasets_available, logging
