@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Fills the generated sections of both READMEs and of the documentation's pages from the committed results (never
 typed by hand): each section between its `<!-- name -->` and `<!-- /name -->` markers, wherever it stands, is what
-its table gives (`first_screen.py` and `suite_tables.py` for the suite's JSON, `study_tables.py` for the studies').
+its table gives (`verdict_tables.py` and `suite_tables.py` for the suite's JSON, `study_tables.py` for the studies').
 
     python benchmarks/report.py            # rewrites the generated sections
     python benchmarks/report.py --check    # exits 1 if any is not what the JSON gives
@@ -13,7 +13,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-from benchmarks.first_screen import PLOT, plot_first_screen, render_first_screen  # noqa: E402
+from benchmarks.verdict_tables import (  # noqa: E402
+    PLOT, plot_first_screen, render_first_screen, render_flips, render_front as render_v3_front, render_other_arms,
+)  # fmt: skip
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
     render_ablation, render_assistant_dim, render_check_share, render_example, render_overhead, render_pairs_check,
@@ -34,6 +36,9 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
     archived = load_results(SMALL_SETS)
     return {
         "first-screen": render_first_screen(results),
+        "v3-front": render_v3_front(results),
+        "v3-other-arms": render_other_arms(results),
+        "v3-flips": render_flips(results, archived),
         "benchmark-results": render(archived),
         "who-gains": render_verdict(archived),
         "overhead-results": render_overhead(),

@@ -3,7 +3,7 @@ where the default skipped nothing, and the first screen written from them."""
 
 import pytest
 
-from benchmarks import first_screen, verdicts
+from benchmarks import verdict_tables as first_screen, verdicts
 
 
 def run(seed, strategy, test, seconds=100.0, instances=1000, **extra):
@@ -63,3 +63,20 @@ def test_the_first_screen_says_gains_or_losses_in_points_only_where_the_interval
     tying = {**losing, "test": verdicts.paired_interval([-0.010, 0.012, -0.008])}
     assert first_screen.in_words(result, tying) == "same accuracy, 0.71× the time"
     assert first_screen.interval_text(losing["test"], 100.0, "points").startswith("-1.00 [-1.50, -0.50] points")
+
+
+def test_a_verdict_that_changed_between_the_suites_is_marked_flipped():
+    archived = {"task": "vision-resnet", "default_points": {"autoassist": 0.3}, "runs": [
+        *[run(s, "plain", 0.80) for s in range(3)],
+        *[{**run(s, "autoassist", 0.81, value=0.3), "point": 0.3} for s in range(3)],  # above on every seed, then
+        *[{**run(s, "random", 0.79, value=0.3), "point": 0.3} for s in range(3)],
+    ]}  # fmt: skip
+    runs = [run(s, "plain", 0.80 + s / 100) for s in range(5)]
+    runs += [run(s, "default", 0.80 + s / 100 + (0.001 if s % 2 else -0.001), kept_fraction_per_epoch=[1.0, 0.6])
+             for s in range(5)]  # fmt: skip
+    runs += [run(s, "random", 0.80 + s / 100 - 0.01, value=1.0) for s in range(5)]
+    result = {"task": "vision-resnet", "metric": "accuracy", "verdicts": {"1.0": verdicts.length_verdict(runs, 1.0)}}
+    (row,) = first_screen.render_flips([result], [archived]).splitlines()[2:]
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1].startswith("above on every seed (+1.00, +1.00, +1.00)") and cells[2].startswith("ties") and cells[3] == "yes"
+    assert cells[4].startswith("above on every seed") and cells[5].startswith("gains") and cells[6] == "no"

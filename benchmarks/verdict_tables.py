@@ -1,6 +1,8 @@
-"""README's first screen, from the suite's verdicts (`benchmarks/verdicts.py`): per task and recipe length, the
-default against the plain run the user would have made (test quality difference with its 95% interval, the seconds
-ratio) beside iso-quality against the plain front, in words a reader takes in at once; and one plot of the same."""
+"""The suite's tables, from its verdicts (`benchmarks/verdicts.py`). README's first screen: per task and recipe
+length, the default against the plain run the user would have made (test quality difference with its 95% interval,
+the seconds ratio) beside iso-quality against the plain front, in words a reader takes in at once, and one plot of
+the same. The benchmarks page: the plain front at every budget, the other arms against the converged plain run, and
+what the earlier suite (small sets) said beside what this one says."""
 
 import matplotlib
 
@@ -138,3 +140,102 @@ def plot_first_screen(results: list[dict], path: str) -> None:
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def render_front(results: list[dict]) -> str:
+    """The plain front per task: the test metric at each budget (mean, then each seed) and the convergence check."""
+    lines = ["| task | budget (× converged epochs) | test (mean; seeds) | seconds (mean) | converged |", "|---|---|---|---|---|"]
+    for result in results:
+        scale, unit = scale_of(result)
+        check = result.get("convergence", {})
+        passes = {True: "yes", False: "no", None: "not yet"}[check.get("passes")]
+        for row in result["front"]["plain"]:
+            values = [v for v in row["test_metric"]["values"] if v is not None]
+            seconds = [v for v in row["train_seconds"]["values"] if v is not None]
+            if not values:
+                continue
+            seeds = ", ".join(f"{v * scale:.2f}" for v in values)
+            lines.append(
+                f"| {result['task']} | {row['budget']:g} | {sum(values) / len(values) * scale:.2f} {unit}; {seeds} "
+                f"| {sum(seconds) / len(seconds):.0f} | {passes if row['budget'] == 1.0 else ''} |"
+            )
+    return "\n".join(lines)
+
+
+ARM_NAMES = {"plain_clean": "perfect filter (plain on the clean instances)", "filtered": "the labels check alone"}
+
+
+def render_other_arms(results: list[dict]) -> str:
+    """The arms beside the default, each against the converged plain run of its seed (test)."""
+    lines = ["| task | arm | − the plain run, test (95% interval) | seconds ÷ the plain run | seeds |", "|---|---|---|---|---|"]
+    for result in results:
+        scale, unit = scale_of(result)
+        for arm, comparison in result.get("against_plain", {}).items():
+            if not comparison["seeds"]:
+                continue
+            lines.append(
+                f"| {result['task']} | {ARM_NAMES.get(arm, arm)} | {interval_text(comparison['test'], scale, unit)} "
+                f"| {ratio_text(comparison)} | {len(comparison['seeds'])} |"
+            )
+    return "\n".join(lines)
+
+
+def earlier_verdict(archived: dict) -> tuple[list[float], list[float]]:
+    """The earlier suite's default (its `autoassist` at the default point, or the check alone where that was the
+    default) minus its full plain run and minus random, seed by seed, on its validation set."""
+    runs = archived["runs"]
+    plain = {r["seed"]: r for r in runs if r["strategy"] == "plain" and r["budget"] == 1.0}
+    strategy, point = ("filtered", 1.0) if any(r["strategy"] == "filtered" and r.get("autoassist_config", {}).get(
+        "autoassist_plausibility") == "pairs" for r in runs) else ("autoassist", archived["default_points"]["autoassist"])  # fmt: skip
+    default = {r["seed"]: r for r in runs if r["strategy"] == strategy and r["point"] == point}
+    random = {r["seed"]: r for r in runs if r["strategy"] == "random" and r["point"] == point}
+    if strategy == "filtered":
+        random = {}  # the check alone was not replayed by random in that suite
+    versus = [default[s]["final_validation"] - plain[s]["final_validation"] for s in sorted(default) if s in plain]
+    versus_random = [default[s]["final_validation"] - random[s]["final_validation"] for s in sorted(default) if s in random]
+    return versus, versus_random
+
+
+def direction(values: list[float]) -> str:
+    """`above on every seed`, `below on every seed` or `mixed`.
+
+    Example:
+        >>> direction([0.1, 0.2]), direction([-0.1, 0.2]), direction([])
+        ('above on every seed', 'mixed', '–')
+    """
+    if not values:
+        return "–"
+    if all(v > 0 for v in values):
+        return "above on every seed"
+    if all(v < 0 for v in values):
+        return "below on every seed"
+    return "mixed"
+
+
+# what the earlier suite's direction says in the words of an interval
+AGREES = {"above on every seed": "gains", "below on every seed": "loses", "mixed": "ties"}
+
+
+def render_flips(results: list[dict], archived: list[dict]) -> str:
+    """The earlier suite's verdicts (validation, 3 seeds) beside this one's (test, paired intervals), converged recipe."""
+    lines = [
+        "| task | default − plain: earlier (validation) | now (test) | flipped | default − random: earlier | now | flipped |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    before = {result["task"]: result for result in archived}
+    for result in results:
+        verdict = result.get("verdicts", {}).get("1.0")
+        if verdict is None or result["task"] not in before or not verdict["vs_plain"]["seeds"]:
+            continue
+        scale, unit = scale_of(result)
+        old_plain, old_random = earlier_verdict(before[result["task"]])
+        cells = []
+        for old, comparison in ((old_plain, verdict["vs_plain"]), (old_random, verdict["vs_random"])):
+            word = verdict_word(comparison["test"])
+            then = direction(old)
+            values = ", ".join(f"{v * scale:+.2f}" for v in old)
+            flipped = "–" if word is None or then == "–" else ("no" if AGREES[then] == word else "yes")
+            now = "–" if not comparison["seeds"] else f"{word or 'one seed'}: {interval_text(comparison['test'], scale, unit)}"
+            cells += [f"{then} ({values})" if old else "–", now, flipped]
+        lines.append(f"| {result['task']} | {' | '.join(cells)} |")
+    return "\n".join(lines)
