@@ -120,17 +120,16 @@ class InstanceLossReader:
         if self.recorder is not None:
             self.recorder.attach(self.base_model(model))
         if single_pass.applies(labels, num_items_in_batch, shift):  # one cross entropy: the loss from the terms
-            outputs = single_pass.forward(model, inputs)
-            sums, counts = self.terms(model, outputs, labels)
-            loss = single_pass.loss(sums, counts, num_items_in_batch)
-            return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
+            outputs = single_pass.withheld_forward(model, inputs)
+            if outputs is not None:  # None: the model needs its labels, and computes its own loss from now on
+                sums, counts = self.terms(model, outputs, labels)
+                loss = single_pass.loss(sums, counts, num_items_in_batch)
+                return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
         loss, outputs = self.loss_and_outputs(model, inputs, num_items_in_batch)
         with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
             sums, counts = self.terms(model, outputs, labels)
         if single_pass.should_check(labels, num_items_in_batch, shift):
-            unwrapped = self.unwrap_model(model)  # no wrapper's collectives in a forward only this process makes
-            single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch,
-                              lambda: single_pass.runs_without_labels(unwrapped, inputs, labels))  # fmt: skip
+            single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
         return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
 
     def _features(self, labels) -> torch.Tensor | None:

@@ -8,12 +8,15 @@ Trainer's scaling, so that its value and its gradients are the Trainer's.
 
 Whether it is so is not guessed from the model's class: on the first training batch both are computed and
 compared. If they differ (a model with its own loss: auxiliary terms, a regression head, class weights...), or if
-the model cannot run without its labels (a hand-written forward that computes its loss from them unconditionally,
-tried once on that batch without gradients), the model keeps computing its loss and the terms are computed beside
-it, as before, for the rest of the run. Whether
+the model cannot run without its labels (its forward's `labels` has no default, or the first forward without them
+raises: a hand-written forward that computes its loss from them unconditionally), the model keeps computing its loss
+and the terms are computed beside it, as before, for the rest of the run. No forward is ever added to find out: a
+model may count or record its calls. Whether
 the model divides by its batch's count or by the Trainer's `num_items_in_batch` is told only by a batch on which the
 two differ (gradient accumulation, several processes); until one comes, each batch counts the same both ways.
 """
+
+import inspect
 
 import torch
 from transformers.utils import logging
@@ -21,6 +24,24 @@ from transformers.utils import logging
 from .losses import count_loss_terms
 
 logger = logging.get_logger(__name__)
+
+
+def requires_labels(model) -> bool:
+    """Whether `model`'s forward takes `labels` with no default: it cannot be called without them.
+
+    Example:
+        >>> class Needs(torch.nn.Module):
+        ...     def forward(self, x, labels): ...
+        >>> class Optional(torch.nn.Module):
+        ...     def forward(self, x, labels=None): ...
+        >>> requires_labels(Needs()), requires_labels(Optional())
+        (True, False)
+    """
+    try:
+        parameter = inspect.signature(model.forward).parameters.get("labels")
+    except (TypeError, ValueError):  # a forward whose signature cannot be read
+        return False
+    return parameter is not None and parameter.default is inspect.Parameter.empty
 
 
 class SinglePassLoss:
@@ -49,10 +70,13 @@ class SinglePassLoss:
         self.reduction: str | None = None
         # an encoder-decoder's own way to build its decoder inputs from the labels (found once, at the check)
         self._decoder_inputs_from_labels = None
+        # whether a forward without labels has run in this run (`withheld_forward`)
+        self._forward_ran = False
 
     def reset(self) -> None:
         """A new `train()` checks again: the model or the arguments may have changed."""
         self.verified, self.reduction, self._decoder_inputs_from_labels = None, None, None
+        self._forward_ran = False
 
     def _possible(self, labels) -> bool:
         return self.enabled and labels is not None
@@ -105,30 +129,29 @@ class SinglePassLoss:
             loss = sums.sum() / num_items_in_batch
         return loss * self.process_scale if self.process_scale != 1 else loss
 
-    def runs_without_labels(self, model, inputs: dict, labels) -> bool:
-        """Whether `model` runs on `inputs` with its labels withheld, tried once, in eval mode and without gradients,
-        so that nothing it keeps moves (batch-norm statistics, the dropout RNG). Any failure means: keep the labels."""
-        was_training = model.training
-        model.eval()
+    def withheld_forward(self, model, inputs):
+        """`forward`, the first time in a run ready to fall back: a model that cannot run without its labels (a
+        hand-written forward computing its loss from them unconditionally) raises there, once, and from then on keeps
+        computing its own loss (returns None). Later failures are the model's own and propagate."""
+        if self._forward_ran:
+            return self.forward(model, inputs)
         try:
-            with torch.no_grad():
-                self.forward(model, {**inputs, "labels": labels})
-            return True
-        except Exception as error:  # noqa: BLE001 - the model's own forward, with labels, already ran on this batch
+            outputs = self.forward(model, inputs)
+        except Exception as error:  # noqa: BLE001 - the same forward with its labels ran at the check
+            self.verified = False
             logger.info(
                 f"{type(model).__name__} does not run without its labels ({type(error).__name__}: {error}): AutoAssist "
                 "lets it compute its own loss and computes the per-instance losses beside it."
             )
-            return False
-        finally:
-            model.train(was_training)
+            return None
+        self._forward_ran = True
+        return outputs
 
-    def check(self, base_model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch,
-              runs_without_labels=lambda: True):  # fmt: skip
+    def check(self, base_model, loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, num_items_in_batch):
         """Compares the model's loss with the ones rebuilt from the same batch's terms. When both reductions match
         (its count is `num_items_in_batch`) the loss is verified and the reduction left open. `base_model` is the
-        model under its wrappers (an encoder-decoder must be able to build its decoder inputs from the labels);
-        `runs_without_labels()` is asked once, when the loss would be rebuilt from now on."""
+        model under its wrappers (an encoder-decoder must be able to build its decoder inputs from the labels; a
+        forward whose `labels` has no default cannot run without them)."""
         loss = loss.detach().float()
         matching = []
         for reduction in self.REDUCTIONS:
@@ -146,6 +169,7 @@ class SinglePassLoss:
                 f"entropies ({float(rebuilt):.6g}): AutoAssist computes them beside it, one more cross entropy per "
                 "step."
             )
-        first = self.verified is None
-        self.verified = bool(matching) and (not first or runs_without_labels())
+        if requires_labels(base_model):
+            matching = []
+        self.verified = bool(matching)
         self.reduction = matching[0] if len(matching) == 1 else None
