@@ -265,12 +265,13 @@ def environment() -> dict:
 
 
 def commit_measured() -> str | None:
-    """The checkout's commit, or None when it cannot say which code runs (not a git checkout, or changed files)."""
+    """The checkout's commit, or None when it cannot say which code runs (not a git checkout, or changed files other
+    than the results, which a measurement writes as it goes and which run nothing)."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
-        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root,
-                                 capture_output=True, text=True, check=True)  # fmt: skip
+        changed = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".",
+                                  ":(exclude)benchmarks/results"], cwd=root, capture_output=True, text=True, check=True)  # fmt: skip
     except (OSError, subprocess.CalledProcessError):
         return None
     return None if changed.stdout.strip() else commit.stdout.strip()
