@@ -95,6 +95,8 @@ def render_first_screen(results: list[dict]) -> str:
                 f"| {len(vs_plain['seeds'])} |"
             )
     sizes = ", ".join(f"{r['task']} {r['data']['validation']:,} / {r['data']['test']:,}" for r in results)
+    runs = [run for result in results for run in result["runs"]]
+    hours = sum(run["train_seconds"] + run.get("eval_seconds", 0.0) for run in runs) / 3600
     lines += [
         "",
         "Each difference is the mean over seeds of the default minus the other run of the same seed, with the 95% "
@@ -102,7 +104,8 @@ def render_first_screen(results: list[dict]) -> str:
         "(`Seq2SeqTrainer`) on the same recipe (half, converged or double its epochs); random keeps, epoch by epoch, "
         "as many instances as the default kept; iso-quality is the plain front's seconds to reach the default's test "
         "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). "
-        f"Validation / test items per task: {sizes}. Generated from `benchmarks/results/` by `benchmarks/report.py`.",
+        f"Validation / test items per task: {sizes}. The runs recorded so far: {len(runs)}, {hours:.1f} hours of "
+        "this 2-core machine (training and evaluation). Generated from `benchmarks/results/` by `benchmarks/report.py`.",
         "",
         f"![The default against the plain run: test quality difference against seconds ratio](benchmarks/results/{PLOT})",
     ]
