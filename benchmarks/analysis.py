@@ -53,12 +53,13 @@ def spread(values: list[float | None]) -> dict:
     }
 
 
-def front_of(runs: list[dict], seed: int) -> list[dict]:
-    """The seed's plain runs as `{budget, instances, seconds, metric}`, by increasing instances."""
+def front_of(runs: list[dict], seed: int, key: str = "final_validation") -> list[dict]:
+    """The seed's plain runs as `{budget, instances, seconds, metric}`, by increasing instances, the metric read from
+    `key` (runs without it left out)."""
     points = [
-        {"budget": r["budget"], "instances": r["boss_instances"], "seconds": r["train_seconds"], "metric": r["final_validation"]}
+        {"budget": r["budget"], "instances": r["boss_instances"], "seconds": r["train_seconds"], "metric": r[key]}
         for r in runs
-        if r["strategy"] == PLAIN and r["seed"] == seed
+        if r["strategy"] == PLAIN and r["seed"] == seed and r.get(key) is not None
     ]
     return sorted(points, key=lambda p: p["instances"])
 

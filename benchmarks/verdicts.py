@@ -14,7 +14,8 @@ import statistics
 from scipy import stats
 
 from benchmarks.analysis import (
-    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, summarize_front,
+    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, front_of,
+    summarize_front,
 )  # fmt: skip
 
 # the metric each comparison reads: the one decided on and the one reported
@@ -58,22 +59,12 @@ def _by_seed(runs: list[dict], strategy: str, field: str, value: float) -> dict[
     return {r["seed"]: r for r in runs if r["strategy"] == strategy and r.get(field) == value}
 
 
-def _front(runs: list[dict], seed: int, key: str) -> list[dict]:
-    """The seed's plain runs as `{instances, seconds, metric}`, by increasing instances, read on `key`."""
-    points = [
-        {"instances": r["boss_instances"], "seconds": r["train_seconds"], "metric": r[key]}
-        for r in runs
-        if r["strategy"] == PLAIN and r["seed"] == seed and r.get(key) is not None
-    ]
-    return sorted(points, key=lambda p: p["instances"])
-
-
 def iso_quality(runs: list[dict], arm: dict[int, dict], key: str) -> dict:
     """Per seed with a plain front of more than one budget: the front's seconds to reach the arm's `key` metric over
     the arm's seconds, with its bound (`analysis.BOUND`); their median."""
     values, bounds = {}, {}
     for seed, run in sorted(arm.items()):
-        front = _front(runs, seed, key)
+        front = front_of(runs, seed, key)
         if len(front) < 2 or run.get(key) is None:
             continue
         needs = front_needs(front, run[key])
