@@ -23,6 +23,11 @@ class AssistedBatchSampler(Sampler[list[int]]):
     of the pass (or, if too few were rejected, trimmed) so that every rank gets the same number of full batches and
     `BatchSamplerShard` never has to repeat an instance to even them out.
 
+    With `keep_steps`, the epoch keeps the full pass's batches and thins each one instead: the pass is cut into
+    batches as if everything were kept, and each batch holds the kept instances of its slice (at least one). The
+    Trainer then takes as many optimizer steps, on the same LR schedule, as the plain run; only the instances each
+    step forwards are fewer.
+
     Example:
         >>> sampler = AssistedBatchSampler(6, batch_size=2, seed=0, select_fn=lambda epoch, idx: idx % 2 == 0)
         >>> sampler.set_epoch(0); len(sampler), sorted(i for b in sampler for i in b)
@@ -38,21 +43,29 @@ class AssistedBatchSampler(Sampler[list[int]]):
         drop_last: bool = False,
         pad_to_multiple_of: int | None = None,
         pool: torch.Tensor | None = None,
+        keep_steps: bool = False,
     ):
         if num_samples <= 0:
             raise ValueError(f"AssistedBatchSampler needs at least one instance, got num_samples={num_samples}.")
         if batch_size <= 0:
             raise ValueError(f"batch_size must be a positive integer, got {batch_size}.")
         self.num_samples = num_samples
-        self.batch_size = batch_size
+        self._batch_size = batch_size
         self.drop_last = drop_last
         self.seed = seed
         self.select_fn = select_fn
         self.pad_to_multiple_of = pad_to_multiple_of
+        self.keep_steps = keep_steps
         self.set_pool(pool)
         self.epoch: int | None = None
         self.candidates = torch.arange(num_samples) if pool is None else pool.clone()
         self._reset()
+
+    @property
+    def batch_size(self) -> int | None:
+        """The batch size accelerate reads to shard the batches across processes: None with `keep_steps`, where
+        batches are thinned, so that `BatchSamplerShard` hands them out round by round whatever their sizes."""
+        return None if self.keep_steps else self._batch_size
 
     def set_pool(self, pool: torch.Tensor | None) -> None:
         """From the next pass on, draw only from `pool` (all instances when None): the others are never candidates."""
@@ -64,6 +77,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
     def _reset(self) -> None:
         """Before the first epoch: every candidate kept."""
         self.kept = self.candidates
+        self._batch_sizes: list[int] | None = None  # with `keep_steps`: each thinned batch's size
 
     def _draw_pass(self, epoch: int) -> torch.Tensor:
         """The epoch's shuffled pass, the same on every process."""
@@ -78,10 +92,30 @@ class AssistedBatchSampler(Sampler[list[int]]):
             keep = torch.ones(self.pass_size, dtype=torch.bool)
         else:
             keep = self.select_fn(epoch, self.candidates).clone()
-        if self.pad_to_multiple_of:
-            keep = self._round_to_multiple(keep, self.pad_to_multiple_of)
-        self.kept = self.candidates[keep]
+        if self.keep_steps:
+            self.kept, self._batch_sizes = self._thin(keep)
+        else:
+            if self.pad_to_multiple_of:
+                keep = self._round_to_multiple(keep, self.pad_to_multiple_of)
+            self.kept, self._batch_sizes = self.candidates[keep], None
         self.epoch = epoch
+
+    def _thin(self, keep: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+        """The kept instances and each batch's size when the full pass's batches are thinned to `keep` (a batch
+        with nothing kept keeps its first instance: an empty batch would end the epoch)."""
+        full = torch.ones(len(keep), dtype=torch.bool)
+        if self.pad_to_multiple_of:
+            full = self._round_to_multiple(full, self.pad_to_multiple_of)
+        candidates, keep = self.candidates[full], keep[full].clone()
+        starts = range(0, self.batches_of(len(candidates)) * self._batch_size, self._batch_size)
+        sizes = []
+        for start in starts:
+            window = keep[start : start + self._batch_size]
+            if not window.any():
+                window[0] = True
+            sizes.append(int(window.sum()))
+        limit = len(starts) * self._batch_size
+        return candidates[:limit][keep[:limit]], sizes
 
     @staticmethod
     def _round_to_multiple(keep: torch.Tensor, multiple: int) -> torch.Tensor:
@@ -95,7 +129,10 @@ class AssistedBatchSampler(Sampler[list[int]]):
         return keep
 
     def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "candidates": self.candidates.clone(), "kept": self.kept.clone()}
+        state = {"epoch": self.epoch, "candidates": self.candidates.clone(), "kept": self.kept.clone()}
+        if self.keep_steps:
+            state.update(keep_steps=True, batch_sizes=self._batch_sizes)
+        return state
 
     def load_state_dict(self, state: dict) -> None:
         """Restores an epoch's pass and selection, so a resumed run does not decide that epoch again."""
@@ -104,8 +141,14 @@ class AssistedBatchSampler(Sampler[list[int]]):
                 "The checkpoint was taken while its epoch was decided block by block (`autoassist_rescore_every`), "
                 "which is unset now. Resume with the options the checkpoint was made with."
             )
+        if self.keep_steps != state.get("keep_steps", False):
+            thinned = "thinned batch by batch" if self.keep_steps else "shrunk"
+            raise ValueError(
+                f"The checkpoint's epochs were {'shrunk' if self.keep_steps else 'thinned batch by batch'} but this "
+                f"run's are {thinned} (`autoassist_keep_steps`). Resume with the options the checkpoint was made with."
+            )
         self._restore_pass(state)
-        self.kept = state["kept"]
+        self.kept, self._batch_sizes = state["kept"], state.get("batch_sizes")
 
     def _restore_pass(self, state: dict) -> None:
         if len(state["candidates"]) != self.pass_size:
@@ -123,15 +166,25 @@ class AssistedBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         kept = self.kept.tolist()
-        for start in range(0, len(self) * self.batch_size, self.batch_size):
-            yield kept[start : start + self.batch_size]
+        if self._batch_sizes is not None:
+            start = 0
+            for size in self._batch_sizes:
+                yield kept[start : start + size]
+                start += size
+            return
+        for start in range(0, len(self) * self._batch_size, self._batch_size):
+            yield kept[start : start + self._batch_size]
 
     def __len__(self) -> int:
+        if self._batch_sizes is not None:
+            return len(self._batch_sizes)
+        if self.keep_steps:  # before the first epoch is decided: the full pass's batches
+            return self.batches_of(self.pass_size)
         return self.batches_of(len(self.kept))
 
     def batches_of(self, items: int) -> int:
         """Batches that `items` kept instances make: only full ones with `drop_last`, else the last may be short."""
-        return items // self.batch_size if self.drop_last else math.ceil(items / self.batch_size)
+        return items // self._batch_size if self.drop_last else math.ceil(items / self._batch_size)
 
 
 # (epoch, candidates, offset) -> keep mask: `candidates` are the pass's positions `offset` onwards
@@ -204,7 +257,7 @@ class RescoringBatchSampler(AssistedBatchSampler):
 
     def _decide_next_block(self, items_wanted: int) -> None:
         rate = max(self.last_rate, 0.05)
-        size = max(self.rescore_every * self.batch_size, math.ceil(items_wanted / rate))
+        size = max(self.rescore_every * self._batch_size, math.ceil(items_wanted / rate))
         offset = self.decided
         block = self.candidates[offset : offset + size]
         if self.select_fn is None:
@@ -236,16 +289,16 @@ class RescoringBatchSampler(AssistedBatchSampler):
     def _ensure(self, items: int) -> None:
         """Decides blocks until `items` instances (plus the held-back tail) are decided, or the pass is."""
         while not self.finished and len(self.stream) < items + self.holdback:
-            self._decide_next_block(items + self.holdback - len(self.stream) + self.rescore_every * self.batch_size)
+            self._decide_next_block(items + self.holdback - len(self.stream) + self.rescore_every * self._batch_size)
 
     def __iter__(self) -> Iterator[list[int]]:
         batch = 0
         while True:
-            end = (batch + 1) * self.batch_size
+            end = (batch + 1) * self._batch_size
             self._ensure(end)
             if self.finished and batch >= len(self):
                 return
-            yield self.stream[batch * self.batch_size : end]
+            yield self.stream[batch * self._batch_size : end]
             batch += 1
 
     def __len__(self) -> int:

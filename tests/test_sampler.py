@@ -131,6 +131,31 @@ def test_state_dict_restores_the_epoch_without_deciding_again():
         AssistedBatchSampler(49, 4).load_state_dict(sampler.state_dict())
 
 
+# ---- thinned batches: the plain run's steps, fewer instances in each ------------------------------------------------
+@pytest.mark.parametrize("pad", [None, 8])
+def test_keep_steps_thins_each_batch_of_the_full_pass_in_place(pad):
+    select = lambda epoch, idx: idx % 3 == 0  # noqa: E731
+    thinned = AssistedBatchSampler(50, 4, seed=0, select_fn=select, keep_steps=True, pad_to_multiple_of=pad)
+    full = AssistedBatchSampler(50, 4, seed=0, pad_to_multiple_of=pad)
+    assert len(thinned) == len(full)  # before the first epoch is decided too: the Trainer plans from it
+    thinned.set_epoch(1), full.set_epoch(1)
+    assert len(thinned) == len(full) == len(list(thinned))
+    for batch, whole in zip(thinned, full):
+        kept = [i for i in whole if i % 3 == 0]
+        assert batch == (kept or whole[:1])  # its own slice's kept instances, in order; never empty
+    assert thinned.kept_fraction < 0.5
+
+
+def test_keep_steps_state_dict_restores_the_thinned_batches_and_refuses_the_other_mode():
+    sampler = AssistedBatchSampler(50, 4, seed=0, select_fn=lambda e, idx: idx < 20, keep_steps=True)
+    sampler.set_epoch(2)
+    restored = AssistedBatchSampler(50, 4, seed=0, select_fn=lambda e, idx: idx < 20, keep_steps=True)
+    restored.load_state_dict(sampler.state_dict())
+    assert list(restored) == list(sampler)
+    with pytest.raises(ValueError, match="autoassist_keep_steps"):
+        AssistedBatchSampler(50, 4, seed=0).load_state_dict(sampler.state_dict())
+
+
 # ---- decisions inside the epoch -----------------------------------------------------------------------------------
 class Blocks:
     """A block selection that keeps a third of the instances and writes down what it was asked, and when."""

@@ -12,10 +12,12 @@ from hf_autoassist.loss_memory import LossMemory
 from hf_autoassist.selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, selects_in_epoch
 from hf_autoassist.strategies import (
     STRATEGY_CLASSES,
+    AdaptiveSelection,
     build_strategy,
     infobatch_selection,
     keep_probability_for_epoch,
 )
+from hf_autoassist.strategies.adaptive import adaptive_keep_probability
 
 
 def generator(seed=0):
@@ -143,3 +145,24 @@ def test_loss_memory_merge_takes_each_instance_from_the_rank_that_saw_it_last():
 def test_unknown_strategy_names_the_choices():
     with pytest.raises(ValueError, match="choose one of"):
         build_strategy(SimpleNamespace(autoassist_strategy="bogus"))
+
+
+def test_adaptive_keeps_what_is_left_to_learn_and_weights_by_the_inverse():
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2)
+    strategy.prepare(list(range(6)))
+    # right with p = 0.99, 0.95, 0.5, 0.1; the last two never seen
+    losses = -torch.log(torch.tensor([0.99, 0.95, 0.5, 0.1]))
+    strategy.observe(torch.arange(4), losses, step=1)
+    probs = adaptive_keep_probability(strategy.memory.loss, strategy.memory.seen, 0.1, 0.2)
+    assert probs.tolist() == pytest.approx([0.2, 0.5, 1.0, 1.0, 1.0, 1.0], abs=1e-4)
+    draws = torch.stack([strategy.select(torch.arange(6), 0, generator(seed)).keep for seed in range(2000)])
+    assert draws.float().mean(0).tolist() == pytest.approx(probs.tolist(), abs=0.04)
+    selection = strategy.select(torch.arange(6), 0, generator())
+    assert torch.allclose(selection.weights, 1.0 / probs)
+
+
+def test_adaptive_options_are_checked_with_the_fix():
+    with pytest.raises(ValueError, match="autoassist_learned_margin"):
+        AdaptiveSelection(learned_margin=0.0)
+    with pytest.raises(ValueError, match="autoassist_base_prob"):
+        AdaptiveSelection(base_prob=1.5)

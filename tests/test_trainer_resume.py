@@ -64,9 +64,14 @@ def saved_state(checkpoint):
     return torch.load(checkpoint / STATE_NAME.format(process_index=0), weights_only=False)
 
 
-@pytest.mark.parametrize("strategy", ["autoassist", "random", "infobatch"])
+# `adaptive` with a wide margin, so that three epochs of a tiny ResNet thin their batches
+OPTIONS = {"adaptive": {"autoassist_learned_margin": 1.0}}
+
+
+@pytest.mark.parametrize("strategy", ["autoassist", "random", "infobatch", "adaptive"])
 def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path, vision_example, fashion_mnist, strategy):
-    reference = make_trainer(tmp_path, vision_example, fashion_mnist, strategy, logging_steps=2)
+    options = {"logging_steps": 2, **OPTIONS.get(strategy, {})}
+    reference = make_trainer(tmp_path, vision_example, fashion_mnist, strategy, **options)
     reference.train()
     final_weights = {k: v.clone() for k, v in reference.model.state_dict().items()}
 
@@ -78,10 +83,15 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
 
     for checkpoint in chosen:
         resumed = make_trainer(tmp_path / f"resume-{checkpoint.name}", vision_example, fashion_mnist, strategy,
-                               logging_steps=2)  # fmt: skip
+                               **options)  # fmt: skip
         resumed.train(resume_from_checkpoint=str(checkpoint))
-        # the log history too (as transformers' own resume tests read it), timings aside
-        assert reproducible_logs(resumed) == reproducible_logs(reference), checkpoint.name
+        # the log history too (as transformers' own resume tests read it), timings aside; thinned batches of odd
+        # sizes round a logged loss differently by an ulp after a resume (the batches and the weights are the same)
+        logs, expected = reproducible_logs(resumed), reproducible_logs(reference)
+        if strategy == "adaptive":
+            assert len(logs) == len(expected) and all(a == pytest.approx(b, rel=1e-6) for a, b in zip(logs, expected))
+        else:
+            assert logs == expected, checkpoint.name
         steps_before = int(checkpoint.name.split("-")[1])
         # the same batches, in the same order, from the checkpoint on
         assert resumed.trained_batches == batches_after(reference, steps_before), checkpoint.name
@@ -94,7 +104,7 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
             assert resumed.selection_run.worker.state_dict()["seen"] == reference.selection_run.worker.state_dict()["seen"]
             for name, weight in resumed.selection_run.assistant.state_dict().items():
                 torch.testing.assert_close(weight, reference.selection_run.assistant.state_dict()[name])
-        if strategy == "infobatch":
+        if strategy in ("infobatch", "adaptive"):
             memory, expected = resumed.selection_run.strategy.memory, reference.selection_run.strategy.memory
             torch.testing.assert_close(memory.loss, expected.loss, equal_nan=True)
 

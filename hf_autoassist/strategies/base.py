@@ -39,6 +39,9 @@ class SelectionStrategy:
     observes_losses: bool = False
     # whether `select` may return loss weights (known on every rank, so that they all expect the broadcast)
     reweights: bool = False
+    # whether a shrunk epoch keeps the plain run's batches, each thinned to its kept instances, instead of fewer
+    # batches (`autoassist_keep_steps` unset)
+    keeps_steps: bool = False
 
     @classmethod
     def from_args(cls, args) -> "SelectionStrategy":

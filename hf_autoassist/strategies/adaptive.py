@@ -1,0 +1,103 @@
+"""`adaptive`: keep each instance in proportion to what it has left to learn, on the loss memory, without fewer steps.
+
+An instance's last loss `l` (from the training step, for free) says how much probability the Boss still puts off
+its target: `1 - exp(-l)` (for a class label exactly `1 - p(y | x)`, which bounds the norm of its gradient at the
+logits). An instance is kept with `p = clamp((1 - exp(-l)) / learned_margin, base_prob, 1)` and its loss scaled by
+`1 / p`, so the expected gradient is the full batch's: instances the Boss still gets wrong are always kept, and only
+those it already fits within the margin are skipped, in proportion. The kept share therefore follows learning: an
+epoch stays (nearly) whole while most instances are still being learned, and thins as they are learned.
+
+The epoch keeps the plain run's batches and optimizer steps, each batch thinned to its kept instances
+(`AssistedBatchSampler(keep_steps=True)`): the LR schedule and the number of updates are the plain run's, only the
+instances each update forwards are fewer. Skipping whole batches instead makes a shorter schedule, which costs on
+a recipe that is still learning (benchmarks/README.md, the half-length rows).
+"""
+
+import torch
+
+from ..loss_memory import LossMemory
+from ..selection import inverse_probability_weights, sample_keep_mask
+from .base import Selection, SelectionStrategy
+
+
+def left_to_learn(losses: torch.Tensor) -> torch.Tensor:
+    """`1 - exp(-loss)`, in [0, 1): the probability the Boss puts off each instance's target (NaN stays NaN).
+
+    Example:
+        >>> left_to_learn(torch.tensor([0.0, 0.1054, 2.3026])).round(decimals=2)
+        tensor([0.0000, 0.1000, 0.9000])
+    """
+    return -torch.expm1(-losses.clamp_min(0.0))
+
+
+def adaptive_keep_probability(losses: torch.Tensor, seen: torch.Tensor, learned_margin: float, base_prob: float):
+    """Each candidate's chance to be kept: `clamp(left_to_learn / learned_margin, base_prob, 1)`, 1 where not seen.
+
+    Example:
+        >>> adaptive_keep_probability(torch.tensor([2.0, 0.05, 0.001, 0.0]), torch.tensor([True, True, True, False]),
+        ...                           learned_margin=0.1, base_prob=0.3).round(decimals=2)
+        tensor([1.0000, 0.4900, 0.3000, 1.0000])
+    """
+    probs = (left_to_learn(losses) / learned_margin).clamp(base_prob, 1.0)
+    return torch.where(seen & ~torch.isnan(losses), probs, torch.ones_like(probs))
+
+
+class AdaptiveSelection(SelectionStrategy):
+    """Keeps each candidate with [`adaptive_keep_probability`] and weights it by `1 / p`; thins batches in place.
+
+    Args:
+        learned_margin (`float`, defaults to `0.1`): in (0, 1], `autoassist_learned_margin`: an instance whose
+            probability off its target is below this is skipped in proportion (at half of it, half of the time).
+        base_prob (`float`, defaults to `0.3`): in (0, 1], `autoassist_base_prob`: the floor on every instance's
+            chance (so on the loss weights, at most `1 / base_prob`), which also revisits learned instances often
+            enough to see them forgotten.
+    """
+
+    name = "adaptive"
+    observes_losses = True
+    reweights = True
+    keeps_steps = True
+
+    def __init__(self, learned_margin: float = 0.1, base_prob: float = 0.3):
+        if not 0.0 < learned_margin <= 1.0:
+            raise ValueError(
+                f"`autoassist_learned_margin` must be in (0, 1], got {learned_margin}: the probability off its target "
+                "below which an instance counts as learned. Smaller values skip less."
+            )
+        if not 0.0 < base_prob <= 1.0:
+            raise ValueError(
+                f"`autoassist_base_prob` must be in (0, 1], got {base_prob}. It is the smallest chance any instance "
+                "has to be trained on; use 1.0 to train on every instance."
+            )
+        self.learned_margin, self.base_prob = learned_margin, base_prob
+        self.last_mean_prob = 1.0
+
+    @classmethod
+    def from_args(cls, args):
+        return cls(learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob)
+
+    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
+        self.memory = LossMemory(len(dataset))
+
+    def synchronize(self, accelerator):
+        self.memory.merge(accelerator)
+
+    def select(self, candidates, selecting_epoch, generator):
+        probs = adaptive_keep_probability(
+            self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
+        )
+        self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
+        return Selection(sample_keep_mask(probs, generator), inverse_probability_weights(probs))
+
+    def observe(self, indices, losses, step, features=None):
+        self.memory.update(indices, losses, step)
+
+    def metrics(self):
+        return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
+
+    def state_dict(self):
+        return {"memory": self.memory.state_dict(), "last_mean_prob": self.last_mean_prob}
+
+    def load_state_dict(self, state):
+        self.memory.load_state_dict(state["memory"])
+        self.last_mean_prob = state.get("last_mean_prob", 1.0)
