@@ -15,7 +15,7 @@ from .strategies import AUTO, STRATEGY_CLASSES
 
 logger = logging.get_logger(__name__)
 
-STRATEGIES = (AUTO, "autoassist", "random", "infobatch", "none")
+STRATEGIES = (AUTO, "autoassist", "adaptive", "random", "infobatch", "none")
 ASSISTANTS = ("auto", "pixels", "bag_of_tokens", "boss_features", "loss_memory")
 
 
@@ -37,10 +37,11 @@ class AutoAssistArguments:
     autoassist_strategy: str = field(
         default=AUTO,
         metadata={
-            "help": "'autoassist' lets a learned Assistant shrink each epoch; 'none' keeps every instance through "
-            "the same code path (to measure its overhead); 'auto' (the default) is the plausibility check alone "
-            "('none' with autoassist_plausibility='pairs') on a seq2seq set of token-id pairs, where it was measured "
-            "to win and the Assistant not, and 'autoassist' on anything else.",
+            "help": "'auto' (the default) is 'adaptive': each epoch keeps the plain run's batches and optimizer "
+            "steps, each batch thinned to the instances the Boss has not yet learned (from its loss memory, "
+            "autoassist_learned_margin), the kept ones weighted by 1/p; with the pairs check on a seq2seq set of "
+            "token-id pairs. 'autoassist' lets a learned Assistant shrink each epoch (fewer batches); 'none' keeps "
+            "every instance through the same code path (to measure its overhead).",
             "choices": list(STRATEGIES),
         },
     )
@@ -84,6 +85,18 @@ class AutoAssistArguments:
     autoassist_prune_ratio: float = field(
         default=0.5,
         metadata={"help": "'infobatch' only: fraction of the below-mean-loss instances pruned per epoch, in [0, 1)."},
+    )
+    autoassist_learned_margin: float = field(
+        default=0.1,
+        metadata={"help": "'adaptive' only: an instance whose probability off its target, 1 - exp(-loss), is below "
+                  "this counts as learned and is kept in proportion (half of it: half of the time, never below "
+                  "autoassist_base_prob), its loss scaled by 1/p; instances still being learned are always kept."},
+    )
+    autoassist_keep_steps: bool | None = field(
+        default=None,
+        metadata={"help": "Keep the plain run's batches and optimizer steps in a shrunk epoch, each batch thinned to "
+                  "its kept instances (True), or train fewer full batches (False); unset: the strategy's own (True "
+                  "for 'adaptive', False otherwise)."},
     )
     autoassist_reweight: bool = field(
         default=False,
@@ -180,8 +193,9 @@ class AutoAssistArguments:
             "the pairs a calibrated mixture finds misaligned. 'labels': when the third epoch starts, whether each "
             "class label agrees with the labels of its nearest neighbours in the Boss's own representation better "
             "than another label would, and never train again on the instances whose label looks wrong. On clean "
-            "data either flags (almost) nothing. 'auto' (default): 'pairs' on an encoder-decoder model's set of "
-            "source and target token ids unless autoassist_strategy='none' (the plain run), else no check. 'none': "
+            "data either flags (almost) nothing. 'auto' (default), unless autoassist_strategy='none' (the plain "
+            "run): 'pairs' on an encoder-decoder model's set of source and target token ids, 'labels' on a set of "
+            "class ids of up to 200,000 instances (it drops nothing if it would drop most), else no check. 'none': "
             "no check.",
             "choices": ["auto", "pairs", "labels", "none", None],
         },

@@ -70,21 +70,28 @@ class SelectionRun:
         self.seed = args.data_seed if args.data_seed is not None else args.seed
         # what the run checks (`plausibility/`) and, from it, the strategy `"auto"` stands for (`resolve_strategy`)
         requested = args.autoassist_strategy
-        check = PlausibilityCheck.from_args(args).resolved(requested, is_encoder_decoder, dataset)
-        self.strategy_name = resolve_strategy(requested, check.method, args.needs_irreducible_losses)
-        if requested == AUTO:
-            alone = " (the pairs check alone)" if self.strategy_name == "none" else ""
-            logger.info(f"`autoassist_strategy='auto'` resolves to {self.strategy_name!r}{alone} on this run.")
-        self.strategy = build_strategy(args, self.strategy_name)
-        self.report = SelectionReport()
-        self.on_epoch_recorded = on_epoch_recorded
-        try:
-            with columns_read_once():  # the Assistant and the report read the same label / token columns
+        # the label column is read once at train start: by the check's resolution, the labels check, the Assistant
+        # and the report alike
+        with columns_read_once():
+            check = PlausibilityCheck.from_args(args).resolved(requested, is_encoder_decoder, dataset)
+            self.strategy_name = resolve_strategy(
+                requested, check.method, args.needs_irreducible_losses, has_assistant=assistant is not None
+            )
+            if requested == AUTO:
+                checked = f" with the {check.method} check" if check.method else ""
+                logger.info(f"`autoassist_strategy='auto'` resolves to {self.strategy_name!r}{checked} on this run.")
+            self.strategy = build_strategy(args, self.strategy_name)
+            self.report = SelectionReport()
+            self.on_epoch_recorded = on_epoch_recorded
+            try:
                 self.strategy.prepare(dataset, assistant=assistant, irreducible=irreducible, device=accelerator.device)
                 self.report.start(dataset)
-        except BaseException:
-            self.strategy.close()  # a thread started before the failure must not outlive it
-            raise
+                self.label_check = None
+                if check.method == "labels":
+                    self.label_check = LabelCheck.from_args(dataset, args, automatic=check.automatic)
+            except BaseException:
+                self.strategy.close()  # a thread started before the failure must not outlive it
+                raise
         self.instances_backpropagated = 0  # by this process
         # sampler batches per round: one per process, or one split across them (`split_batches`)
         self.batches_per_round = 1 if getattr(accelerator, "split_batches", False) else accelerator.num_processes
@@ -93,9 +100,6 @@ class SelectionRun:
         self.plausibility, self.flagged = check.run(dataset, self.seed, accelerator, tokenizer)
         self.checks = check.method is not None
         self.pool = None if self.flagged is None else (~self.flagged).nonzero().flatten()
-        self.label_check = None
-        if check.method == "labels":
-            self.label_check = LabelCheck.from_args(dataset, args)
         full_data_finish = args.autoassist_full_data_finish
         if full_data_finish is None:
             full_data_finish = self.strategy.default_full_data_finish
@@ -119,8 +123,29 @@ class SelectionRun:
             pad_to_multiple_of=per_round if num_processes > 1 else None,
             pool=self.pool,
         )
+        keep_steps = args.autoassist_keep_steps
+        # accelerate splits or dispatches batches of one size only: thinned batches need each rank to take its own
+        fixed_size = getattr(self.accelerator, "split_batches", False) or getattr(
+            self.accelerator, "dispatch_batches", False
+        )
+        if keep_steps is None:  # the strategy's own, but in-epoch decisions and fixed-size batches shrink instead
+            keep_steps = self.strategy.keeps_steps and args.autoassist_rescore_every is None and not fixed_size
+        if keep_steps and fixed_size:
+            raise ValueError(
+                "Thinned batches (`autoassist_keep_steps=True`) vary in size, which accelerate's `split_batches` and "
+                "`dispatch_batches` do not take: leave `autoassist_keep_steps` unset to train fewer full batches, or "
+                "turn those off."
+            )
         if args.autoassist_rescore_every is None:
-            return AssistedBatchSampler(self.num_samples, select_fn=self.epoch_selection.whole_pass, **common)
+            return AssistedBatchSampler(
+                self.num_samples, select_fn=self.epoch_selection.whole_pass, keep_steps=keep_steps, **common
+            )
+        if keep_steps:
+            raise ValueError(
+                "`autoassist_rescore_every` decides an epoch block by block, which thinned batches "
+                "(`autoassist_keep_steps=True`) do not support yet: leave `autoassist_keep_steps` unset to train "
+                "fewer batches, or leave `autoassist_rescore_every` unset."
+            )
         accumulation = args.gradient_accumulation_steps
         return RescoringBatchSampler(
             self.num_samples,

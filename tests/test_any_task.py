@@ -258,7 +258,8 @@ def test_the_recorder_pools_tokens_and_choices_per_instance():
 
 def test_tabular_example_trains_on_bundled_diabetes_with_none_equal_to_plain(tmp_path):
     """The tabular example (scikit-learn's diabetes set, no download): `none` ends exactly where the plain Trainer
-    does; `autoassist` reads the MLP's head input, shrinks epochs and still fits the data."""
+    does; `autoassist` reads the MLP's head input, shrinks epochs and still fits the data; the default (`adaptive`)
+    takes the plain run's steps with thinner batches."""
     from benchmarks.tasks import load_example
 
     example = load_example("examples/tabular/run_tabular_regression.py")
@@ -267,6 +268,9 @@ def test_tabular_example_trains_on_bundled_diabetes_with_none_equal_to_plain(tmp
               "--use_cpu", "true"]  # fmt: skip
     autoassist, plain = example.main(["--output_dir", str(tmp_path / "none"), "--autoassist_strategy", "none", *common])
     assert autoassist["test_mse"] == plain["test_mse"] and autoassist["optimizer_steps"] == plain["optimizer_steps"]
-    autoassist, plain = example.main(["--output_dir", str(tmp_path / "aa"), *common])
+    autoassist, plain = example.main(["--output_dir", str(tmp_path / "aa"), "--autoassist_strategy", "autoassist", *common])
     assert autoassist["optimizer_steps"] < plain["optimizer_steps"] and autoassist["kept_fraction_last_epoch"] < 1.0
     assert autoassist["test_r2"] > 0.3 and plain["test_r2"] > 0.3  # both learned the task (a constant scores 0)
+    default, _ = example.main(["--output_dir", str(tmp_path / "default"), *common])
+    assert default["optimizer_steps"] == plain["optimizer_steps"] and default["kept_fraction_last_epoch"] < 1.0
+    assert default["test_r2"] > 0.3

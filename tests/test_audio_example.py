@@ -37,7 +37,9 @@ def test_none_trains_exactly_as_the_plain_trainer_and_autoassist_reads_the_boss_
     )
     assert autoassist["test_accuracy"] == plain["test_accuracy"]
     assert autoassist["optimizer_steps"] == plain["optimizer_steps"]
-    autoassist, plain = example.main(["--output_dir", str(tmp_path / "aa"), "--trainer", "both", *COMMON])
+    autoassist, plain = example.main(
+        ["--output_dir", str(tmp_path / "aa"), "--trainer", "both", "--autoassist_strategy", "autoassist", *COMMON]
+    )
     assert autoassist["optimizer_steps"] < plain["optimizer_steps"] and autoassist["kept_fraction_last_epoch"] < 1.0
     assert autoassist["test_accuracy"] > 0.5 and plain["test_accuracy"] > 0.5  # chance is 1 / 8
 

@@ -22,7 +22,7 @@ def images(n=32):
 
 def config(tmp_path, **kwargs):
     defaults = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=8,
-                    disable_tqdm=True, save_strategy="no", seed=0)  # fmt: skip
+                    disable_tqdm=True, save_strategy="no", seed=0, autoassist_strategy="autoassist")  # fmt: skip
     return AutoAssistConfig(**{**defaults, **kwargs})
 
 
@@ -58,7 +58,9 @@ def test_pixel_assistant_on_text_names_the_column_and_the_other_assistant():
 
 def test_custom_assistant_built_for_another_training_set_is_refused(tmp_path):
     other = PixelAssistant(torch.zeros(10, 1, 28, 28))
-    trainer = AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, max_steps=2), train_dataset=images(), assistant=other)
+    # under the default: a trainer handed an Assistant uses it ("auto" resolves to "autoassist")
+    trainer = AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, max_steps=2, autoassist_strategy="auto"),
+                                train_dataset=images(), assistant=other)  # fmt: skip
     with pytest.raises(ValueError, match="built for 10 instances but the training set has 32.*same `train_dataset`"):
         trainer.train()
 

@@ -483,3 +483,26 @@ def test_a_run_trained_again_replaces_the_record_it_supersedes(monkeypatch):
     new = {**old, "fingerprint": "new"}
     suite.add(new)
     assert suite.result["runs"] == [new, other] and suite.recorded == {"new": new}
+
+
+def test_a_default_run_is_another_run_when_auto_resolves_to_another_strategy():
+    # the runs recorded before `adaptive` did not record what "auto" resolved to: they keep their fingerprints while
+    # it is what it was then, and a default run of today's "auto" is trained again
+    from benchmarks.names import RESOLVED_STRATEGY
+    from benchmarks.runs import fingerprint
+    from benchmarks.tasks import TASKS
+
+    task = TASKS["vision-resnet"]
+    preset = task.presets["full"]
+    before = {"autoassist_strategy": "auto", "autoassist_plausibility": None}
+
+    def key(settings):
+        return fingerprint(task, preset, "default", 0, 20.0, settings)
+
+    assert key({**before, RESOLVED_STRATEGY: "autoassist"}) == key(before)
+    assert key({**before, "autoassist_plausibility": "labels", RESOLVED_STRATEGY: "adaptive"}) != key(before)
+    pairs = {"autoassist_strategy": "auto", "autoassist_plausibility": "pairs"}
+    assert key({**pairs, RESOLVED_STRATEGY: "none"}) == key(pairs)
+    assert key({**pairs, RESOLVED_STRATEGY: "adaptive"}) != key(pairs)
+    random = {"autoassist_strategy": "random", "autoassist_plausibility": None}
+    assert key({**random, RESOLVED_STRATEGY: "random"}) == key(random)

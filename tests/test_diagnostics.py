@@ -144,8 +144,10 @@ def test_the_plot_shows_the_largest_groups(tmp_path, monkeypatch):
     assert (tmp_path / f"{diagnostics.DIAGNOSTICS_NAME}.png").is_file()
 
 
-def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
-    # the pixel Assistant (a bias per label) and the per-label report both need the labels
+@pytest.mark.parametrize("strategy", ["auto", "autoassist"])
+def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch, strategy):
+    # the check's resolution and the labels check (the default), the pixel Assistant (a bias per label) and the
+    # per-label report all need the labels
     from hf_autoassist import columns
 
     reads = []
@@ -155,11 +157,14 @@ def test_train_start_reads_the_label_column_once(tmp_path, monkeypatch):
     train = datasets.Dataset.from_dict(
         {"pixel_values": rng.normal(size=(64, 1, 28, 28)).astype("float32"), "labels": rng.integers(0, 10, 64)}
     ).with_format("torch")
-    args = AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no")
+    args = AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, save_strategy="no",
+                            autoassist_strategy=strategy)
     from conftest import tiny_resnet
 
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train)
     trainer.get_train_dataloader()
-    assert reads.count("labels") == 1 and trainer.selection_run.assistant is not None
+    run = trainer.selection_run
+    assert reads.count("labels") == 1
+    assert (run.assistant is not None) if strategy == "autoassist" else (run.label_check is not None)
     assert columns._column_cache is None  # the cache lives only for train start
     trainer.selection_run.close()

@@ -23,13 +23,14 @@ def run_vision(tmp_path, *extra):
 
 
 def test_vision_example_compares_both_trainers_side_by_side(tmp_path):
-    result = run_vision(tmp_path, "--trainer", "both")
+    # the default (`adaptive`), with a margin wide enough that a short run already thins its batches
+    result = run_vision(tmp_path, "--trainer", "both", "--autoassist_learned_margin", "1.0")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test acc" in result.stdout and "kept (last epoch)" in result.stdout
     rows = {row["trainer"]: row for row in json.loads((tmp_path / "comparison.json").read_text())}
     assert set(rows) == {"autoassist", "plain"}
     assert rows["autoassist"]["kept_fraction_last_epoch"] < 1.0
-    assert rows["autoassist"]["optimizer_steps"] < rows["plain"]["optimizer_steps"]
+    assert rows["autoassist"]["optimizer_steps"] == rows["plain"]["optimizer_steps"]  # thinner batches, same steps
     for row in rows.values():
         assert row["test_accuracy"] > 0.4  # chance is 0.1
     # each run saved a model that loads back

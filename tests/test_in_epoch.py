@@ -23,7 +23,7 @@ def one_epoch(tmp_path, vision_example, fashion_mnist, accumulation=1, **options
         output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=32,
         gradient_accumulation_steps=accumulation, num_train_epochs=1, learning_rate=3e-3, save_strategy="no",
         logging_steps=2, disable_tqdm=True, seed=0, autoassist_synchronous=True, autoassist_warmup_epochs=0.25,
-        autoassist_rescore_every=3, **options,
+        autoassist_rescore_every=3, **{"autoassist_strategy": "autoassist", **options},
     )  # fmt: skip
     trainer = RecordingTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images)
     trainer.trained = []

@@ -3,6 +3,7 @@ decision (nothing flagged on clean labels), and the trainer on real Fashion-MNIS
 decides once, when the third epoch starts, never trains on the flagged images again, and resumes as it ran."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -144,3 +145,21 @@ def test_without_recorded_features_no_label_is_flagged():
     flagged = check.decide(SimpleNamespace(num_processes=1, is_main_process=True), seed=0)
     assert not flagged.any() and check.plausibility.implausible_share == 0.0
     assert torch.equal(check.plausibility.suggested, check.labels) and check.plausibility.seconds >= 0
+
+
+def test_the_default_checks_labels_and_thins_the_batches_of_what_it_keeps(tmp_path, vision_example, noisy_images):
+    """`AutoAssistConfig` with no option set: `auto` is `adaptive` with the labels check on a set of class ids."""
+    images, wrong = noisy_images
+    args = AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=64,
+                            num_train_epochs=4, learning_rate=3e-3, seed=0, disable_tqdm=True, save_strategy="no")  # fmt: skip
+    trainer = Recording(model=tiny_resnet(), args=args, train_dataset=images, data_collator=vision_example.collate_images)
+    trainer.trained = {}
+    trainer.train()
+    run = trainer.selection_run
+    assert run.strategy_name == "adaptive" and run.label_check is not None and run.sampler.keep_steps
+    flagged = run.flagged
+    assert flagged is not None and flagged[wrong].float().mean() > 0.5 > flagged[~wrong].float().mean()
+    assert not trainer.trained[3] & set(flagged.nonzero().flatten().tolist())  # never trained on again
+    # the plain run's batches over what the check left: 32 before the decision, ceil(unflagged / 64) after it
+    unflagged = int((~flagged).sum())
+    assert trainer.state.global_step == 2 * 32 + 2 * math.ceil(unflagged / 64)

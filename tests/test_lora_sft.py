@@ -34,7 +34,7 @@ def gpt2_dir(tmp_path, tokenizer_dir):
 def options(tmp_path):
     return dict(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, per_device_train_batch_size=16,
                 num_train_epochs=3, learning_rate=3e-3, save_strategy="no", disable_tqdm=True, seed=0,
-                logging_steps=4, autoassist_synchronous=True)  # fmt: skip
+                logging_steps=4, autoassist_synchronous=True, autoassist_strategy="autoassist")  # fmt: skip
 
 
 class RecordingLosses:

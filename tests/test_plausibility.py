@@ -163,6 +163,21 @@ def test_auto_checks_pairs_only_where_it_reads_a_source_and_a_target():
     assert resolve_method(None, "autoassist", True, pairs) is None
     assert resolve_method("pairs", "none", False, pairs) == "pairs"  # asked for, it is made
     assert AutoAssistSeq2SeqConfig("out").autoassist_plausibility == "auto"
+
+
+def test_auto_checks_class_labels_on_a_set_of_class_ids_that_fits(monkeypatch):
+    from hf_autoassist.plausibility import check
+
+    classes = Dataset.from_dict({"pixel_values": [[0.1, 0.2]] * 10, "labels": [0, 1] * 5})
+    assert resolve_method("auto", "adaptive", False, classes) == "labels"
+    assert resolve_method("auto", "none", False, classes) is None  # the plain run stays the plain run
+    one_class = Dataset.from_dict({"pixel_values": [[0.1, 0.2]] * 10, "labels": [3] * 10})
+    regression = Dataset.from_dict({"pixel_values": [[0.1, 0.2]] * 10, "labels": [0.5, 1.5] * 5})
+    assert resolve_method("auto", "adaptive", False, one_class) is None
+    assert resolve_method("auto", "adaptive", False, regression) is None
+    monkeypatch.setattr(check, "AUTO_LABELS_MAX_INSTANCES", 9)  # a set whose features would not fit: asked by name
+    assert resolve_method("auto", "adaptive", False, classes) is None
+    assert resolve_method("labels", "adaptive", False, classes) == "labels"
     AutoAssistSeq2SeqConfig("out", autoassist_plausibility="none")
 
 
@@ -180,11 +195,12 @@ def test_auto_drops_nothing_when_the_check_finds_most_pairs_implausible(monkeypa
     assert torch.equal(flagged, most)  # asked for by name, the check acts on what it found
 
 
-def test_auto_is_the_pairs_check_alone_where_it_checks_pairs_and_the_assistant_elsewhere():
-    assert resolve_strategy("auto", "pairs") == "none"
-    assert resolve_strategy("auto", None) == "autoassist"  # images, classes, a causal LM, a small set
-    assert resolve_strategy("auto", "labels") == "autoassist"
+def test_auto_is_adaptive_beside_any_check_and_the_assistant_only_for_irreducible_losses():
+    assert resolve_strategy("auto", "pairs") == "adaptive"
+    assert resolve_strategy("auto", None) == "adaptive"  # images, classes, a causal LM, a small set
+    assert resolve_strategy("auto", "labels") == "adaptive"
     assert resolve_strategy("auto", "pairs", reads_irreducible=True) == "autoassist"  # only the Assistant reads them
+    assert resolve_strategy("auto", None, has_assistant=True) == "autoassist"  # the user's own Assistant is used
     assert all(resolve_strategy(name, "pairs") == name for name in ("autoassist", "random", "infobatch", "none"))
     assert AutoAssistSeq2SeqConfig("out").autoassist_strategy == "auto"
     assert AutoAssistSeq2SeqConfig("out", autoassist_label="reducible").needs_irreducible_losses
@@ -209,7 +225,7 @@ def test_the_trainer_never_trains_on_flagged_pairs(tmp_path, multi30k_pairs, str
     trainer = AutoAssistSeq2SeqTrainer(model=tiny_marian(vocab=4002), args=args, train_dataset=train, data_collator=pad_pairs)
     trainer.train()
     run = trainer.selection_run
-    assert run.strategy_name == ("autoassist" if strategy == "autoassist" else "none")
+    assert run.strategy_name == {"auto": "adaptive"}.get(strategy, strategy)
     flagged = run.plausibility.flagged
     kept = run.sampler.kept
     assert flagged.any() and not flagged[kept].any()

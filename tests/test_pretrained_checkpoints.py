@@ -35,7 +35,7 @@ pytestmark = pytest.mark.slow
 def config(tmp_path, cls=AutoAssistConfig, **kwargs):
     defaults = dict(output_dir=str(tmp_path / "run"), report_to="none", use_cpu=True, per_device_train_batch_size=16,
                     num_train_epochs=3, learning_rate=3e-3, save_strategy="no", disable_tqdm=True, seed=0,
-                    logging_steps=4)  # fmt: skip
+                    logging_steps=4, autoassist_strategy="autoassist")  # fmt: skip
     return cls(**{**defaults, **kwargs})
 
 

@@ -29,7 +29,7 @@ def train_with_defaults(output_dir, vision_example, fashion_mnist):
     test = fashion_mnist["test"].select(range(256)).with_format("numpy")
     args = AutoAssistConfig(
         output_dir=str(output_dir), num_train_epochs=4, per_device_train_batch_size=32, learning_rate=3e-3,
-        save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, seed=0,
+        save_strategy="no", report_to="none", use_cpu=True, disable_tqdm=True, seed=0, autoassist_strategy="autoassist",
     )  # fmt: skip
     assert args.autoassist_synchronous is None  # the default users get, not a pinned mode
     recorder = KeptPerEpoch()

@@ -56,7 +56,7 @@ def test_autoassist_with_a_target_keeps_that_fraction_of_each_epoch(tmp_path):
     ).with_format("torch")
     args = AutoAssistConfig(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=32,
                             num_train_epochs=4, save_strategy="no", disable_tqdm=True, seed=0,
-                            autoassist_synchronous=True, autoassist_target_keep=0.5)  # fmt: skip
+                            autoassist_synchronous=True, autoassist_target_keep=0.5, autoassist_strategy="autoassist")  # fmt: skip
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train)
     trainer.train()
     fractions = list(trainer.kept_fractions.values())

@@ -174,6 +174,7 @@ def test_a_training_run_computes_one_cross_entropy_per_batch(
     args = AutoAssistConfig(
         output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=16, num_train_epochs=1,
         gradient_accumulation_steps=accumulation, save_strategy="no", disable_tqdm=True, autoassist_synchronous=True,
+        autoassist_strategy="autoassist",
     )  # fmt: skip
     trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=train, data_collator=vision_example.collate_images)
     calls = count_cross_entropies(monkeypatch)

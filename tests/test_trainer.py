@@ -19,7 +19,8 @@ def random_images(n=32, seed=0):
 
 
 def config(tmp_path, **kwargs):
-    defaults = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=8, seed=0)
+    defaults = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=8, seed=0,
+                    autoassist_strategy="autoassist")  # the Assistant's machinery (the default is `adaptive`)
     return AutoAssistConfig(**{**defaults, **kwargs})
 
 

@@ -28,7 +28,8 @@ def make_trainer(tmp_path, vision_example, images, trainer_class=AutoAssistTrain
     train, test = images
     options = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=32,
                    learning_rate=3e-3, num_train_epochs=3, logging_steps=4, save_strategy="no",
-                   remove_unused_columns=False, disable_tqdm=True, seed=0, autoassist_synchronous=True)  # fmt: skip
+                   remove_unused_columns=False, disable_tqdm=True, seed=0, autoassist_synchronous=True,
+                   autoassist_strategy="autoassist")  # the Assistant shrinks epochs  # fmt: skip
     options.update(kwargs)
     if trainer_class is Trainer:
         options = {k: v for k, v in options.items() if not k.startswith("autoassist_")}

@@ -37,6 +37,8 @@ def make_trainer(tmp_path, vision_example, fashion_mnist, train_size=2000, **kwa
         remove_unused_columns=False,
         disable_tqdm=True,
         seed=0,
+        autoassist_strategy="autoassist",  # the Assistant's shrinking; the default (`adaptive`) is tested by name
+        autoassist_plausibility="none",  # the labels check ("auto" on class ids) is tested on its own
     )
     return AutoAssistTrainer(
         model=tiny_resnet(),
@@ -92,6 +94,22 @@ def test_schedule_and_progress_end_together_when_epochs_shrink(tmp_path, vision_
     assert trainer.state.global_step < 3 * math.ceil(math.ceil(2000 / 64) / 2)
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
     assert trainer.state.epoch == pytest.approx(3.0)
+
+
+def test_adaptive_keeps_the_plain_runs_steps_and_thins_what_the_boss_has_learned(tmp_path, vision_example, fashion_mnist):
+    # a wide margin, so that three epochs of a tiny ResNet already thin their batches
+    trainer = make_trainer(
+        tmp_path, vision_example, fashion_mnist, autoassist_strategy="adaptive", autoassist_learned_margin=1.0
+    )
+    trainer.train()
+    # the plain run's steps and LR schedule: every epoch has its full pass's batches
+    assert trainer.state.global_step == trainer.state.max_steps == 3 * math.ceil(2000 / 64)
+    assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(0.0, abs=1e-12)
+    kept = list(trainer.kept_fractions.values())
+    assert kept[0] == 1.0 and kept[-1] < 0.9  # the warmup keeps everything, then the learned are thinned
+    assert trainer.selection_run.instances_backpropagated == pytest.approx(2000 * sum(kept), abs=3)
+    assert trainer.selection_run.epoch_selection.loss_weights.max() > 1.0  # the kept learned ones weigh 1 / p
+    assert trainer.evaluate()["eval_accuracy"] > 0.5  # chance is 0.1
 
 
 def test_max_steps_is_honoured_exactly_across_shrunk_epochs(tmp_path, vision_example, fashion_mnist):

@@ -73,7 +73,8 @@ def test_t5_per_sequence_loss_matches_the_hand_computation():
 def test_seq2seq_trainer_feeds_the_assistant_the_per_sequence_losses_of_the_training_forward(tmp_path):
     # padded sources, -100 targets, label smoothing: the Assistant gets the hand computation on the step's logits
     train = Dataset.from_dict({"input_ids": [[5, 6, 7, 1], [8, 9, 1], [10, 1]], "labels": [[11, 1], [13, 1], [14, 1]]})
-    args = AutoAssistSeq2SeqConfig(str(tmp_path), report_to="none", use_cpu=True, label_smoothing_factor=0.1)
+    args = AutoAssistSeq2SeqConfig(str(tmp_path), report_to="none", use_cpu=True, label_smoothing_factor=0.1,
+                                   autoassist_strategy="autoassist")
     model = tiny_marian()  # no dropout: the training forward is reproducible
     trainer = AutoAssistSeq2SeqTrainer(model=model, args=args, train_dataset=train)
     trainer.get_train_dataloader()

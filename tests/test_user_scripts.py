@@ -51,7 +51,8 @@ class PadTokenizer:
 
 def args(tmp_path, **kwargs):
     defaults = dict(output_dir=str(tmp_path), report_to="none", use_cpu=True, per_device_train_batch_size=8,
-                    num_train_epochs=2, save_strategy="no", disable_tqdm=True, seed=0, learning_rate=1e-3)  # fmt: skip
+                    num_train_epochs=2, save_strategy="no", disable_tqdm=True, seed=0, learning_rate=1e-3,
+                    autoassist_strategy="autoassist")  # the Assistant's thread and memory  # fmt: skip
     return AutoAssistConfig(**{**defaults, **kwargs})
 
 

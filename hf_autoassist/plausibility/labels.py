@@ -31,12 +31,18 @@ def neighbours_for(num_instances: int, num_classes: int, largest: int = 100) -> 
     return int(min(largest, max(5, num_instances // (4 * max(num_classes, 1)))))
 
 
+# similarities held at once while the neighbours are found (64M floats: 256 MB), whatever the set's size
+MAX_SIMILARITIES = 1 << 26
+
+
 def neighbour_label_counts(
-    features: torch.Tensor, labels: torch.Tensor, k: int, num_classes: int, chunk_size: int = 2048
+    features: torch.Tensor, labels: torch.Tensor, k: int, num_classes: int, chunk_size: int | None = None
 ) -> torch.Tensor:
-    """`(N, num_classes)`: how many of each instance's `k` nearest neighbours (cosine) carry each label."""
+    """`(N, num_classes)`: how many of each instance's `k` nearest neighbours (cosine) carry each label, found
+    `chunk_size` rows at a time (default: as many as `MAX_SIMILARITIES` allows)."""
     if k >= len(features):
         raise ValueError(f"{k} neighbours need more than {len(features)} instances.")
+    chunk_size = chunk_size or max(16, min(2048, MAX_SIMILARITIES // len(features)))
     normalized = torch.nn.functional.normalize(features.float(), dim=1)
     counts = torch.zeros(len(features), num_classes)
     for start in range(0, len(features), chunk_size):
