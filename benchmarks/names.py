@@ -22,3 +22,6 @@ PLAUSIBILITY_CORPORA = {
 
 # where every result file is committed
 RESULTS = Path(__file__).resolve().parent / "results"
+
+# the strategy "auto" resolved to on a run (recorded from 2026-12-06 on, when "auto" became "adaptive")
+RESOLVED_STRATEGY = "autoassist_strategy_resolved"

@@ -266,6 +266,8 @@ def run_specs(
             # a share of the whole training set, drawn from all of it: random skipping without the check
             keep = replayed_keep_probs(source, warmup, len(data.train), over_unflagged=False)
             options = {"autoassist_keep_prob": keep, "autoassist_plausibility": "none"}
+            if source.get("keep_steps"):  # the default thinned the plain run's batches: so does random
+                options["autoassist_keep_steps"] = True
         elif strategy in KNOBS:
             epochs, options = preset.num_train_epochs, {KNOBS[strategy]: value}
         settings = None

@@ -21,8 +21,10 @@ from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.analysis import CLEAN, DEFAULT, FILTERED, PLAIN
 from benchmarks.flags import flag_quality, noise_mask, shares
+from benchmarks.names import RESOLVED_STRATEGY
 from benchmarks.tasks import Task, TaskData
 from hf_autoassist.plausibility.check import resolve_method
+from hf_autoassist.strategies import resolve_strategy
 
 
 class BossInstanceCounter:
@@ -104,7 +106,20 @@ def autoassist_settings(args, data: TaskData) -> dict:
         args.autoassist_plausibility, args.autoassist_strategy, data.is_encoder_decoder, data.train,
         args.autoassist_plausibility_folds,
     )  # fmt: skip
+    # what "auto" trains is the library's choice of the day: a run recorded under another choice is another run
+    settings[RESOLVED_STRATEGY] = resolve_strategy(
+        args.autoassist_strategy, settings["autoassist_plausibility"], args.needs_irreducible_losses
+    )
     return settings
+
+
+
+def resolved_before_adaptive(settings: dict) -> str:
+    """What `"auto"` resolved to until 2026-12-06 (before `adaptive`): the pairs check alone on pairs, else the
+    Assistant. The runs recorded then did not record it: left out of the fingerprint while it is this."""
+    if settings.get("autoassist_strategy") != "auto":
+        return settings.get("autoassist_strategy")
+    return "none" if settings.get("autoassist_plausibility") == "pairs" else "autoassist"
 
 
 # the suite's strategies that are a library strategy with options (`run_benchmark.run_specs` sets them)
@@ -128,14 +143,18 @@ ADDED_LATER = {
     "autoassist_plausibility_passes": 32,
     "autoassist_plausibility_encoder": None,
     "autoassist_plausibility_rounds": 2,
+    "autoassist_learned_margin": 0.1,
+    "autoassist_keep_steps": None,
 }
 
 
 def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
     """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
     if settings is not None:
+        before = resolved_before_adaptive(settings)
         settings = {
             k: v for k, v in settings.items() if k not in NOT_TRAINING and not (k in ADDED_LATER and v == ADDED_LATER[k])
+            and not (k == RESOLVED_STRATEGY and v == before)
         }
     payload = {
         "task": task.name,
@@ -212,6 +231,8 @@ def run_one(
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
         record["irreducible"] = irreducible.summary()
         record["boss_instances"] += irreducible.instances
+    if run is not None and run.sampler.keep_steps:  # thinned batches: random replays it with the same steps
+        record["keep_steps"] = True
     if run is not None and run.flagged is not None:  # the pool random draws from when it replays this run
         record["plausibility_flagged"] = int(run.flagged.sum())
     if run is not None and run.plausibility is not None and data.noisy_indices:  # the check against the planted noise

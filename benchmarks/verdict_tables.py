@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from benchmarks.names import RESOLVED_STRATEGY  # noqa: E402
 from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
 
@@ -23,11 +24,16 @@ def scale_of(result: dict) -> tuple[float, str]:
 
 
 def default_name(result: dict, length: str) -> str:
-    """What the default made of this task: the pairs check alone, or the Assistant."""
+    """What the default made of this task: `adaptive` (with the check it resolved), or, in runs recorded before it
+    (which did not record their resolved strategy), the pairs check alone or the Assistant."""
     runs = [r for r in result["runs"] if r["strategy"] == "default" and str(r.get("length")) == length]
-    if runs and runs[0]["autoassist_config"].get("autoassist_plausibility") == "pairs":
-        return "pairs check alone"
-    return "Assistant"
+    if not runs:
+        return "Assistant"
+    config = runs[0]["autoassist_config"]
+    check = config.get("autoassist_plausibility")
+    if config.get(RESOLVED_STRATEGY) == "adaptive":
+        return f"adaptive + {check} check" if check else "adaptive"
+    return "pairs check alone" if check == "pairs" else "Assistant"
 
 
 def interval_text(interval: dict, scale: float, unit: str) -> str:
