@@ -272,6 +272,7 @@ class SelectionRun:
         irreducible = self.irreducible
         return {
             "num_samples": self.num_samples,
+            "strategy_name": self.strategy_name,
             "sampler": self.sampler.state_dict(),
             "strategy": self.strategy.state_dict(),
             "loss_weights": self.epoch_selection.loss_weights,
@@ -285,6 +286,13 @@ class SelectionRun:
     def load_state_dict(self, state: dict, global_step: int, skip_data: bool = True) -> tuple[int, int]:
         """Puts the selection back as a checkpoint saved it; returns the epoch to resume and the batches of it
         already trained (0 with `skip_data=False`, the Trainer's `ignore_data_skip`)."""
+        saved = saved_strategy(state)
+        if saved is not None and saved != self.strategy_name:
+            raise ValueError(
+                f"The checkpoint was written by a run of strategy {saved!r}, but this run's is {self.strategy_name!r} "
+                f"(`autoassist_strategy={self.args.autoassist_strategy!r}`; until 2026-12-06 'auto' meant 'autoassist' "
+                f"on anything but seq2seq pairs). Resume with `autoassist_strategy={saved!r}`."
+            )
         self.strategy.load_state_dict(state.get("strategy", {"worker": state.get("worker")}))
         if self.label_check is not None:
             self.label_check.load_state_dict(state.get("label_check"))
@@ -310,3 +318,14 @@ class SelectionRun:
         if state is None:
             return None
         return self.load_state_dict(state, global_step, skip_data=not args.ignore_data_skip)
+
+
+def saved_strategy(state: dict) -> str | None:
+    """The strategy that wrote a checkpoint's state: recorded since 2026-12-06, before then read from what its
+    strategy kept (the Assistant's worker, InfoBatch's loss memory), else unknown (None)."""
+    if "strategy_name" in state:
+        return state["strategy_name"]
+    kept = state.get("strategy") or {}
+    if "worker" in kept or state.get("worker") is not None:
+        return "autoassist"
+    return "infobatch" if "memory" in kept else None

@@ -142,10 +142,10 @@ class AssistedBatchSampler(Sampler[list[int]]):
                 "which is unset now. Resume with the options the checkpoint was made with."
             )
         if self.keep_steps != state.get("keep_steps", False):
-            thinned = "thinned batch by batch" if self.keep_steps else "shrunk"
+            saved, now = ("shrunk", "thinned batch by batch") if self.keep_steps else ("thinned batch by batch", "shrunk")
             raise ValueError(
-                f"The checkpoint's epochs were {'shrunk' if self.keep_steps else 'thinned batch by batch'} but this "
-                f"run's are {thinned} (`autoassist_keep_steps`). Resume with the options the checkpoint was made with."
+                f"The checkpoint's epochs were {saved} but this run's are {now} (`autoassist_keep_steps`, and the "
+                "strategy's default). Resume with the options the checkpoint was made with."
             )
         self._restore_pass(state)
         self.kept, self._batch_sizes = state["kept"], state.get("batch_sizes")

@@ -109,6 +109,15 @@ def test_resume_takes_the_same_decisions_and_ends_with_the_same_weights(tmp_path
             torch.testing.assert_close(memory.loss, expected.loss, equal_nan=True)
 
 
+def test_a_checkpoint_of_another_strategy_names_the_one_to_resume_with(tmp_path, vision_example, fashion_mnist):
+    # a run of the Assistant (the default until 2026-12-06) resumed under today's default
+    first = make_trainer(tmp_path / "first", vision_example, fashion_mnist, "autoassist", max_steps=4)
+    first.train()
+    resumed = make_trainer(tmp_path / "second", vision_example, fashion_mnist, "auto", max_steps=4)
+    with pytest.raises(ValueError, match="strategy 'autoassist'.*Resume with `autoassist_strategy='autoassist'`"):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "first" / "checkpoint-4"))
+
+
 def test_checkpoint_without_selection_state_warns_and_still_resumes(tmp_path, vision_example, fashion_mnist, caplog):
     first = make_trainer(tmp_path / "first", vision_example, fashion_mnist)
     first.args.max_steps = 4

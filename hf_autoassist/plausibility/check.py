@@ -37,14 +37,14 @@ AUTO_LABELS_MAX_INSTANCES = 200_000
 
 
 def resolve_method(method: str | None, strategy: str, is_encoder_decoder: bool, dataset, folds: int = 5) -> str | None:
-    """The check a run makes: `method` itself, except `"auto"`, which is `"pairs"` when the strategy is not `"none"`
-    (which stays the plain run), the model is an encoder-decoder (a causal LM's labels repeat its inputs) and the set holds each pair's source and
-    target token ids (`input_ids`, token-sequence `labels`), at least two per fold; `"labels"` when the set's labels
-    are class ids of at least two classes and it holds at most `AUTO_LABELS_MAX_INSTANCES`; else nothing.
+    """The check a run makes: `method` itself, except `"auto"`, which is nothing when the strategy is `"none"` (which
+    stays the plain run), else `"pairs"` when the model is an encoder-decoder (a causal LM's labels repeat its
+    inputs) and the set holds each pair's source and target token ids (`input_ids`, token-sequence `labels`), at
+    least two per fold; `"labels"` when the set's labels are class ids of at least two classes and it holds at most
+    `AUTO_LABELS_MAX_INSTANCES`; else nothing.
 
-    Why `"labels"` by default (benchmarks/README.md, 10,000 test images): with 30% wrong labels the check alone gains
-    0.8 points over the plain run, and with `adaptive` it keeps the wrong labels out of 0.85 of the epochs they were
-    in; on clean labels it flags about 0.5% and ties the plain run."""
+    Why `"labels"` by default (docs/benchmarks.md, suite v3, 10,000 test images): with 30% wrong labels the check
+    alone gains 0.82 points [0.39, 1.25] over the plain run; on clean labels it flags about 0.5% and ties it."""
     if method in (None, "none"):
         return None
     if method != AUTO:
