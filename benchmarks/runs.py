@@ -113,7 +113,6 @@ def autoassist_settings(args, data: TaskData) -> dict:
     return settings
 
 
-
 def resolved_before_adaptive(settings: dict) -> str:
     """What `"auto"` resolved to until 2026-12-06 (before `adaptive`): the pairs check alone on pairs, else the
     Assistant. The runs recorded then did not record it: left out of the fingerprint while it is this."""
