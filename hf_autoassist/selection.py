@@ -42,6 +42,15 @@ def scaled_to_target(probs: torch.Tensor, target: float, floor: float, iteration
     return (high * probs).clamp(floor, 1.0)
 
 
+def check_base_prob(base_prob: float) -> None:
+    """`autoassist_base_prob`, the floor every strategy that reads it puts on an instance's chance, is in (0, 1]."""
+    if not 0.0 < base_prob <= 1.0:
+        raise ValueError(
+            f"`autoassist_base_prob` must be in (0, 1], got {base_prob}. It is the smallest chance any instance "
+            "has to be trained on; use 1.0 to train on every instance."
+        )
+
+
 def sample_keep_mask(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Bernoulli draw per instance; deterministic for a given generator state."""
     return torch.rand(probs.shape, generator=generator) < probs

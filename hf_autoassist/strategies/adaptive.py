@@ -16,7 +16,7 @@ a recipe that is still learning (benchmarks/README.md, the half-length rows).
 import torch
 
 from ..loss_memory import LossMemory
-from ..selection import inverse_probability_weights, sample_keep_mask
+from ..selection import check_base_prob, inverse_probability_weights, sample_keep_mask
 from .base import Selection, SelectionStrategy
 
 
@@ -64,11 +64,7 @@ class AdaptiveSelection(SelectionStrategy):
                 f"`autoassist_learned_margin` must be in (0, 1], got {learned_margin}: the probability off its target "
                 "below which an instance counts as learned. Smaller values skip less."
             )
-        if not 0.0 < base_prob <= 1.0:
-            raise ValueError(
-                f"`autoassist_base_prob` must be in (0, 1], got {base_prob}. It is the smallest chance any instance "
-                "has to be trained on; use 1.0 to train on every instance."
-            )
+        check_base_prob(base_prob)
         self.learned_margin, self.base_prob = learned_margin, base_prob
         self.last_mean_prob = 1.0
 

@@ -5,7 +5,9 @@ import torch
 from ..assistants import Assistant, AssistantWorker, WithLossMemory, build_assistant, resolve_assistant_name
 from ..assistants.labels import build_label_rule
 from ..assistants.worker import check_worker_options
-from ..selection import acceptance_probability, inverse_probability_weights, sample_keep_mask, scaled_to_target
+from ..selection import (
+    acceptance_probability, check_base_prob, inverse_probability_weights, sample_keep_mask, scaled_to_target,
+)  # fmt: skip
 from .base import Selection, SelectionStrategy
 
 
@@ -40,11 +42,7 @@ class AutoAssistSelection(SelectionStrategy):
         memory: bool = True, label: str = "batch_median", loss_momentum: float = 0.99, lr: float = 0.05,
         queue_size: int = 512, cpu_share: float | None = 0.1, confidence: str = "skill", synchronous: bool | None = None,
     ):  # fmt: skip
-        if not 0.0 < base_prob <= 1.0:
-            raise ValueError(
-                f"`autoassist_base_prob` must be in (0, 1], got {base_prob}. It is the smallest chance any instance "
-                "has to be trained on; use 1.0 to train on every instance."
-            )
+        check_base_prob(base_prob)
         if target_keep is not None and not 0.0 < target_keep <= 1.0:
             raise ValueError(
                 f"`autoassist_target_keep` must be in (0, 1], got {target_keep}: it is the fraction of each epoch to "
