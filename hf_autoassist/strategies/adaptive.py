@@ -15,9 +15,8 @@ a recipe that is still learning (benchmarks/README.md, the half-length rows).
 
 import torch
 
-from ..loss_memory import LossMemory
 from ..selection import check_base_prob, inverse_probability_weights, sample_keep_mask
-from .base import Selection, SelectionStrategy
+from .base import LossMemorySelection, Selection
 
 
 def left_to_learn(losses: torch.Tensor) -> torch.Tensor:
@@ -42,7 +41,7 @@ def adaptive_keep_probability(losses: torch.Tensor, seen: torch.Tensor, learned_
     return torch.where(seen & ~torch.isnan(losses), probs, torch.ones_like(probs))
 
 
-class AdaptiveSelection(SelectionStrategy):
+class AdaptiveSelection(LossMemorySelection):
     """Keeps each candidate with [`adaptive_keep_probability`] and weights it by `1 / p`; thins batches in place.
 
     Args:
@@ -54,7 +53,6 @@ class AdaptiveSelection(SelectionStrategy):
     """
 
     name = "adaptive"
-    observes_losses = True
     reweights = True
     keeps_steps = True
 
@@ -72,12 +70,6 @@ class AdaptiveSelection(SelectionStrategy):
     def from_args(cls, args):
         return cls(learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob)
 
-    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
-        self.memory = LossMemory(len(dataset))
-
-    def synchronize(self, accelerator):
-        self.memory.merge(accelerator)
-
     def select(self, candidates, selecting_epoch, generator):
         probs = adaptive_keep_probability(
             self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
@@ -85,15 +77,12 @@ class AdaptiveSelection(SelectionStrategy):
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         return Selection(sample_keep_mask(probs, generator), inverse_probability_weights(probs))
 
-    def observe(self, indices, losses, step, features=None):
-        self.memory.update(indices, losses, step)
-
     def metrics(self):
         return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
 
     def state_dict(self):
-        return {"memory": self.memory.state_dict(), "last_mean_prob": self.last_mean_prob}
+        return {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
 
     def load_state_dict(self, state):
-        self.memory.load_state_dict(state["memory"])
+        super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)

@@ -4,6 +4,8 @@ from typing import NamedTuple
 
 import torch
 
+from ..loss_memory import LossMemory
+
 
 class Selection(NamedTuple):
     """An epoch's decision over its shuffled candidates.
@@ -74,3 +76,25 @@ class SelectionStrategy:
 
     def close(self) -> None:
         pass
+
+
+class LossMemorySelection(SelectionStrategy):
+    """A strategy that decides from each instance's last Boss loss (`self.memory`, a [`LossMemory`] the training step
+    fills for free, merged across ranks before each decision and saved with each checkpoint)."""
+
+    observes_losses = True
+
+    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
+        self.memory = LossMemory(len(dataset))
+
+    def synchronize(self, accelerator):
+        self.memory.merge(accelerator)
+
+    def observe(self, indices, losses, step, features=None):
+        self.memory.update(indices, losses, step)
+
+    def state_dict(self):
+        return {"memory": self.memory.state_dict()}
+
+    def load_state_dict(self, state):
+        self.memory.load_state_dict(state["memory"])

@@ -9,8 +9,7 @@ gradient of that group. Instances never seen are always kept. The last 12.5% of 
 
 import torch
 
-from ..loss_memory import LossMemory
-from .base import Selection, SelectionStrategy
+from .base import LossMemorySelection, Selection
 
 
 def infobatch_selection(
@@ -44,7 +43,7 @@ def infobatch_selection(
     return Selection(keep, weights)
 
 
-class InfoBatchSelection(SelectionStrategy):
+class InfoBatchSelection(LossMemorySelection):
     """InfoBatch on the loss memory.
 
     Args:
@@ -55,7 +54,6 @@ class InfoBatchSelection(SelectionStrategy):
 
     name = "infobatch"
     default_full_data_finish = 0.125
-    observes_losses = True
     reweights = True
 
     def __init__(self, prune_ratio: float = 0.5):
@@ -70,22 +68,7 @@ class InfoBatchSelection(SelectionStrategy):
     def from_args(cls, args):
         return cls(prune_ratio=args.autoassist_prune_ratio)
 
-    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
-        self.memory = LossMemory(len(dataset))
-
-    def synchronize(self, accelerator):
-        self.memory.merge(accelerator)
-
     def select(self, candidates, selecting_epoch, generator):
         return infobatch_selection(
             self.memory.loss[candidates], self.memory.seen[candidates], self.prune_ratio, generator
         )
-
-    def observe(self, indices, losses, step, features=None):
-        self.memory.update(indices, losses, step)
-
-    def state_dict(self):
-        return {"memory": self.memory.state_dict()}
-
-    def load_state_dict(self, state):
-        self.memory.load_state_dict(state["memory"])
