@@ -160,13 +160,8 @@ class PlausibilityCheck:
                 dataset, self.method, self.threshold, folds=self.folds, passes=self.passes, seed=seed,
                 encoder=self.encoder, tokenizer=tokenizer, device=accelerator.device, rounds=self.rounds,
             )  # fmt: skip
-            if self.automatic and plausibility.flagged.float().mean() > AUTO_MAX_FLAGGED:
-                logger.warning(
-                    f"Plausibility (auto): the check found {plausibility.flagged.float().mean():.0%} of the training "
-                    "pairs implausible, more than a default acts on: nothing is dropped. If most pairs really are "
-                    "misaligned, set `autoassist_plausibility='pairs'` to drop them."
-                )
-                plausibility = replace(plausibility, flagged=torch.zeros_like(plausibility.flagged))
+            if self.automatic:
+                plausibility = dropping_nothing_if_most(plausibility, "pairs implausible", "pairs really are misaligned")
             flagged = plausibility.flagged
             summary = plausibility.summary()
             logger.warning(
@@ -175,6 +170,20 @@ class PlausibilityCheck:
                 f"{summary['implausible_share']:.1%}; {summary['seconds']:.0f} s); the run does not train on them."
             )
         return plausibility, shared_flags(flagged, accelerator, self.method)
+
+
+def dropping_nothing_if_most(plausibility: Plausibility, found: str, really: str) -> Plausibility:
+    """A check chosen by "auto" that flags more than `AUTO_MAX_FLAGGED` of the training set drops nothing (with a
+    warning that says how to drop them anyway): it is likelier a check that did not learn than a set mostly wrong."""
+    share = plausibility.flagged.float().mean()
+    if share <= AUTO_MAX_FLAGGED:
+        return plausibility
+    logger.warning(
+        f"Plausibility (auto): the {plausibility.method} check found {share:.0%} of the training {found}, more than a "
+        f"default acts on: nothing is dropped. If most {really}, set `autoassist_plausibility='{plausibility.method}'` "
+        "to drop them."
+    )
+    return replace(plausibility, flagged=torch.zeros_like(plausibility.flagged))
 
 
 def shared_flags(flagged: torch.Tensor, accelerator, method: str) -> torch.Tensor:
@@ -239,13 +248,8 @@ class LabelCheck:
         if accelerator.is_main_process:
             start = time.perf_counter()
             self.plausibility = replace(self._score(seed), seconds=time.perf_counter() - start)
-            if self.automatic and self.plausibility.flagged.float().mean() > AUTO_MAX_FLAGGED:
-                logger.warning(
-                    f"Plausibility (auto): the labels check found {self.plausibility.flagged.float().mean():.0%} of "
-                    "the training labels wrong, more than a default acts on: nothing is dropped. If most labels really "
-                    "are wrong, set `autoassist_plausibility='labels'` to drop them."
-                )
-                self.plausibility = replace(self.plausibility, flagged=torch.zeros_like(self.plausibility.flagged))
+            if self.automatic:
+                self.plausibility = dropping_nothing_if_most(self.plausibility, "labels wrong", "labels really are wrong")
             flagged = self.plausibility.flagged
             summary = self.plausibility.summary()
             logger.warning(
