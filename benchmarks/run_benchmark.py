@@ -101,6 +101,11 @@ class BenchmarkArguments:
         default_factory=lambda: list(SUITE_STRATEGIES),
         metadata={"help": f"Which runs to make, among {list(STRATEGIES)} (random needs default)."},
     )
+    values: list[float] | None = field(
+        default=None,
+        metadata={"help": "Only the runs at these budgets, recipe lengths or points of the plan (say 1.0: the "
+                  "converged verdict rows first); the other recorded runs stay in the JSON."},
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "Override the preset's training size."})
     num_train_epochs: float | None = field(default=None, metadata={"help": "Override the preset's schedule."})
     work_dir: str = field(default="outputs/benchmarks", metadata={"help": "Scratch space for trainer outputs."})
@@ -141,6 +146,8 @@ def planned_runs(bench: BenchmarkArguments, plan: Plan, task: Task | None = None
         runs += [(strategy, length) for strategy in AT_LENGTHS if strategy in bench.strategies]
     if INFOBATCH in bench.strategies:
         runs += [(INFOBATCH, point) for point in plan.points[INFOBATCH]]
+    if bench.values is not None:
+        runs = [(s, v) for s, v in runs if v in bench.values]
     return [(s, v) for s, v in runs if seed is None or seed < plan.seeds_of(s, v)]
 
 
@@ -178,7 +185,7 @@ class TaskSuite:
             },
             "plan": asdict(plan),
             "default_points": default_points(task),
-            "seeds": bench.seeds,
+            "seeds": sorted(set(bench.seeds) | set(range(max(plan.verdict_seeds, plan.front_seeds)))),
             "runs": [],
         }
         if task.noise is not None:
@@ -187,10 +194,11 @@ class TaskSuite:
         # loses none of them, and a run of some strategies keeps the others'); those of another configuration (an
         # earlier recipe) are dropped
         self.work_dir = task_work_dir(bench, task)
-        every_strategy = replace(bench, strategies=list(STRATEGIES))
-        for seed in bench.seeds:
+        # every run of the plan, whatever this invocation's --strategies, --values and --seeds
+        every_run = replace(bench, strategies=list(STRATEGIES), values=None)
+        for seed in self.result["seeds"]:
             replayed = {}
-            for spec in run_specs(task, data, every_strategy, preset, seed, self.work_dir, replayed):
+            for spec in run_specs(task, data, every_run, preset, seed, self.work_dir, replayed):
                 record = self.recorded.get(spec.key)
                 if record is not None:
                     self.result["runs"].append(record)

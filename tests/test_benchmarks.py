@@ -2,6 +2,7 @@
 the quick preset end to end (JSON, plot, resume)."""
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -108,6 +109,10 @@ def test_the_full_plan_runs_verdict_rows_on_five_seeds_and_the_rest_on_three():
     assert run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"], seed=3) == [
         ("plain", 1.0), ("default", 1.0), ("random", 1.0)]
     assert run_benchmark.planned_runs(bench, plan, TASKS["translation-noisy"], seed=5) == []
+    # --values 1.0: the converged verdict rows of every seed first
+    converged = run_benchmark.BenchmarkArguments(preset="full", strategies=["plain", "default", "random"], values=[1.0])
+    assert run_benchmark.planned_runs(converged, plan, TASKS["translation-noisy"], seed=0) == [
+        ("plain", 1.0), ("default", 1.0), ("random", 1.0)]
     # tatoeba keeps its converged rows; the labels check is opt-in on images, so it runs alone there
     tatoeba = run_benchmark.planned_runs(bench, plan, TASKS["translation-tatoeba-noisy"], seed=0)
     assert max(v for s, v in tatoeba if s == "plain") == 1.0 and {v for s, v in tatoeba if s == "default"} == {1.0}
@@ -228,7 +233,7 @@ def test_every_suite_task_and_studied_corpus_is_defined_once_under_its_name():
 
 
 @pytest.mark.slow
-def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, capsys):
+def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, capsys, monkeypatch):
     from benchmarks import run_benchmark
 
     argv = ["--task", "vision-resnet-noisy", "--preset", "quick", "--data_dir", str(DATA_DIR),
@@ -255,6 +260,12 @@ def test_quick_preset_writes_the_documented_json_and_plot_and_resumes(tmp_path, 
     run_benchmark.main(argv)
     assert capsys.readouterr().out.count("recorded earlier with the same configuration") == len(result["runs"])
     assert json.loads((tmp_path / "vision-resnet-noisy.json").read_text())["runs"] == result["runs"]
+    # another seed's plain run, alone: the plan's runs of seed 0 stay recorded beside it
+    monkeypatch.setitem(run_benchmark.PLANS, "quick", replace(run_benchmark.PLANS["quick"], verdict_seeds=2))
+    run_benchmark.main([*argv, "--seeds", "1", "--strategies", "plain", "--values", "1.0"])
+    runs = json.loads((tmp_path / "vision-resnet-noisy.json").read_text())["runs"]
+    assert runs[: len(result["runs"])] == result["runs"]
+    assert [(r["seed"], r["strategy"], r["budget"]) for r in runs[len(result["runs"]):]] == [(1, "plain", 1.0)]
 
 
 @pytest.mark.slow
