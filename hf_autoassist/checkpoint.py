@@ -59,15 +59,29 @@ def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: 
     return state
 
 
+def saved_stream_check(trainer) -> dict | None:
+    """The streamed pairs check saved in the checkpoint `trainer` resumes from, if any: the same check, not fitted
+    again."""
+    if trainer._resume_from is None:
+        return None
+    state = read_state(trainer._resume_from, trainer.args.process_index)
+    return None if state is None else state.get("stream_check")
+
+
 class ResumableSelectionMixin:
     """Trainer hooks that save the selection's state with each checkpoint and resume from it (placed before `Trainer`
     in the MRO). The trainer holds the running `selection_run` (None when nothing is selected)."""
 
     def _save_checkpoint(self, model, trial) -> None:
         super()._save_checkpoint(model, trial)
+        state = None
         if self.selection_run is not None:
+            state = self.selection_run.state_dict()
+        elif self.stream_selection is not None and self.stream_selection.check is not None:
+            state = {"stream_check": self.stream_selection.check.state_dict()}  # the rest replays from the seed
+        if state is not None:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
-            save_state(folder, self.args.process_index, self.selection_run.state_dict())
+            save_state(folder, self.args.process_index, state)
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, resume_from_checkpoint, trial):
         """On resume, epochs have varying lengths: the epoch and the batch to resume from are in the saved state."""

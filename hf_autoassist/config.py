@@ -226,6 +226,11 @@ class AutoAssistArguments:
                   "target's mean embeddings, instead of encoders learned from the pairs; the pairs are decoded to "
                   "text with the trainer's tokenizer (`processing_class`)."},
     )
+    autoassist_stream_buffer: int = field(
+        default=20_000,
+        metadata={"help": "'pairs' on a streamed training set: the check learns from the stream's first this many "
+                  "pairs, then checks each later pair as it is read."},
+    )
 
     # Parameters that control the report
     autoassist_write_report: bool | None = field(
@@ -264,6 +269,11 @@ class AutoAssistArguments:
             raise ValueError(
                 f"`autoassist_warmup_epochs` must be >= 0, got {self.autoassist_warmup_epochs}. "
                 "Use 0 to let the Assistant select from the first epoch on."
+            )
+        if self.autoassist_stream_buffer < 2 * self.autoassist_plausibility_folds:
+            raise ValueError(
+                f"`autoassist_stream_buffer` must be at least 2 pairs per fold ({2 * self.autoassist_plausibility_folds}"
+                f"), got {self.autoassist_stream_buffer}: the check learns from that many of the stream's first pairs."
             )
         if isinstance(self.autoassist_keep_prob, (int, float)):
             self.autoassist_keep_prob = [float(self.autoassist_keep_prob)]

@@ -8,14 +8,13 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset
 from transformers.trainer_utils import seed_worker
-from transformers.utils import is_datasets_available, logging
+from transformers.utils import is_datasets_available
 
-from .strategies import AUTO
+from .stream import STREAMED_CHECKS, STREAMED_STRATEGIES
 
 if is_datasets_available():
     import datasets
 
-logger = logging.get_logger(__name__)
 
 INDEX_KEY = "autoassist_index"
 
@@ -71,33 +70,23 @@ def is_streamed(dataset) -> bool:
     return isinstance(dataset, streamed)
 
 
-# the strategies under which a streamed set trains as the plain Trainer trains it (nothing is selected)
-STREAMED_STRATEGIES = ("none", AUTO)
-
-
 def check_training_set(dataset, for_training: bool, args=None) -> None:
-    """Stops early on a training set AutoAssist cannot select from: streamed (no index; under `"none"` and `"auto"`
-    without a check asked for by name, the plain Trainer's loader takes it, `"auto"` saying so), or, when training
-    starts, empty (a trainer built for evaluation only may hold an empty one)."""
+    """Stops early on a training set AutoAssist cannot select from: streamed under a strategy or check that reads
+    instances by index (`stream.py` says which can run on a stream), or, when training starts, empty (a trainer built
+    for evaluation only may hold an empty one)."""
     if for_training and dataset is None:
         raise ValueError("Trainer: training requires a train_dataset.")
     if is_streamed(dataset):
         strategy = getattr(args, "autoassist_strategy", "autoassist")
         check = getattr(args, "autoassist_plausibility", None)
-        fix = ("Load it without `streaming=True` (or materialise it with `datasets.Dataset.from_generator`) to "
-               "select from it")  # fmt: skip
-        if strategy not in STREAMED_STRATEGIES or check not in (None, "auto", "none"):
+        if strategy not in STREAMED_STRATEGIES or check not in STREAMED_CHECKS:
             asked = (f"autoassist_strategy={strategy!r}" if strategy not in STREAMED_STRATEGIES
                      else f"autoassist_plausibility={check!r}")  # fmt: skip
             raise ValueError(
-                f"AutoAssist selects instances by index, so `{asked}` needs a map-style training set with `__len__` "
-                f"and `__getitem__`, got {type(dataset).__name__}. {fix}, or set `autoassist_strategy='none'` (and "
-                "no plausibility check) to train on the stream as the plain `Trainer` does."
-            )
-        if for_training and strategy == AUTO:
-            logger.warning(
-                f"The training set is streamed ({type(dataset).__name__}): AutoAssist selects instances by index, so "
-                f"this run trains on every instance, as the plain `Trainer` does. {fix}."
+                f"`{asked}` reads every instance by index (its last loss, its features), which a streamed training set "
+                f"({type(dataset).__name__}) does not have. On a stream AutoAssist runs `autoassist_strategy` in "
+                f"{list(STREAMED_STRATEGIES)} with `autoassist_plausibility` 'pairs', 'auto' or 'none'; or load the set "
+                "without `streaming=True` (or materialise it with `datasets.Dataset.from_generator`) to select from it."
             )
         return
     if for_training and len(dataset) == 0:

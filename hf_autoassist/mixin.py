@@ -12,7 +12,7 @@ from transformers.data.data_collator import default_data_collator
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_datasets_available, logging
 
-from .checkpoint import ResumableSelectionMixin
+from .checkpoint import ResumableSelectionMixin, saved_stream_check
 from .config import AutoAssistArguments, check_arguments
 from .data import INDEX_KEY, check_training_set, is_streamed, selection_dataloader
 from .diagnostics import log_to_integrations, split_timings
@@ -21,6 +21,7 @@ from .loss_reader import InstanceLossReader
 from .losses import reweighted_loss
 from .run import SelectionRun
 from .schedule import VaryingEpochsMixin
+from .stream import SelectedStream, selected_stream
 
 if is_datasets_available():
     import datasets
@@ -64,6 +65,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
             single_pass=self.single_pass_loss and self.compute_loss_func is None,
         )
         self.selection_run: SelectionRun | None = None
+        self.stream_selection: SelectedStream | None = None  # a streamed training set's filter
         self._resume_from: str | None = None
         self._batch_indices = None  # from `training_step` to `compute_loss`
 
@@ -96,9 +98,15 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts afresh
         if self.selection_run is not None:
             self.selection_run.close()
-        if is_streamed(self.train_dataset):  # nothing to select by index: the plain Trainer's loader
+        is_encoder_decoder = bool(getattr(getattr(self.model, "config", None), "is_encoder_decoder", False))
+        if is_streamed(self.train_dataset):  # filtered as it is read (`stream.py`), else the plain Trainer's loader
             self.selection_run = None
-            return super().get_train_dataloader()
+            self.stream_selection = selected_stream(
+                self.args, self.train_dataset, self.accelerator, is_encoder_decoder, saved_stream_check(self)
+            )
+            if self.stream_selection is None:
+                return super().get_train_dataloader()
+            return self._get_dataloader(self.stream_selection, "Training", self._train_batch_size, is_training=True)
         dataset, collator = self.train_dataset, self.data_collator or default_data_collator
         if is_datasets_available() and isinstance(dataset, datasets.Dataset):
             dataset = self._remove_unused_columns(dataset, description="training")
@@ -121,7 +129,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         self.selection_run = SelectionRun(
             self.args, self.accelerator, dataset, self._train_batch_size, lambda: self.state.global_step,
             self._replan, report if self.is_world_process_zero() else None, self._user_assistant, irreducible,
-            is_encoder_decoder=bool(getattr(getattr(self.model, "config", None), "is_encoder_decoder", False)),
+            is_encoder_decoder=is_encoder_decoder,
             tokenizer=getattr(self.processing_class, "tokenizer", self.processing_class),  # a processor's tokenizer
         )  # fmt: skip
         self.loss_reader.record_features(self.selection_run.reads_boss_features)
@@ -155,7 +163,9 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         return (loss, read.outputs) if return_outputs else loss
 
     def autoassist_metrics(self) -> dict[str, float]:
-        return {} if self.selection_run is None else self.selection_run.metrics()
+        if self.selection_run is None:
+            return {} if self.stream_selection is None else self.stream_selection.metrics()
+        return self.selection_run.metrics()
 
     def log(self, logs: dict[str, float], *args, **kwargs) -> None:
         if "loss" in logs or "train_runtime" in logs:  # timings to the integrations only: see `split_timings`

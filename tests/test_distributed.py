@@ -84,6 +84,25 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
     assert later_epochs and all(n < full and n % batch_per_round == 0 for n in later_epochs)
 
 
+@pytest.mark.parametrize("dispatch", [True, False], ids=["main_reads", "each_reads"])
+def test_two_ranks_select_from_a_stream_and_run_the_same_steps(tmp_path, dispatch):
+    """By default accelerate's main process reads a stream and hands each rank its share of every batch; without
+    `dispatch_batches` every rank reads it, filters it as the others do (one check, fitted on the main process and
+    sent to each) and keeps its shard."""
+    options = {"stream": True, "autoassist_strategy": "random", "autoassist_keep_prob": [0.7], "autoassist_plausibility": "pairs",
+               "autoassist_warmup_epochs": 0, "max_steps": 20, "accelerator_config": {"dispatch_batches": dispatch}}
+    ranks = launch("accelerate", tmp_path, options)
+    assert ranks[0]["global_step"] == ranks[1]["global_step"] == 20
+    assert ranks[0]["flagged"] and ranks[0]["flagged"] == ranks[1]["flagged"]
+    flagged = {tuple(t) for t in ranks[0]["flagged"]}
+    first, second = ([tuple(t) for t in rank["trained"]] for rank in ranks)
+    # 20 batches each, full but for the one that ends a pass over the stream
+    assert min(len(first), len(second)) > 19 * 16 and not flagged & set(first + second)
+    # the first pass over the ~450 pairs the check leaves: no pair went to both ranks
+    assert not set(first[:100]) & set(second[:100])
+    assert ranks[0]["weights"] == ranks[1]["weights"]
+
+
 def test_a_two_process_run_resumed_mid_run_ends_as_the_uninterrupted_one(tmp_path):
     # the synchronous Assistant makes each rank's run reproducible to the bit, so that weights can be compared
     options = {"save_strategy": "steps", "save_steps": 4, "autoassist_synchronous": True}

@@ -80,16 +80,16 @@ def test_plain_training_arguments_are_refused_with_the_fix(tmp_path):
         AutoAssistTrainer(model=tiny_resnet(), args=TrainingArguments(str(tmp_path)), train_dataset=random_images())
 
 
-def test_a_stream_is_refused_where_something_selects_and_trained_as_the_plain_trainer_does_elsewhere(tmp_path, caplog):
+def test_a_stream_is_refused_where_selection_reads_an_index_and_trained_as_the_plain_trainer_does_without_a_check(tmp_path, caplog):
     class Stream(torch.utils.data.IterableDataset):
         def __iter__(self):
             yield {"pixel_values": torch.zeros(1, 28, 28), "labels": 0}
 
-    with pytest.raises(ValueError, match="autoassist_strategy='autoassist'.*map-style.*streaming=True"):
+    with pytest.raises(ValueError, match="autoassist_strategy='autoassist'.*streamed.*streaming=True"):
         AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="autoassist"), train_dataset=Stream())
     streamed = random_images().to_iterable_dataset()
-    with pytest.raises(ValueError, match="autoassist_strategy='random'.*map-style"):
-        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="random"), train_dataset=streamed)
+    with pytest.raises(ValueError, match="autoassist_strategy='adaptive'.*streamed"):  # it reads every last loss
+        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="adaptive"), train_dataset=streamed)
     with pytest.raises(ValueError, match="autoassist_plausibility='labels'"):  # a check reads instances by index too
         AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="none",
                                                            autoassist_plausibility="labels"), train_dataset=streamed)  # fmt: skip

@@ -26,10 +26,14 @@ MAX_PAIRS_SEEN = 100_000
 class PairScores:
     """scores `(N,)`: each pair's cosine under the encoder that did not train on it; null_scores `(N,)`: the same
     encoder's cosine of each source with another pair's target of its fold (a sample of what a misaligned pair
-    scores)."""
+    scores); encoders: the fold's encoders, fold `(N,)`: the one that scored each pair, and pad_ids: the padding id
+    of each side (the ids the encoders know are below it), for scoring pairs that come later (a stream's)."""
 
     scores: torch.Tensor
     null_scores: torch.Tensor
+    encoders: list | None = None
+    fold: torch.Tensor | None = None
+    pad_ids: tuple[int, int] | None = None
 
 
 class PairEncoder(nn.Module):
@@ -88,6 +92,7 @@ def cross_fitted_pair_scores(
     generator = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(sources), generator=generator)
     scores, null_scores = torch.zeros(len(sources)), torch.zeros(len(sources))
+    encoders, fold_of = [], torch.zeros(len(sources), dtype=torch.long)
     for fold in range(folds):
         held_out = order[fold::folds]
         training = torch.cat([order[other::folds] for other in range(folds) if other != fold])
@@ -115,7 +120,9 @@ def cross_fitted_pair_scores(
             x, y = encoder(source_ids[held_out], target_ids[held_out])
         fold_scores = cosine_scores(x, y, generator)
         scores[held_out], null_scores[held_out] = fold_scores.scores, fold_scores.null_scores
-    return PairScores(scores, null_scores)
+        encoders.append(encoder.eval())
+        fold_of[held_out] = fold
+    return PairScores(scores, null_scores, encoders, fold_of, (source_pad, target_pad))
 
 
 def cosine_scores(x: torch.Tensor, y: torch.Tensor, generator: torch.Generator) -> PairScores:

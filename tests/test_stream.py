@@ -1,0 +1,138 @@
+"""Selection on a streamed training set: the pairs check learned from the stream's first pairs and applied to each
+later one, `random` on a stream, resume mid-stream, and the strategies a stream cannot run."""
+
+import pytest
+import torch
+from datasets import Dataset
+from torch.utils.data import IterableDataset
+
+from hf_autoassist import AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer
+from hf_autoassist.plausibility.stream import StreamedPairsCheck, pair_key
+from hf_autoassist.stream import SelectedStream
+
+from conftest import multi30k_token_pairs
+from test_translation import pad_pairs, tiny_marian
+
+NUM_PAIRS = 3000
+BUFFER = 1500
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    """3,000 real Multi30k en-de pairs as token ids (0 pads, 1 ends a sequence), a quarter misaligned."""
+    sources, _, targets, noisy = multi30k_token_pairs(NUM_PAIRS)
+
+    def shifted(rows):
+        return [[t + 2 for t in row[:30]] + [1] for row in rows]
+
+    return shifted(sources), shifted(targets), noisy
+
+
+class PairStream(IterableDataset):
+    """A torch stream of pairs that records every pair it hands out, as a user's generator would read a corpus."""
+
+    def __init__(self, sources, targets):
+        self.sources, self.targets = sources, targets
+
+    def __iter__(self):
+        for source, target in zip(self.sources, self.targets):
+            yield {"input_ids": source, "labels": target}
+
+
+def test_a_check_fitted_on_the_first_pairs_finds_the_misaligned_later_ones(pairs):
+    sources, targets, noisy = pairs
+    check = StreamedPairsCheck.fit(sources[:BUFFER], targets[:BUFFER], seed=0)
+    # the buffer is checked as a map-style set is, and each of its pairs scored again by the same held-out encoder
+    buffer_flags = check.flags(sources[:BUFFER], targets[:BUFFER])
+    assert torch.equal(buffer_flags, check.buffer.flagged)
+    later = check.flags(sources[BUFFER:], targets[BUFFER:])
+    recall, false_alarms = later[noisy[BUFFER:]].float().mean(), later[~noisy[BUFFER:]].float().mean()
+    assert recall > 0.6 and false_alarms < 0.05, (recall, false_alarms)
+    # a pair's flag is its content's: the same alone, in another order, through a saved state
+    order = torch.randperm(NUM_PAIRS - BUFFER, generator=torch.Generator().manual_seed(1))
+    shuffled = check.flags([sources[BUFFER + i] for i in order], [targets[BUFFER + i] for i in order])
+    assert torch.equal(shuffled, later[order])
+    restored = StreamedPairsCheck.from_state_dict(check.state_dict())
+    assert torch.equal(restored.flags(sources[BUFFER:], targets[BUFFER:]), later)
+    assert pair_key([5, 6, -100], [7]) == pair_key(torch.tensor([5, 6]), (7,))
+
+
+def test_the_stream_drops_flagged_pairs_and_random_keeps_its_share_by_place_in_the_stream(pairs):
+    sources, targets, _ = pairs
+    check = StreamedPairsCheck.fit(sources[:BUFFER], targets[:BUFFER], seed=0)
+    stream = SelectedStream(PairStream(sources, targets), check)
+    kept = list(stream)
+    flags = check.flags(sources, targets)
+    assert [item["input_ids"] for item in kept] == [s for s, f in zip(sources, flags.tolist()) if not f]
+    assert stream.counts == {"read": NUM_PAIRS, "flagged": int(flags.sum()), "kept": len(kept)}
+
+    # random: every instance in the warmup epoch, then its share; the same draws in a replayed epoch
+    randomly = SelectedStream(PairStream(sources, targets), keep_prob=[0.5], warmup_epochs=1, seed=3)
+    assert len(list(randomly)) == NUM_PAIRS
+    randomly.set_epoch(1)
+    first, again = list(randomly), list(randomly)
+    assert first == again and abs(len(first) / NUM_PAIRS - 0.5) < 0.05
+    randomly.set_epoch(2)
+    assert list(randomly) != first
+
+
+def streamed_run(tmp_path, stream, **options):
+    defaults = dict(report_to="none", use_cpu=True, max_steps=12, per_device_train_batch_size=32, save_strategy="no",
+                    logging_steps=4, disable_tqdm=True, autoassist_stream_buffer=BUFFER)  # fmt: skip
+    args = AutoAssistSeq2SeqConfig(str(tmp_path), **{**defaults, **options})
+    return AutoAssistSeq2SeqTrainer(model=tiny_marian(vocab=4002), args=args, train_dataset=stream, data_collator=pad_pairs)
+
+
+@pytest.mark.parametrize("kind", ["torch", "datasets"])
+def test_the_default_checks_a_streamed_seq2seq_set_and_never_trains_on_what_it_flags(tmp_path, pairs, kind):
+    sources, targets, _ = pairs
+    stream = PairStream(sources, targets)
+    if kind == "datasets":
+        stream = Dataset.from_dict({"input_ids": sources, "labels": targets}).to_iterable_dataset(num_shards=4)
+    trained = []
+
+    def recording(examples):
+        trained.extend(tuple(e["labels"]) for e in examples)
+        return pad_pairs(examples)
+
+    trainer = streamed_run(tmp_path, stream, max_steps=40)
+    trainer.data_collator = recording
+    trainer.train()
+    check = trainer.stream_selection.check
+    assert check is not None and trainer.selection_run is None
+    flagged = {tuple(t) for s, t, f in zip(sources, targets, check.flags(sources, targets).tolist()) if f}
+    assert trained and not flagged & set(trained) and trainer.state.global_step == 40
+    metrics = trainer.autoassist_metrics()
+    assert 0.1 < metrics["autoassist/flagged_fraction"] < 0.4
+
+
+def test_a_streamed_run_resumes_mid_stream_to_the_same_weights(tmp_path, pairs):
+    sources, targets, _ = pairs
+    options = dict(autoassist_strategy="random", autoassist_keep_prob=[0.6], autoassist_warmup_epochs=0,
+                   autoassist_plausibility="pairs", max_steps=16, save_strategy="steps", save_steps=8)  # fmt: skip
+    whole = streamed_run(tmp_path / "whole", PairStream(sources, targets), **options)
+    whole.train()
+    resumed = streamed_run(tmp_path / "resumed", PairStream(sources, targets), **options)
+    fitted = []
+    resumed_fit = StreamedPairsCheck.fit
+    StreamedPairsCheck.fit = classmethod(lambda cls, *a, **k: fitted.append(1) or resumed_fit(*a, **k))
+    try:
+        resumed.train(resume_from_checkpoint=str(tmp_path / "whole" / "checkpoint-8"))
+    finally:
+        StreamedPairsCheck.fit = resumed_fit
+    assert not fitted  # the checkpoint's check, not a new fit
+    assert resumed.state.global_step == 16
+    for (name, ours), theirs in zip(resumed.model.state_dict().items(), whole.model.state_dict().values()):
+        torch.testing.assert_close(ours, theirs, msg=name)
+
+
+def test_a_stream_names_what_it_can_run_when_a_strategy_needs_an_index(tmp_path, pairs):
+    sources, targets, _ = pairs
+    for options, named in [({"autoassist_strategy": "autoassist"}, "autoassist_strategy='autoassist'"),
+                           ({"autoassist_strategy": "infobatch"}, "autoassist_strategy='infobatch'"),
+                           ({"autoassist_strategy": "none", "autoassist_plausibility": "labels"},
+                            "autoassist_plausibility='labels'")]:  # fmt: skip
+        with pytest.raises(ValueError, match=f"{named}.*streamed.*'random'.*'pairs'"):
+            streamed_run(tmp_path, PairStream(sources, targets), **options)
+    with pytest.raises(ValueError, match="autoassist_stream_buffer"):
+        AutoAssistSeq2SeqConfig(str(tmp_path), autoassist_stream_buffer=4)
