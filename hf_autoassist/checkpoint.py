@@ -59,13 +59,11 @@ def load_state(checkpoint: str, process_index: int, num_samples: int, strategy: 
     return state
 
 
-def saved_stream_check(trainer) -> dict | None:
-    """The streamed pairs check saved in the checkpoint `trainer` resumes from, if any: the same check, not fitted
-    again."""
+def saved_stream_state(trainer) -> dict | None:
+    """The streamed selection's state saved in the checkpoint `trainer` resumes from, if any (`SelectedStream`)."""
     if trainer._resume_from is None:
         return None
-    state = read_state(trainer._resume_from, trainer.args.process_index)
-    return None if state is None else state.get("stream_check")
+    return read_state(trainer._resume_from, trainer.args.process_index)
 
 
 class ResumableSelectionMixin:
@@ -77,8 +75,8 @@ class ResumableSelectionMixin:
         state = None
         if self.selection_run is not None:
             state = self.selection_run.state_dict()
-        elif self.stream_selection is not None and self.stream_selection.check is not None:
-            state = {"stream_check": self.stream_selection.check.state_dict()}  # the rest replays from the seed
+        elif self.stream_selection is not None:
+            state = self.stream_selection.state_dict()
         if state is not None:
             folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
             save_state(folder, self.args.process_index, state)

@@ -12,7 +12,7 @@ from transformers.data.data_collator import default_data_collator
 from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import is_datasets_available, logging
 
-from .checkpoint import ResumableSelectionMixin, saved_stream_check
+from .checkpoint import ResumableSelectionMixin, saved_stream_state
 from .config import AutoAssistArguments, check_arguments
 from .data import INDEX_KEY, check_training_set, is_streamed, selection_dataloader
 from .diagnostics import log_to_integrations, split_timings
@@ -98,12 +98,17 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts afresh
         if self.selection_run is not None:
             self.selection_run.close()
-        is_encoder_decoder = bool(getattr(getattr(self.model, "config", None), "is_encoder_decoder", False))
+        config = getattr(self.model, "config", None)
+        is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))  # where "auto" checks pairs
+        # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
+        scaled = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+        self.loss_reader.reset(
+            self.accelerator.num_processes // self.get_tp_size() if scaled else 1,
+            single_pass=self.single_pass_loss and self.compute_loss_func is None,
+        )
         if is_streamed(self.train_dataset):  # filtered as it is read (`stream.py`), else the plain Trainer's loader
-            self.selection_run = None
-            self.stream_selection = selected_stream(
-                self.args, self.train_dataset, self.accelerator, is_encoder_decoder, saved_stream_check(self)
-            )
+            self.selection_run, saved = None, saved_stream_state(self)
+            self.stream_selection = selected_stream(self.args, self.train_dataset, self.accelerator, config, saved)
             if self.stream_selection is None:
                 return super().get_train_dataloader()
             return self._get_dataloader(self.stream_selection, "Training", self._train_batch_size, is_training=True)
@@ -112,12 +117,6 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
             dataset = self._remove_unused_columns(dataset, description="training")
         else:
             collator = self._get_collator_with_removed_columns(collator, description="training")
-        # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
-        scaled = self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
-        self.loss_reader.reset(
-            self.accelerator.num_processes // self.get_tp_size() if scaled else 1,
-            single_pass=self.single_pass_loss and self.compute_loss_func is None,
-        )
         irreducible = irreducible_losses_for_run(  # each instance's loss under models that never saw it, if read
             self.args, self.model, self.loss_reader.is_causal_lm, self.irreducible_model_init, dataset, collator,
             self.is_world_process_zero(), self._resume_from,
@@ -151,6 +150,11 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         run, indices, self._batch_indices = self.selection_run, self._batch_indices, None
+        stream = self.stream_selection if run is None and model.training else None
+        if stream is not None and stream.assistant is not None:  # it reads the batch, whose labels the reader takes
+            batch, read = dict(inputs), self.loss_reader(model, inputs, num_items_in_batch, keep_graph=False)
+            stream.assistant.observe(batch, read.per_instance)
+            return (read.loss, read.outputs) if return_outputs else read.loss
         weights = None if run is None or indices is None else run.loss_weights(indices)
         if indices is None or not model.training or (not run.observes_losses and weights is None):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)

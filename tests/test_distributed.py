@@ -84,12 +84,13 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
     assert later_epochs and all(n < full and n % batch_per_round == 0 for n in later_epochs)
 
 
-@pytest.mark.parametrize("dispatch", [True, False], ids=["main_reads", "each_reads"])
-def test_two_ranks_select_from_a_stream_and_run_the_same_steps(tmp_path, dispatch):
+@pytest.mark.parametrize("strategy,dispatch", [("random", True), ("random", False), ("autoassist", True)],
+                         ids=["main_reads", "each_reads", "assistant"])  # fmt: skip
+def test_two_ranks_select_from_a_stream_and_run_the_same_steps(tmp_path, strategy, dispatch):
     """By default accelerate's main process reads a stream and hands each rank its share of every batch; without
     `dispatch_batches` every rank reads it, filters it as the others do (one check, fitted on the main process and
     sent to each) and keeps its shard."""
-    options = {"stream": True, "autoassist_strategy": "random", "autoassist_keep_prob": [0.7], "autoassist_plausibility": "pairs",
+    options = {"stream": True, "autoassist_strategy": strategy, "autoassist_keep_prob": [0.7], "autoassist_plausibility": "pairs",
                "autoassist_warmup_epochs": 0, "max_steps": 20, "accelerator_config": {"dispatch_batches": dispatch}}
     ranks = launch("accelerate", tmp_path, options)
     assert ranks[0]["global_step"] == ranks[1]["global_step"] == 20

@@ -128,11 +128,63 @@ def test_a_streamed_run_resumes_mid_stream_to_the_same_weights(tmp_path, pairs):
 
 def test_a_stream_names_what_it_can_run_when_a_strategy_needs_an_index(tmp_path, pairs):
     sources, targets, _ = pairs
-    for options, named in [({"autoassist_strategy": "autoassist"}, "autoassist_strategy='autoassist'"),
+    for options, named in [({"autoassist_strategy": "adaptive"}, "autoassist_strategy='adaptive'"),
                            ({"autoassist_strategy": "infobatch"}, "autoassist_strategy='infobatch'"),
                            ({"autoassist_strategy": "none", "autoassist_plausibility": "labels"},
                             "autoassist_plausibility='labels'")]:  # fmt: skip
         with pytest.raises(ValueError, match=f"{named}.*streamed.*'random'.*'pairs'"):
             streamed_run(tmp_path, PairStream(sources, targets), **options)
+    # the Assistant decides where the stream is read: on the main process, which dispatches the batches
+    from types import SimpleNamespace
+
+    from hf_autoassist.stream import streamed_assistant
+
+    each_reads = SimpleNamespace(num_processes=2, dispatch_batches=False)
+    args = AutoAssistSeq2SeqConfig(str(tmp_path), autoassist_strategy="autoassist")
+    with pytest.raises(ValueError, match="dispatch_batches"):
+        streamed_assistant(args, PairStream(sources, targets), each_reads, 4002)
     with pytest.raises(ValueError, match="autoassist_stream_buffer"):
         AutoAssistSeq2SeqConfig(str(tmp_path), autoassist_stream_buffer=4)
+
+
+def test_the_assistant_selects_from_a_stream_reading_each_batch_it_learns_from(tmp_path, pairs):
+    sources, targets, _ = pairs
+    trainer = streamed_run(tmp_path, PairStream(sources, targets), autoassist_strategy="autoassist",
+                           autoassist_plausibility="none", autoassist_stream_buffer=640, max_steps=60)  # fmt: skip
+    trainer.train()
+    assistant = trainer.stream_selection.assistant
+    worker = assistant.strategy.worker
+    # it learned from every instance the Boss trained on, and skipped some once past the first 640 of the stream
+    assert worker.seen == worker.trained == 60 * 32
+    counts = trainer.stream_selection.counts
+    assert counts["kept"] < counts["read"] and trainer.state.global_step == 60
+    # token ids the stream's first instances lacked are looked up within the Boss's vocabulary
+    assert assistant.strategy.assistant.source_weights.num_embeddings == 4002
+    # and a checkpoint keeps it: a resumed run starts from the Assistant it had
+    state = trainer.stream_selection.state_dict()
+    assert state["stream_check"] is None and state["stream_assistant"]["worker"] is not None
+
+
+def test_the_pixels_assistant_reads_a_stream_of_images(tmp_path):
+    from conftest import tiny_resnet
+    from hf_autoassist import AutoAssistConfig, AutoAssistTrainer
+
+    class ImageStream(IterableDataset):
+        def __iter__(self):
+            generator = torch.Generator().manual_seed(0)
+            for i in range(400):
+                label = i % 10
+                yield {"pixel_values": torch.rand(1, 28, 28, generator=generator) + label / 10, "labels": label}
+
+    args = AutoAssistConfig(str(tmp_path), report_to="none", use_cpu=True, max_steps=30, per_device_train_batch_size=16,
+                            save_strategy="no", disable_tqdm=True, autoassist_strategy="autoassist",
+                            autoassist_stream_buffer=96)  # fmt: skip
+    trainer = AutoAssistTrainer(model=tiny_resnet(), args=args, train_dataset=ImageStream())
+    trainer.train()
+    selection = trainer.stream_selection
+    assert selection.check is None and selection.assistant.strategy.worker.seen == 30 * 16
+    assert selection.counts["kept"] < selection.counts["read"]
+    with pytest.raises(ValueError, match="stream.*autoassist_assistant='boss_features'"):
+        AutoAssistTrainer(model=tiny_resnet(), args=AutoAssistConfig(
+            str(tmp_path), max_steps=2, autoassist_strategy="autoassist", autoassist_assistant="boss_features",
+            report_to="none", use_cpu=True), train_dataset=ImageStream()).train()  # fmt: skip

@@ -85,8 +85,8 @@ def test_a_stream_is_refused_where_selection_reads_an_index_and_trained_as_the_p
         def __iter__(self):
             yield {"pixel_values": torch.zeros(1, 28, 28), "labels": 0}
 
-    with pytest.raises(ValueError, match="autoassist_strategy='autoassist'.*streamed.*streaming=True"):
-        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="autoassist"), train_dataset=Stream())
+    with pytest.raises(ValueError, match="autoassist_strategy='infobatch'.*streamed.*streaming=True"):
+        AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="infobatch"), train_dataset=Stream())
     streamed = random_images().to_iterable_dataset()
     with pytest.raises(ValueError, match="autoassist_strategy='adaptive'.*streamed"):  # it reads every last loss
         AutoAssistTrainer(model=tiny_resnet(), args=config(tmp_path, autoassist_strategy="adaptive"), train_dataset=streamed)

@@ -62,6 +62,18 @@ class BagOfTokensAssistant(Assistant):
             self.readout = nn.Linear(2 * dim, 1, bias=False)
             nn.init.zeros_(self.readout.weight)
 
+    def rebind(self, input_ids: list[list[int]], labels: list[list[int]] | None = None) -> None:
+        """Looks up another set of instances (a stream's, as they arrive): their token ids replace the table, the
+        learned weights stay. Ids past the vocabulary read its last row."""
+        rows = labels if labels is not None else [[] for _ in input_ids]
+        for side, (flat, offsets), weights in (
+            ("src", _flatten(input_ids, -100), self.source_weights),
+            ("tgt", _flatten(rows, -100), self.target_weights),
+        ):
+            setattr(self, side, flat.clamp_(max=weights.num_embeddings - 1))
+            setattr(self, f"{side}_offsets", offsets)
+        self.num_instances = len(input_ids)
+
     @staticmethod
     def _rows(flat: torch.Tensor, offsets: torch.Tensor, indices: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The token ids of the rows `indices`, flat, and each row's length."""
