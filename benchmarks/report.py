@@ -19,7 +19,7 @@ from benchmarks.verdict_tables import (  # noqa: E402
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
     render_ablation, render_assistant_dim, render_check_share, render_example, render_overhead, render_pairs_check,
-    render_plausibility, render_signals, render_upstream_trainer,
+    render_plausibility, render_signals, render_stream_check, render_upstream_trainer,
 )  # fmt: skip
 from benchmarks.suite_tables import (  # noqa: E402
     load_results, load_schedules, render, render_convergence, render_curves, render_front, render_verdict,
@@ -67,6 +67,7 @@ def benchmarks_readme_sections(results: list[dict]) -> dict[str, str]:
         "overhead-results": render_overhead(),
         "plausibility-results": render_plausibility(),
         "check-share": render_check_share(),
+        "stream-check": render_stream_check(),
         "v2-results": f"{render_front(archived)}\n\n{render_curves(archived)}",
         "curve-results": render_curves(small_sets),
     }

@@ -233,6 +233,43 @@ def render_check_share(folder: Path = RESULTS) -> str:
     return "\n".join(lines)
 
 
+def render_stream_check(folder: Path = RESULTS) -> str:
+    """docs/scale.md: the pairs check on a stream of the whole Tatoeba file against the map-style check of the same
+    pairs, and the streamed run's seconds per Boss instance against the plain streamed run's (`stream_check.py`)."""
+    path = folder / "stream-check-tatoeba.json"
+    if not path.exists():
+        return "Not measured yet: `python benchmarks/stream_check.py --data_dir ../shared/data`."
+    studies = [json.loads(path.read_text())]
+    larger = folder / "stream-check-tatoeba-buffer-125000.json"
+    if larger.exists():
+        studies.append(json.loads(larger.read_text()))
+    arms = studies[0]["arms"]
+    lines = ["| | recall (misaligned flagged) | aligned flagged | seconds | peak memory |", "|---|---|---|---|---|"]
+
+    def row(name: str, arm: dict, seconds: str) -> str:
+        return (f"| {name} | {arm['recall']:.1%} | {arm['aligned_flagged']:.2%} | {seconds} | "
+                f"{arm['peak_rss_mb']:,.0f} MB |")  # fmt: skip
+
+    check = arms["map_check"]
+    lines.append(row(f"map-style check of all {check['pairs']:,} pairs", check, f"{check['check_seconds']:.0f}"))
+    for study in studies:
+        arm = study["arms"]["stream_check"]
+        seconds = f"{arm['fit_seconds']:.0f} fit + {arm['scoring_seconds']:.0f} scoring every pair"
+        lines.append(row(f"streamed check: fitted on the first {arm['buffer']:,}", arm, seconds))
+    plain, default = arms["plain_run"], arms["default_run"]
+    lines += [
+        "",
+        f"Training the suite's translation Boss for {plain['steps']:,} steps of 64 on the stream: the plain streamed run "
+        f"took {plain['train_seconds']:.1f} s for {plain['boss_instances']:,} instances, the default (the streamed "
+        f"check) {default['train_seconds']:.1f} s for {default['boss_instances']:,}, "
+        f"**{studies[0]['seconds_per_instance_ratio']:.3f}× the seconds per Boss instance**; of the difference, "
+        f"{default['train_seconds'] - default['trainer_runtime']:.0f} s is the check's fit before the first step, and "
+        f"the Trainer's own clock, which scoring each pair as it is read adds to, reads {default['trainer_runtime']:.1f} "
+        f"s against {plain['trainer_runtime']:.1f} s.",
+    ]
+    return "\n".join(lines)
+
+
 def render_pairs_check(results: list[dict], folder: Path = RESULTS) -> str:
     """README: the pairs check per corpus in one line each (the ranges over the kinds and rates of misalignment of the
     study's median rows), and its seconds against the suite's full plain translation run (median over seeds)."""
