@@ -3,11 +3,13 @@
 AutoAssist's batch generator was a filter on a stream; a streamed corpus (a `datasets` set loaded with
 `streaming=True`, a torch `IterableDataset`) has no index to select by, so each instance is decided when it
 arrives: dropped when the pairs check finds its target does not fit its source (`plausibility/stream.py`, learned from
-the stream's first pairs), kept with `autoassist_keep_prob` under `"random"`. The filter is the DataLoader's dataset:
-the Trainer batches what it yields, `max_steps` counts those batches as for any stream, and accelerate hands them to
-the processes as it hands a plain stream's (by default the main process reads and dispatches, so every rank runs the
-same steps). Every decision is a function of the seed, the epoch and the instance's place in the stream, so a
-resumed run that replays the stream's first batches (the Trainer's own resume) meets the same ones.
+the stream's first pairs), kept with `autoassist_keep_prob` under `"random"`, or with the shrinking rule's chance from
+the Assistant's score under `"autoassist"` (its features read from the instance, `StreamedAssistant`). The filter is
+the DataLoader's dataset: the Trainer batches what it yields, `max_steps` counts those batches as for any stream, and
+accelerate hands them to the processes as it hands a plain stream's (by default the main process reads and
+dispatches, so every rank runs the same steps). The check's and `random`'s decisions are functions of the seed, the
+epoch, the instance and its place in the stream, so a resumed run that replays the stream's first batches (the
+Trainer's own resume) meets the same ones; the Assistant's also depend on what it learned by then.
 """
 
 import itertools
@@ -19,10 +21,10 @@ from accelerate.utils import broadcast_object_list
 from torch.utils.data import Dataset, IterableDataset
 from transformers.utils import logging
 
+from .assistants import BagOfTokensAssistant, build_assistant, resolve_assistant_name
 from .columns import labels_are_sequences
 from .plausibility.check import AUTO_MAX_FLAGGED
 from .plausibility.stream import SCORE_CHUNK, StreamedPairsCheck
-from .assistants import BagOfTokensAssistant, build_assistant, resolve_assistant_name
 from .selection import acceptance_probability
 from .strategies import AUTO, AutoAssistSelection
 from .strategies.random_skip import keep_probability_for_epoch
@@ -33,9 +35,9 @@ logger = logging.get_logger(__name__)
 # keep every instance the check leaves; `random` keeps each with its probability; `autoassist` with its Assistant's
 # (features read from the instances as they arrive). `adaptive` and `infobatch` read every instance's last loss.
 STREAMED_STRATEGIES = ("none", AUTO, "random", "autoassist")
+STREAMED_CHECKS = (None, "none", AUTO, "pairs")
 # the instances the streamed Assistant is built from (its pixel standardisation, its first table)
 ASSISTANT_BUFFER = 1024
-STREAMED_CHECKS = (None, "none", AUTO, "pairs")
 
 
 class ListDataset(Dataset):
@@ -66,6 +68,14 @@ class StreamedAssistant:
                 f"On a stream the Assistant reads each instance's pixels or token ids as it arrives, and no instance "
                 f"has a memory of its past losses: `{asked}` cannot run there. Use `autoassist_assistant='pixels'` or "
                 "'bag_of_tokens' (or 'auto') with `autoassist_label='batch_median'` or 'running_mean'."
+            )
+        budget = {"autoassist_target_keep": strategy.target_keep, "autoassist_reweight": strategy.reweights or None,
+                  "autoassist_implausible_keep_prob": strategy.implausible_keep_prob}  # fmt: skip
+        asked = [name for name, value in budget.items() if value is not None]
+        if asked:
+            raise ValueError(
+                f"On a stream each instance is decided alone as it arrives, so {asked} (which read a whole epoch's "
+                "probabilities or each instance's irreducible loss) cannot run there: unset them."
             )
         self.reads_tokens = name == "bag_of_tokens"
         if self.reads_tokens:

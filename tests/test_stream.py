@@ -188,3 +188,16 @@ def test_the_pixels_assistant_reads_a_stream_of_images(tmp_path):
         AutoAssistTrainer(model=tiny_resnet(), args=AutoAssistConfig(
             str(tmp_path), max_steps=2, autoassist_strategy="autoassist", autoassist_assistant="boss_features",
             report_to="none", use_cpu=True), train_dataset=ImageStream()).train()  # fmt: skip
+
+
+def test_the_trainer_tells_the_stream_each_epoch_and_random_selects_after_the_warmup(tmp_path, pairs):
+    sources, targets, _ = pairs
+    trainer = streamed_run(tmp_path, PairStream(sources[:200], targets[:200]), autoassist_strategy="random",
+                           autoassist_keep_prob=[0.5], autoassist_plausibility="none", autoassist_stream_buffer=10_000,
+                           max_steps=14)  # fmt: skip
+    trainer.train()
+    selection = trainer.stream_selection
+    # the first pass keeps all 200 (7 batches); later passes about half of them (4 batches each)
+    assert selection.epoch >= 1 and trainer.state.global_step == 14
+    assert 200 < selection.counts["read"] and selection.counts["kept"] < selection.counts["read"]
+    assert selection.counts["read"] - selection.counts["kept"] > 0.3 * (selection.counts["read"] - 200)

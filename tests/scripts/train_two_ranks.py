@@ -17,13 +17,13 @@ from pathlib import Path
 
 import torch
 from datasets import Dataset
-from torch.utils.data import IterableDataset
 
 from hf_autoassist import AutoAssistConfig, AutoAssistSeq2SeqConfig, AutoAssistSeq2SeqTrainer, AutoAssistTrainer
 from hf_autoassist.data import INDEX_KEY
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from conftest import DATA_DIR, load_example, multi30k_token_pairs, tiny_resnet  # noqa: E402
+from test_stream import PairStream  # noqa: E402
 from test_translation import pad_pairs, tiny_marian  # noqa: E402
 
 
@@ -70,15 +70,6 @@ def pairs_run(args: dict):
     config = AutoAssistSeq2SeqConfig(**args, autoassist_plausibility="pairs")
     model = tiny_marian(vocab=4002)
     return RecordingSeq2SeqTrainer(model=model, args=config, train_dataset=train, data_collator=pad_pairs)
-
-
-class PairStream(IterableDataset):
-    def __init__(self, sources, targets):
-        self.sources, self.targets = sources, targets
-
-    def __iter__(self):
-        for source, target in zip(self.sources, self.targets):
-            yield {"input_ids": source, "labels": target}
 
 
 def pad_to_32(examples: list[dict]) -> dict:
