@@ -144,6 +144,8 @@ ADDED_LATER = {
     "autoassist_plausibility_rounds": 2,
     "autoassist_learned_margin": 0.1,
     "autoassist_keep_steps": None,
+    # read from streamed training sets only: the suite's are map-style
+    "autoassist_stream_buffer": 20_000,
 }
 
 

@@ -47,11 +47,15 @@ def interval_text(interval: dict, scale: float, unit: str) -> str:
 
 
 def ratio_text(comparison: dict) -> str:
+    """`0.71× (0.68× instances)`; the seconds from the seeds timed with nothing else running only, said when not all."""
     seconds, instances = comparison["seconds_ratio"]["mean"], comparison["instances_ratio"]["mean"]
-    if seconds is None:
+    if instances is None:
         return "–"
-    disturbed = " (timing disturbed on a seed)" if comparison["disturbed_seeds"] else ""
-    return f"{seconds:.2f}× ({instances:.2f}× instances){disturbed}"
+    if seconds is None:
+        return f"not timed cleanly ({instances:.2f}× instances)"
+    seeds, timed = len(comparison["seeds"]), comparison["seconds_ratio"]["n"]
+    note = "" if timed == seeds else f"; seconds from {timed} of {seeds} seeds timed alone"
+    return f"{seconds:.2f}× ({instances:.2f}× instances{note})"
 
 
 def in_words(result: dict, comparison: dict) -> str:
@@ -59,8 +63,8 @@ def in_words(result: dict, comparison: dict) -> str:
     scale, unit = scale_of(result)
     test = comparison["test"]
     word = verdict_word(test)
-    seconds = comparison["seconds_ratio"]["mean"]
-    time = "" if seconds is None else f", {seconds:.2f}× the time"
+    seconds, instances = comparison["seconds_ratio"]["mean"], comparison["instances_ratio"]["mean"]
+    time = f", {seconds:.2f}× the time" if seconds is not None else f", {instances:.2f}× the instances"
     if word is None:
         return f"{test['mean'] * scale:+.2f} {unit} (one seed){time}"
     if word == "ties":
@@ -130,12 +134,15 @@ def plot_first_screen(results: list[dict], path: str) -> None:
             test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"]["seconds_ratio"]
             if test["mean"] is None:
                 continue
+            label = f"{result['task']}, {LENGTH_NAMES.get(float(length), length)}"
+            hollow = seconds["mean"] is None  # no seed timed alone: placed at its instances ratio, drawn hollow
+            if hollow:
+                seconds, label = verdict["vs_plain"]["instances_ratio"], f"{label} (instances: not timed alone)"
             y, x = test["mean"] * scale, seconds["mean"]
             yerr = None if test["low"] is None else [[y - test["low"] * scale], [test["high"] * scale - y]]
             xerr = None if seconds["low"] is None else [[x - seconds["low"]], [seconds["high"] - x]]
-            label = f"{result['task']}, {LENGTH_NAMES.get(float(length), length)}"
             axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=LENGTH_MARKERS.get(float(length), "s"), color=color,
-                          capsize=3, label=label)  # fmt: skip
+                          capsize=3, label=label, mfc="none" if hollow else color)  # fmt: skip
     for axis, unit in zip(axes, ("accuracy points", "BLEU")):
         axis.axhline(0, color="black", lw=0.8)
         axis.axvline(1, color="black", lw=0.8, ls=":")

@@ -61,11 +61,13 @@ def _by_seed(runs: list[dict], strategy: str, field: str, value: float) -> dict[
 
 def iso_quality(runs: list[dict], arm: dict[int, dict], key: str) -> dict:
     """Per seed with a plain front of more than one budget: the front's seconds to reach the arm's `key` metric over
-    the arm's seconds, with its bound (`analysis.BOUND`); their median."""
+    the arm's seconds, with its bound (`analysis.BOUND`); their median. A seed whose arm or plain runs were timed
+    beside other work (`disturbed`) is left out: their seconds say nothing."""
     values, bounds = {}, {}
     for seed, run in sorted(arm.items()):
         front = front_of(runs, seed, key)
-        if len(front) < 2 or run.get(key) is None:
+        plain = [r for r in runs if r["strategy"] == PLAIN and r["seed"] == seed]
+        if len(front) < 2 or run.get(key) is None or disturbed(run) or any(disturbed(r) for r in plain):
             continue
         needs = front_needs(front, run[key])
         values[seed], bounds[seed] = needs["seconds"] / run["train_seconds"], BOUND[needs["status"]]
@@ -83,9 +85,11 @@ def compare(arm: dict[int, dict], baseline: dict[int, dict]) -> dict:
     result = {"seeds": seeds}
     for name, key in METRICS.items():
         result[name] = paired_interval([arm[s][key] - baseline[s][key] for s in seeds])
-    result["seconds_ratio"] = paired_interval([arm[s]["train_seconds"] / baseline[s]["train_seconds"] for s in seeds])
     result["instances_ratio"] = paired_interval([arm[s]["boss_instances"] / baseline[s]["boss_instances"] for s in seeds])
     result["disturbed_seeds"] = [s for s in seeds if disturbed(arm[s]) or disturbed(baseline[s])]
+    # seconds from the seeds whose two runs were timed with nothing else running only
+    timed = [s for s in seeds if s not in result["disturbed_seeds"]]
+    result["seconds_ratio"] = paired_interval([arm[s]["train_seconds"] / baseline[s]["train_seconds"] for s in timed])
     return result
 
 

@@ -58,11 +58,27 @@ def test_random_is_the_plain_run_where_the_default_kept_every_instance():
 def test_the_first_screen_says_gains_or_losses_in_points_only_where_the_interval_excludes_zero():
     result = {"metric": "accuracy"}
     losing = {"test": verdicts.paired_interval([-0.010, -0.012, -0.008]),
-              "seconds_ratio": verdicts.paired_interval([0.7, 0.72, 0.71])}  # fmt: skip
+              "seconds_ratio": verdicts.paired_interval([0.7, 0.72, 0.71]),
+              "instances_ratio": verdicts.paired_interval([0.6, 0.6, 0.6])}  # fmt: skip
     assert first_screen.in_words(result, losing) == "-1.0 points, 0.71× the time"
     tying = {**losing, "test": verdicts.paired_interval([-0.010, 0.012, -0.008])}
     assert first_screen.in_words(result, tying) == "same accuracy, 0.71× the time"
+    # no seed timed alone: the instances speak instead of the seconds
+    untimed = {**tying, "seconds_ratio": verdicts.paired_interval([])}
+    assert first_screen.in_words(result, untimed) == "same accuracy, 0.60× the instances"
     assert first_screen.interval_text(losing["test"], 100.0, "points").startswith("-1.00 [-1.50, -0.50] points")
+
+
+def test_seconds_are_read_from_the_seeds_timed_alone_only():
+    arm = {s: {"test_metric": 0.8, "final_validation": 0.8, "train_seconds": 70.0, "boss_instances": 60,
+               "foreign_cpu_seconds": 0.0} for s in range(3)}  # fmt: skip
+    plain = {s: {**arm[s], "train_seconds": 100.0, "boss_instances": 100} for s in range(3)}
+    plain[1] = {**plain[1], "train_seconds": 300.0, "foreign_cpu_seconds": 200.0}  # timed beside other work
+    comparison = verdicts.compare(arm, plain)
+    assert comparison["disturbed_seeds"] == [1] and comparison["seconds_ratio"]["values"] == [0.7, 0.7]
+    assert comparison["instances_ratio"]["n"] == 3
+    assert first_screen.ratio_text({**comparison, "seeds": [0, 1, 2]}) == (
+        "0.70× (0.60× instances; seconds from 2 of 3 seeds timed alone)")
 
 
 def test_a_verdict_that_changed_between_the_suites_is_marked_flipped():
