@@ -98,6 +98,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         # each training run (a second `train()`, each `hyperparameter_search` trial) starts afresh
         if self.selection_run is not None:
             self.selection_run.close()
+        self.stream_selection = None
         config = getattr(self.model, "config", None)
         is_encoder_decoder = bool(getattr(config, "is_encoder_decoder", False))  # where "auto" checks pairs
         # the Trainer's factor on a model's loss across processes (`average_tokens_across_devices`)
