@@ -213,11 +213,16 @@ class SelectedStream(IterableDataset):
         }
 
 
-def first_pairs(stream, count: int) -> tuple[list, list]:
-    """The token ids of the stream's first `count` pairs (its epoch 0 order)."""
+def first_items(stream, count: int) -> list[dict]:
+    """The stream's first `count` instances, in its epoch 0 order."""
     if hasattr(stream, "set_epoch"):
         stream.set_epoch(0)
-    buffer = list(itertools.islice(iter(stream), count))
+    return list(itertools.islice(iter(stream), count))
+
+
+def first_pairs(stream, count: int) -> tuple[list, list]:
+    """The token ids of the stream's first `count` pairs (its epoch 0 order)."""
+    buffer = first_items(stream, count)
     if not buffer or "input_ids" not in buffer[0] or "labels" not in buffer[0] or not labels_are_sequences(buffer):
         names = sorted(buffer[0]) if buffer else "no instance"
         raise ValueError(
@@ -282,9 +287,7 @@ def streamed_assistant(args, stream, accelerator, vocab_size: int | None) -> Str
             "`dispatch_batches` at its default for a stream (True), or use 'random' or the pairs check, which decide "
             "alike on every rank."
         )
-    if hasattr(stream, "set_epoch"):
-        stream.set_epoch(0)
-    first = list(itertools.islice(iter(stream), ASSISTANT_BUFFER))
+    first = first_items(stream, ASSISTANT_BUFFER)
     if not first:
         raise ValueError("The streamed training set yielded no instance.")
     return StreamedAssistant(AutoAssistSelection.from_args(args), first, vocab_size)
