@@ -23,6 +23,7 @@ from transformers.utils import logging
 
 from .assistants import BagOfTokensAssistant, build_assistant, resolve_assistant_name
 from .columns import labels_are_sequences
+from .plausibility import holds_pairs, pair_columns
 from .plausibility.check import AUTO_MAX_FLAGGED
 from .plausibility.stream import SCORE_CHUNK, StreamedPairsCheck
 from .selection import acceptance_probability
@@ -213,46 +214,45 @@ class SelectedStream(IterableDataset):
         }
 
 
-def first_items(stream, count: int) -> list[dict]:
-    """The stream's first `count` instances, in its epoch 0 order."""
-    if hasattr(stream, "set_epoch"):
-        stream.set_epoch(0)
-    return list(itertools.islice(iter(stream), count))
+class StreamHead:
+    """A stream's first instances in its epoch 0 order, read once for all that look at them (whether "auto" checks
+    its pairs, the check's buffer, the Assistant's first instances): reading a stream from its start again reads, and
+    tokenizes, them again."""
+
+    def __init__(self, stream):
+        self.stream, self.items, self.iterator = stream, [], None
+
+    def first(self, count: int) -> list[dict]:
+        if len(self.items) < count:
+            if self.iterator is None:
+                if hasattr(self.stream, "set_epoch"):
+                    self.stream.set_epoch(0)
+                self.iterator = iter(self.stream)
+            self.items += itertools.islice(self.iterator, count - len(self.items))
+        return self.items[:count]
 
 
 def first_pairs(stream, count: int) -> tuple[list, list]:
-    """The token ids of the stream's first `count` pairs (its epoch 0 order)."""
-    buffer = first_items(stream, count)
-    if not buffer or "input_ids" not in buffer[0] or "labels" not in buffer[0] or not labels_are_sequences(buffer):
-        names = sorted(buffer[0]) if buffer else "no instance"
-        raise ValueError(
-            "`autoassist_plausibility='pairs'` on a stream reads each pair's source and target token ids (`input_ids` "
-            f"and token-sequence `labels`) from its first pairs; they hold {names}. Tokenize the stream with "
-            "`.map(...)` (with `text_target=`) before the trainer."
-        )
-    return [item["input_ids"] for item in buffer], [item["labels"] for item in buffer]
+    """The token ids of the stream's first `count` pairs (its epoch 0 order), else an error naming its columns."""
+    head = stream if isinstance(stream, StreamHead) else StreamHead(stream)
+    return pair_columns(ListDataset(head.first(count)))
 
 
-def resolve_stream_check(method: str | None, is_encoder_decoder: bool, stream) -> str | None:
+def resolve_stream_check(method: str | None, is_encoder_decoder: bool, head: StreamHead) -> str | None:
     """`"pairs"` when asked for, or by `"auto"` on an encoder-decoder whose stream holds token-id pairs."""
     if method in (None, "none"):
         return None
     if method != AUTO:
         return method
-    if not is_encoder_decoder:
-        return None
-    first = next(iter(stream), None)
-    if first is None or "input_ids" not in first or "labels" not in first or not labels_are_sequences([first]):
-        return None
-    return "pairs"
+    return "pairs" if is_encoder_decoder and holds_pairs(ListDataset(head.first(1))) else None
 
 
-def fit_stream_check(args, stream, accelerator, seed: int, automatic: bool) -> StreamedPairsCheck:
+def fit_stream_check(args, head: StreamHead, accelerator, seed: int, automatic: bool) -> StreamedPairsCheck:
     """Fitted on the main process from the stream's first `autoassist_stream_buffer` pairs, and sent to every rank
     (each then flags the same pairs)."""
     payload = [None]
     if accelerator.is_main_process:
-        sources, targets = first_pairs(stream, args.autoassist_stream_buffer)
+        sources, targets = first_pairs(head, args.autoassist_stream_buffer)
         check = StreamedPairsCheck.fit(
             sources, targets, args.autoassist_plausibility_threshold, args.autoassist_plausibility_folds,
             args.autoassist_plausibility_passes, seed, args.autoassist_plausibility_rounds,
@@ -277,7 +277,7 @@ def fit_stream_check(args, stream, accelerator, seed: int, automatic: bool) -> S
     return StreamedPairsCheck.from_state_dict(payload[0])
 
 
-def streamed_assistant(args, stream, accelerator, vocab_size: int | None) -> StreamedAssistant:
+def streamed_assistant(args, head: StreamHead, accelerator, vocab_size: int | None) -> StreamedAssistant:
     """`autoassist`'s Assistant on a stream, built from its first `ASSISTANT_BUFFER` instances. Only the main process
     filters (accelerate dispatches a stream's batches from it by default); with each rank reading the stream itself,
     each rank's Assistant would learn from its own losses and keep other instances."""
@@ -287,7 +287,7 @@ def streamed_assistant(args, stream, accelerator, vocab_size: int | None) -> Str
             "`dispatch_batches` at its default for a stream (True), or use 'random' or the pairs check, which decide "
             "alike on every rank."
         )
-    first = first_items(stream, ASSISTANT_BUFFER)
+    first = head.first(ASSISTANT_BUFFER)
     if not first:
         raise ValueError("The streamed training set yielded no instance.")
     return StreamedAssistant(AutoAssistSelection.from_args(args), first, vocab_size)
@@ -301,7 +301,8 @@ def selected_stream(args, stream, accelerator, model_config=None, saved: dict | 
     is_encoder_decoder = bool(getattr(model_config, "is_encoder_decoder", False))
     vocab_size = getattr(model_config, "vocab_size", None)
     strategy, requested_check = args.autoassist_strategy, args.autoassist_plausibility
-    method = resolve_stream_check(requested_check, is_encoder_decoder, stream) if strategy != "none" or (
+    head = StreamHead(stream)
+    method = resolve_stream_check(requested_check, is_encoder_decoder, head) if strategy != "none" or (
         requested_check not in (None, "none", AUTO)) else None  # fmt: skip
     keep_prob = args.autoassist_keep_prob if strategy == "random" else None
     if method is None and keep_prob is None and strategy != "autoassist":
@@ -319,9 +320,9 @@ def selected_stream(args, stream, accelerator, model_config=None, saved: dict | 
         if saved.get("stream_check") is not None:
             check = StreamedPairsCheck.from_state_dict(saved["stream_check"])
         else:
-            check = fit_stream_check(args, stream, accelerator, seed, automatic=requested_check == AUTO)
+            check = fit_stream_check(args, head, accelerator, seed, automatic=requested_check == AUTO)
     if strategy == "autoassist":
-        assistant = streamed_assistant(args, stream, accelerator, vocab_size)
+        assistant = streamed_assistant(args, head, accelerator, vocab_size)
         if saved.get("stream_assistant") is not None:
             assistant.load_state_dict(saved["stream_assistant"])
     return SelectedStream(

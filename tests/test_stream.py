@@ -57,6 +57,34 @@ def test_a_check_fitted_on_the_first_pairs_finds_the_misaligned_later_ones(pairs
     assert pair_key([5, 6, -100], [7]) == pair_key(torch.tensor([5, 6]), (7,))
 
 
+def test_the_check_and_the_assistant_read_the_streams_first_pairs_once(tmp_path, pairs):
+    from types import SimpleNamespace
+
+    from hf_autoassist.stream import ASSISTANT_BUFFER, selected_stream
+
+    class CountedStream(PairStream):
+        def __init__(self, sources, targets):
+            super().__init__(sources, targets)
+            self.passes, self.read = 0, 0
+
+        def __iter__(self):
+            self.passes += 1
+            for item in super().__iter__():
+                self.read += 1
+                yield item
+
+    sources, targets, _ = pairs
+    stream = CountedStream(sources, targets)
+    args = AutoAssistSeq2SeqConfig(
+        str(tmp_path), autoassist_strategy="autoassist", autoassist_stream_buffer=BUFFER, report_to="none"
+    )
+    alone = SimpleNamespace(is_main_process=True, num_processes=1)
+    selected = selected_stream(args, stream, alone, SimpleNamespace(is_encoder_decoder=True, vocab_size=4002))
+    assert selected.check is not None and selected.assistant is not None
+    # "auto" looked at the first pair, the check read its buffer, the Assistant its first instances: one pass
+    assert stream.passes == 1 and stream.read == max(BUFFER, ASSISTANT_BUFFER)
+
+
 def test_the_stream_drops_flagged_pairs_and_random_keeps_its_share_by_place_in_the_stream(pairs):
     sources, targets, _ = pairs
     check = StreamedPairsCheck.fit(sources[:BUFFER], targets[:BUFFER], seed=0)
@@ -137,12 +165,12 @@ def test_a_stream_names_what_it_can_run_when_a_strategy_needs_an_index(tmp_path,
     # the Assistant decides where the stream is read: on the main process, which dispatches the batches
     from types import SimpleNamespace
 
-    from hf_autoassist.stream import streamed_assistant
+    from hf_autoassist.stream import StreamHead, streamed_assistant
 
     each_reads = SimpleNamespace(num_processes=2, dispatch_batches=False)
     args = AutoAssistSeq2SeqConfig(str(tmp_path), autoassist_strategy="autoassist")
     with pytest.raises(ValueError, match="dispatch_batches"):
-        streamed_assistant(args, PairStream(sources, targets), each_reads, 4002)
+        streamed_assistant(args, StreamHead(PairStream(sources, targets)), each_reads, 4002)
     with pytest.raises(ValueError, match="autoassist_stream_buffer"):
         AutoAssistSeq2SeqConfig(str(tmp_path), autoassist_stream_buffer=4)
 

@@ -78,10 +78,16 @@ class Plausibility:
         return path
 
 
-def check_pair_columns(dataset) -> None:
-    """A set the `"pairs"` method can read: `input_ids` and token-sequence `labels`, else an error naming them."""
+def holds_pairs(dataset) -> bool:
+    """Whether the `"pairs"` method can read the set: `input_ids` and token-sequence `labels`."""
     names = column_names(dataset)
-    if "input_ids" not in names or "labels" not in names or not labels_are_sequences(dataset):
+    return "input_ids" in names and "labels" in names and labels_are_sequences(dataset)
+
+
+def check_pair_columns(dataset) -> None:
+    """A set the `"pairs"` method can read, else an error naming its columns."""
+    if not holds_pairs(dataset):
+        names = column_names(dataset)
         raise ValueError(
             "`autoassist_plausibility='pairs'` tells whether each target fits its source, so it reads both sides of "
             "every pair: the source's token ids (`input_ids`) and the target's (`labels`, one token sequence per "
