@@ -60,7 +60,8 @@ class StreamedAssistant:
     step (read from the batch itself). No loss memory (a stream has no stable id), and it learns inside the step (a
     rebound table must not change under a thread)."""
 
-    def __init__(self, strategy: AutoAssistSelection, first: list[dict], vocab_size: int | None = None):
+    def __init__(self, args, first: list[dict], vocab_size: int | None = None):
+        strategy = AutoAssistSelection.from_args(args)  # as asked, to name what a stream cannot run
         name = resolve_assistant_name(strategy.assistant_name, ListDataset(first))
         if name not in ("pixels", "bag_of_tokens") or strategy.label_rule.reads_memory:
             asked = (f"autoassist_label={strategy.label_rule.name!r}" if strategy.label_rule.reads_memory
@@ -85,7 +86,8 @@ class StreamedAssistant:
             assistant = BagOfTokensAssistant(sources, targets, vocab_size=vocab, dim=strategy.token_dim)
         else:
             assistant = build_assistant("pixels", ListDataset(first), pool_size=strategy.pool_size)
-        strategy.memory, strategy.synchronous = False, True
+        # as a stream runs it: no loss memory, learned inside the step
+        strategy = AutoAssistSelection.from_args(args, memory=False, synchronous=True)
         strategy.prepare(ListDataset(first), assistant=assistant)
         self.strategy = strategy
 
@@ -290,7 +292,7 @@ def streamed_assistant(args, head: StreamHead, accelerator, vocab_size: int | No
     first = head.first(ASSISTANT_BUFFER)
     if not first:
         raise ValueError("The streamed training set yielded no instance.")
-    return StreamedAssistant(AutoAssistSelection.from_args(args), first, vocab_size)
+    return StreamedAssistant(args, first, vocab_size)
 
 
 def selected_stream(args, stream, accelerator, model_config=None, saved: dict | None = None):

@@ -75,8 +75,9 @@ class AutoAssistSelection(SelectionStrategy):
         self.implausible = None
 
     @classmethod
-    def from_args(cls, args):
-        return cls(
+    def from_args(cls, args, **overrides):
+        """The options `args` holds; `overrides` replace some (a stream's Assistant has no loss memory)."""
+        options = dict(
             base_prob=args.autoassist_base_prob, target_keep=args.autoassist_target_keep,
             reweight=args.autoassist_reweight, implausible_keep_prob=args.autoassist_implausible_keep_prob,
             assistant=args.autoassist_assistant, pool_size=args.autoassist_pool_size,
@@ -85,6 +86,7 @@ class AutoAssistSelection(SelectionStrategy):
             queue_size=args.autoassist_queue_size, cpu_share=args.autoassist_assistant_cpu_share,
             confidence=args.autoassist_confidence, synchronous=args.autoassist_synchronous,
         )  # fmt: skip
+        return cls(**{**options, **overrides})
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
         """`irreducible`: the `IrreducibleLosses`, for the labels that read them and `implausible_keep_prob`;
