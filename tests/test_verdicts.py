@@ -81,6 +81,17 @@ def test_seconds_are_read_from_the_seeds_timed_alone_only():
         "0.70× (0.60× instances; seconds from 2 of 3 seeds timed alone)")
 
 
+def test_the_fronts_seconds_are_those_of_its_runs_timed_alone():
+    runs = [run(s, "plain", 0.80, seconds=100.0 + s, value=0.5) for s in range(3)]
+    runs += [run(s, "plain", 0.82, seconds=200.0) for s in range(5)]  # seeds 3 and 4: verdict rows, not the front
+    runs[1] = {**runs[1], "train_seconds": 300.0, "foreign_cpu_seconds": 150.0}  # timed beside other work
+    runs[4] = {**runs[4], "foreign_cpu_seconds": None}  # recorded before foreign CPU was measured
+    result = {"task": "vision-resnet", "metric": "accuracy", "runs": runs, "convergence": {"passes": True},
+              "front": verdicts.analyse(runs)["front"]}  # fmt: skip
+    half, converged = first_screen.render_front([result]).splitlines()[2:]
+    assert "| 101 (2 of 3 timed alone) |" in half and "| 200 (2 of 3 timed alone) | yes |" in converged
+
+
 def test_a_verdict_that_changed_between_the_suites_is_marked_flipped():
     archived = {"task": "vision-resnet", "default_points": {"autoassist": 0.3}, "runs": [
         *[run(s, "plain", 0.80) for s in range(3)],
