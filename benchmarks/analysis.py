@@ -29,6 +29,35 @@ def disturbed(record: dict, share: float = DISTURBED_SHARE) -> bool:
     return foreign is None or foreign > share * record["train_seconds"]
 
 
+def step_cost(runs: list[dict]) -> dict | None:
+    """A training step's seconds as a fixed part plus a part per instance, by least squares over the runs timed alone
+    (full batches and thinned ones; a check's seconds taken out): `{fixed, per_instance, full_batch, fixed_share, runs}`,
+    `fixed_share` of a full batch's step (the plain runs' batch). Thinning a batch saves only the per-instance part: a
+    run that keeps the plain run's steps with `x` times its instances takes about `fixed_share + (1 - fixed_share) * x`
+    of its seconds. None when the runs timed alone cannot tell the two parts apart.
+
+    Example:
+        >>> runs = [{"strategy": strategy, "optimizer_steps": 10, "boss_instances": n, "train_seconds": 0.1 + n / 1000,
+        ...          "foreign_cpu_seconds": 0.0} for strategy, n in (("plain", 1280), ("default", 640), ("random", 320))]
+        >>> {k: round(v, 3) for k, v in step_cost(runs).items()}
+        {'fixed': 0.01, 'per_instance': 0.001, 'full_batch': 128.0, 'fixed_share': 0.072, 'runs': 3}
+    """
+    alone = [r for r in runs if not disturbed(r) and r.get("optimizer_steps")]
+    full = [r["boss_instances"] / r["optimizer_steps"] for r in alone if r["strategy"] == PLAIN]
+    if len(alone) < 3 or not full or all(r["boss_instances"] / r["optimizer_steps"] in full for r in alone):
+        return None  # full batches alone cannot tell the fixed part from the part per instance
+    steps = [r["optimizer_steps"] for r in alone]
+    instances = [r["boss_instances"] for r in alone]
+    seconds = [r["train_seconds"] - (r.get("plausibility_seconds") or 0.0) for r in alone]
+    # the normal equations of seconds ~ fixed * steps + per_instance * instances
+    ss, si, ii = sum(s * s for s in steps), sum(s * i for s, i in zip(steps, instances)), sum(i * i for i in instances)
+    sy, iy = sum(s * y for s, y in zip(steps, seconds)), sum(i * y for i, y in zip(instances, seconds))
+    determinant = ss * ii - si * si
+    fixed, per_instance = (sy * ii - iy * si) / determinant, (iy * ss - sy * si) / determinant
+    full_batch = statistics.median(full)
+    return {"fixed": fixed, "per_instance": per_instance, "full_batch": full_batch,
+            "fixed_share": fixed / (fixed + per_instance * full_batch), "runs": len(alone)}  # fmt: skip
+
 
 def spread(values: list[float | None]) -> dict:
     """Median, minimum and maximum of per-seed values; a None counts as +infinity in the median and is reported as

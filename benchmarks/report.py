@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.verdict_tables import (  # noqa: E402
     PLOT, plot_first_screen, render_first_screen, render_flips, render_front as render_v3_front, render_other_arms,
+    render_step_cost,
 )  # fmt: skip
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
@@ -43,6 +44,7 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
         "first-screen": render_first_screen(results),
         "v3-front": render_v3_front(results),
         "v3-other-arms": render_other_arms(results),
+        "step-cost": render_step_cost(results),
         "v3-flips": render_flips(same_default, archived),
         "previous-default": render_first_screen(previous),
         "benchmark-results": render(archived),

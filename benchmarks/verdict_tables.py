@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.analysis import PLAIN, disturbed  # noqa: E402
+from benchmarks.analysis import PLAIN, disturbed, step_cost  # noqa: E402
 from benchmarks.names import RESOLVED_STRATEGY  # noqa: E402
 from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
@@ -189,6 +189,21 @@ def render_front(results: list[dict]) -> str:
             lines.append(
                 f"| {result['task']} | {row['budget']:g} | {sum(values) / len(values) * scale:.2f} {unit}; {seeds} "
                 f"| {front_seconds(result, row['budget'])} | {passes if row['budget'] == 1.0 else ''} |"
+            )
+    return "\n".join(lines)
+
+
+def render_step_cost(results: list[dict]) -> str:
+    """Per task, a step's fixed part and its part per instance ([`step_cost`]), which say how far the seconds of a run
+    that thins its batches fall with its instances."""
+    lines = ["| task | a step's fixed part | per instance | fixed share of a full batch's step | runs timed alone |",
+             "|---|---|---|---|---|"]  # fmt: skip
+    for result in results:
+        cost = step_cost(result["runs"])
+        if cost is not None:
+            lines.append(
+                f"| {result['task']} | {cost['fixed'] * 1e3:.1f} ms | {cost['per_instance'] * 1e3:.3f} ms "
+                f"| {cost['fixed_share']:.2f} (of {cost['full_batch']:.0f} instances) | {cost['runs']} |"
             )
     return "\n".join(lines)
 
