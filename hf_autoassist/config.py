@@ -92,6 +92,14 @@ class AutoAssistArguments:
                   "this counts as learned and is kept in proportion (half of it: half of the time, never below "
                   "autoassist_base_prob), its loss scaled by 1/p; instances still being learned are always kept."},
     )
+    autoassist_smoothing_floor: bool = field(
+        default=False,
+        metadata={"help": "'adaptive' only: read what is left to learn from the loss above the one label smoothing "
+                  "leaves on an instance the Boss fits exactly (the smoothed target's entropy: 1.08 nats at "
+                  "label_smoothing_factor=0.1 over 2,000 tokens). Without it, under label smoothing no instance ever "
+                  "counts as learned and 'adaptive' keeps everything. Off until measured on the suite's translation "
+                  "tasks (benchmarks/README.md)."},
+    )
     autoassist_keep_steps: bool | None = field(
         default=None,
         metadata={"help": "Keep the plain run's batches and optimizer steps in a shrunk epoch, each batch thinned to "

@@ -13,7 +13,7 @@ import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from .head_features import HeadInputRecorder
-from .losses import infer_problem_type, per_instance_loss_terms
+from .losses import infer_problem_type, per_instance_loss_terms, smoothed_target_entropy
 from .single_pass import SinglePassLoss
 
 
@@ -51,6 +51,8 @@ class InstanceLosses(NamedTuple):
     outputs: the model's outputs of the same forward.
     features (`torch.Tensor`, *optional*): `(batch, F)` the Boss's own features of each instance, when recorded
         (`record_features`).
+    floor (`float`): the smallest per-instance loss of these targets, what an instance the Boss fits exactly still
+        loses under label smoothing ([`smoothed_target_entropy`]; 0 without it).
     """
 
     loss: torch.Tensor
@@ -58,6 +60,7 @@ class InstanceLosses(NamedTuple):
     counts: torch.Tensor
     outputs: object
     features: torch.Tensor | None = None
+    floor: float = 0.0
 
     @property
     def per_instance(self) -> torch.Tensor:
@@ -92,6 +95,7 @@ class InstanceLossReader:
         self.trainer_loss = trainer_loss
         self.unwrap_model = unwrap_model
         self.label_smoothing = label_smoothing
+        self.floor = 0.0  # of the last terms read (`InstanceLosses.floor`)
         self.per_instance_loss_fn = per_instance_loss_fn
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
         # (model, the model under its wrappers, whether it is a causal LM): found once per model, asked every step
@@ -124,13 +128,13 @@ class InstanceLossReader:
             if outputs is not None:  # None: the model needs its labels, and computes its own loss from now on
                 sums, counts = self.terms(model, outputs, labels)
                 loss = single_pass.loss(sums, counts, num_items_in_batch)
-                return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
+                return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor)
         loss, outputs = self.loss_and_outputs(model, inputs, num_items_in_batch)
         with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
             sums, counts = self.terms(model, outputs, labels)
         if single_pass.should_check(labels, num_items_in_batch, shift):
             single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
-        return InstanceLosses(loss, sums, counts, outputs, self._features(labels))
+        return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor)
 
     def _features(self, labels) -> torch.Tensor | None:
         return None if self.recorder is None or labels is None else self.recorder.pop(len(labels))
@@ -141,6 +145,7 @@ class InstanceLossReader:
 
     def terms(self, model, outputs, labels) -> tuple[torch.Tensor, torch.Tensor]:
         """Each instance's summed loss and its count of loss terms, `(batch,)` each."""
+        self.floor = 0.0  # the user's loss, or a head without classes: no smoothing floor known
         if self.per_instance_loss_fn is not None:
             losses = self.per_instance_loss_fn(outputs, labels)
             return losses, torch.ones_like(losses)
@@ -158,6 +163,8 @@ class InstanceLossReader:
         problem_type = getattr(config, "problem_type", None) or infer_problem_type(
             logits, labels, getattr(config, "num_labels", None)
         )
+        if problem_type == "single_label_classification":  # class or token cross entropy, smoothed as the Trainer's
+            self.floor = smoothed_target_entropy(self.label_smoothing, logits.shape[-1])
         return per_instance_loss_terms(
             logits, labels, label_smoothing=self.label_smoothing, shift_labels=self.is_causal_lm(model),
             problem_type=problem_type,

@@ -5,6 +5,8 @@ target token, averaged over the instance's), squared error for regression, binar
 classification, each read the way transformers' own heads read their labels (`problem_type`).
 """
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -101,6 +103,20 @@ def per_instance_loss_terms(
         label_smoothing=label_smoothing,
     ).view(labels.shape)  # fmt: skip
     return token_loss.sum(-1), labels.ne(ignore_index).sum(-1).to(token_loss.dtype)
+
+
+def smoothed_target_entropy(label_smoothing: float, num_classes: int) -> float:
+    """The smallest cross entropy under `label_smoothing` over `num_classes`: the entropy of the smoothed target,
+    which a model that fits an instance exactly still loses on it (0 without smoothing).
+
+    Example:
+        >>> round(smoothed_target_entropy(0.1, 2000), 4), smoothed_target_entropy(0.0, 2000)
+        (1.0846, 0.0)
+    """
+    if label_smoothing <= 0 or num_classes < 2:
+        return 0.0
+    own, other = 1 - label_smoothing + label_smoothing / num_classes, label_smoothing / num_classes
+    return -(own * math.log(own) + (num_classes - 1) * other * math.log(other))
 
 
 def count_loss_terms(labels: torch.Tensor, ignore_index: int = -100, shift_labels: bool = False) -> torch.Tensor:

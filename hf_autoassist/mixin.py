@@ -164,7 +164,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         if weights is not None:  # weight
             loss = reweighted_loss(loss, read.sums, read.counts, weights.to(read.sums.device))
         if run.observes_losses:  # observe
-            run.observe(indices, read.per_instance, self.state.global_step, read.features)
+            run.observe(indices, read.per_instance, self.state.global_step, read.features, read.floor)
         return (loss, read.outputs) if return_outputs else loss
 
     def autoassist_metrics(self) -> dict[str, float]:

@@ -222,9 +222,11 @@ class SelectionRun:
         reads = self.assistant is not None and self.assistant.reads_boss_features
         return reads or self.label_check is not None
 
-    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None) -> None:
+    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None, floor=0.0):
         """One Boss loss per trained instance, `(B,)`, from the step's own forward (and the Boss's features of them,
-        `(B, F)`, when `reads_boss_features`)."""
+        `(B, F)`, when `reads_boss_features`); `floor`: the loss a fitted instance keeps under label smoothing."""
+        if self.strategy.reads_loss_above_floor:
+            losses = (losses - floor).clamp_min(0.0)
         if features is not None and self.label_check is not None:
             self.label_check.record(indices, features)
         if features is None:  # as strategies written before features were recorded are called

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from transformers import GPT2Config, GPT2LMHeadModel, MarianConfig, MarianMTModel
 
-from hf_autoassist.losses import per_instance_loss
+from hf_autoassist.losses import per_instance_loss, smoothed_target_entropy
 
 
 def test_classification_loss_is_cross_entropy_per_row():
@@ -37,6 +37,18 @@ def test_label_smoothing_matches_hand_formula():
     nll = -log_probs.gather(1, labels[:, None]).squeeze(1)
     hand = (1 - eps) * nll + eps * (-log_probs.mean(-1))
     torch.testing.assert_close(per_instance_loss(logits, labels, label_smoothing=eps), hand)
+
+
+def test_the_smoothing_floor_is_the_loss_of_a_model_that_predicts_the_smoothed_target_and_no_model_goes_below():
+    eps, classes = 0.1, 7
+    smoothed = torch.full((classes,), eps / classes)
+    smoothed[3] += 1 - eps
+    floor = smoothed_target_entropy(eps, classes)
+    at_target = per_instance_loss(smoothed.log()[None], torch.tensor([3]), label_smoothing=eps)
+    assert at_target.item() == pytest.approx(floor, abs=1e-5)
+    torch.manual_seed(0)
+    others = per_instance_loss(torch.randn(500, classes) * 5, torch.full((500,), 3), label_smoothing=eps)
+    assert others.min().item() > floor
 
 
 def test_token_weighted_mean_equals_marian_loss():

@@ -161,6 +161,22 @@ def test_adaptive_keeps_what_is_left_to_learn_and_weights_by_the_inverse():
     assert torch.allclose(selection.weights, 1.0 / probs)
 
 
+def test_with_the_smoothing_floor_a_fitted_smoothed_instance_counts_as_learned(tmp_path):
+    from hf_autoassist.run import SelectionRun
+
+    floor = 1.0846  # label_smoothing_factor 0.1 over 2,000 tokens
+    for smoothing_floor, kept in ((False, 1.0), (True, 0.3)):
+        run = SelectionRun.__new__(SelectionRun)  # its observe alone: the strategy and no labels check
+        run.strategy = AdaptiveSelection.from_args(
+            AutoAssistConfig(str(tmp_path), autoassist_smoothing_floor=smoothing_floor, report_to="none")
+        )
+        run.label_check = None
+        run.strategy.prepare(list(range(2)))
+        run.observe(torch.arange(2), torch.tensor([floor, floor + 2.0]), 1, floor=floor)
+        probs = adaptive_keep_probability(run.strategy.memory.loss, run.strategy.memory.seen, 0.1, 0.3)
+        assert probs.tolist() == pytest.approx([kept, 1.0], abs=1e-4)
+
+
 def test_adaptive_options_are_checked_with_the_fix():
     with pytest.raises(ValueError, match="autoassist_learned_margin"):
         AdaptiveSelection(learned_margin=0.0)

@@ -96,6 +96,26 @@ def test_seq2seq_trainer_feeds_the_assistant_the_per_sequence_losses_of_the_trai
     torch.testing.assert_close(losses, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_adaptive_with_the_smoothing_floor_remembers_each_pairs_loss_above_what_smoothing_leaves(tmp_path):
+    from hf_autoassist.losses import smoothed_target_entropy
+
+    train = Dataset.from_dict({"input_ids": [[5, 6, 7, 1], [8, 9, 1], [10, 1]], "labels": [[11, 1], [13, 1], [14, 1]]})
+    args = AutoAssistSeq2SeqConfig(str(tmp_path), report_to="none", use_cpu=True, label_smoothing_factor=0.1,
+                                   autoassist_strategy="adaptive", autoassist_smoothing_floor=True)  # fmt: skip
+    model = tiny_marian()
+    trainer = AutoAssistSeq2SeqTrainer(model=model, args=args, train_dataset=train)
+    trainer.get_train_dataloader()
+    input_ids = torch.tensor([[5, 6, 7, 1], [8, 9, 1, 0], [10, 1, 0, 0]])
+    labels = torch.tensor([[11, 12, 1, -100], [13, 1, -100, -100], [14, 15, 16, 1]])
+    batch = {"input_ids": input_ids, "attention_mask": input_ids.ne(0).long(), "labels": labels}
+    batch["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+    with torch.no_grad():
+        expected = hand_sequence_losses(model(**batch).logits, labels, 0.1) - smoothed_target_entropy(0.1, 40)
+    trainer.current_gradient_accumulation_steps = 1
+    trainer.training_step(model, {**batch, INDEX_KEY: torch.tensor([2, 0, 1])})
+    torch.testing.assert_close(trainer.selection_run.strategy.memory.loss[[2, 0, 1]], expected, rtol=1e-5, atol=1e-5)
+
+
 def test_bag_of_tokens_assistant_builds_from_tokenized_pairs_with_a_wider_embedding(tmp_path):
     from hf_autoassist.assistants import BagOfTokensAssistant, build_assistant
 

@@ -44,6 +44,8 @@ class SelectionStrategy:
     # whether a shrunk epoch keeps the plain run's batches, each thinned to its kept instances, instead of fewer
     # batches (`autoassist_keep_steps` unset)
     keeps_steps: bool = False
+    # whether `observe` gets each loss less what label smoothing leaves on an instance the Boss fits exactly
+    reads_loss_above_floor: bool = False
 
     @classmethod
     def from_args(cls, args) -> "SelectionStrategy":
