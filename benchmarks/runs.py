@@ -150,13 +150,18 @@ ADDED_LATER = {
 }
 
 
+def inert_options(preset) -> set[str]:
+    """Options that change nothing on this recipe, whatever their value: the smoothing floor without smoothing."""
+    return set() if preset.training.get("label_smoothing_factor") else {"autoassist_smoothing_floor"}
+
+
 def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
     """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
     if settings is not None:
-        before = resolved_before_adaptive(settings)
+        before, inert = resolved_before_adaptive(settings), inert_options(preset)
         settings = {
-            k: v for k, v in settings.items() if k not in NOT_TRAINING and not (k in ADDED_LATER and v == ADDED_LATER[k])
-            and not (k == RESOLVED_STRATEGY and v == before)
+            k: v for k, v in settings.items() if k not in NOT_TRAINING and k not in inert
+            and not (k in ADDED_LATER and v == ADDED_LATER[k]) and not (k == RESOLVED_STRATEGY and v == before)
         }
     payload = {
         "task": task.name,

@@ -409,6 +409,18 @@ def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
 
 
 @pytest.mark.slow
+def test_an_option_that_changes_nothing_on_a_recipe_leaves_its_fingerprint_alone():
+    from benchmarks.runs import fingerprint
+    from benchmarks.tasks import TASKS
+
+    def key(task, floor):
+        preset = TASKS[task].presets["full"]
+        return fingerprint(TASKS[task], preset, "default", 0, 20.0, {"autoassist_smoothing_floor": floor})
+
+    assert key("vision-resnet", True) == key("vision-resnet", False)  # no label smoothing there
+    assert key("translation-noisy", True) != key("translation-noisy", False)
+
+
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names the value that does what
     # the runs before it did: the recorded studies would then be trained again from scratch
