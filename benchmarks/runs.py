@@ -9,7 +9,9 @@ import math
 import os
 import platform
 import resource
+import shlex
 import subprocess
+import sys
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -21,7 +23,7 @@ from transformers.trainer_callback import PrinterCallback
 
 from benchmarks.analysis import CLEAN, DEFAULT, FILTERED, PLAIN
 from benchmarks.flags import flag_quality, noise_mask, shares
-from benchmarks.names import RESOLVED_STRATEGY
+from benchmarks.names import RESOLVED_STRATEGY, RESULTS
 from benchmarks.tasks import Task, TaskData
 from hf_autoassist.plausibility.check import resolve_method
 from hf_autoassist.strategies import resolve_strategy
@@ -290,6 +292,19 @@ def environment() -> dict:
         "machine": platform.machine(),
         "platform": platform.platform(),
     }
+
+
+def append_probe_run(file_name: str, script: str, argv: list[str] | None, record: dict) -> dict:
+    """One probe run appended to `benchmarks/results/probes/<file_name>` as a line of JSON, with the exact command
+    (`script` and its arguments) and the commit that made it."""
+    command = f"python benchmarks/{script} " + shlex.join(argv if argv is not None else sys.argv[1:])
+    record = {**record, "command": command, "commit": commit_measured()}
+    out = RESULTS / "probes" / file_name
+    out.parent.mkdir(parents=True, exist_ok=True)
+    print(json.dumps(record), flush=True)
+    with open(out, "a") as f:
+        f.write(json.dumps(record) + "\n")
+    return record
 
 
 def commit_measured() -> str | None:

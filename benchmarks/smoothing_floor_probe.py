@@ -11,9 +11,7 @@ every recipe length (translation-noisy: 0.76 of the instances, the check's share
 Each run is appended to `benchmarks/results/probes/smoothing-floor.jsonl` with the command that made it.
 """
 
-import json
 import os
-import shlex
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,8 +20,8 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import DEFAULT  # noqa: E402
-from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
-from benchmarks.runs import commit_measured, run_one  # noqa: E402
+from benchmarks.names import SUITE_TASKS  # noqa: E402
+from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 
@@ -41,9 +39,6 @@ def main(argv: list[str] | None = None) -> list[dict]:
     task = TASKS[probe.task]
     preset = task.presets["full"]
     data = task.load(probe.data_dir, preset, os.path.join(probe.work_dir, task.name), task.noise)
-    command = "python benchmarks/smoothing_floor_probe.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    out = RESULTS / "probes" / "smoothing-floor.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
     epochs = preset.num_train_epochs
     records = []
     for length in probe.lengths:
@@ -52,12 +47,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
             run = run_one(task, data, preset, DEFAULT, seed, probe.work_dir, epochs * length, options)
             keys = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
                     "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
-            record = {"task": task.name, "length": length, "options": options, **{k: run.get(k) for k in keys},
-                      "command": command, "commit": commit_measured()}  # fmt: skip
-            print(json.dumps(record), flush=True)
-            with open(out, "a") as f:
-                f.write(json.dumps(record) + "\n")
-            records.append(record)
+            record = {"task": task.name, "length": length, "options": options, **{k: run.get(k) for k in keys}}
+            records.append(append_probe_run("smoothing-floor.jsonl", "smoothing_floor_probe.py", argv, record))
     return records
 
 

@@ -10,9 +10,7 @@ run, the steps are what a recipe needs, and a default should thin batches rather
 Each run is appended to `benchmarks/results/probes/steps.jsonl` with the command that made it.
 """
 
-import json
 import os
-import shlex
 import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -21,8 +19,8 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import PLAIN  # noqa: E402
-from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
-from benchmarks.runs import commit_measured, run_one  # noqa: E402
+from benchmarks.names import SUITE_TASKS  # noqa: E402
+from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
 
@@ -42,20 +40,14 @@ def main(argv: list[str] | None = None) -> list[dict]:
     preset = task.presets["full"]
     preset = replace(preset, training={**preset.training, "per_device_train_batch_size": probe.batch_size})
     data = task.load(probe.data_dir, preset, os.path.join(probe.work_dir, task.name), task.noise)
-    command = "python benchmarks/steps_probe.py " + shlex.join(argv if argv is not None else sys.argv[1:])
-    out = RESULTS / "probes" / "steps.jsonl"
-    out.parent.mkdir(parents=True, exist_ok=True)
     records = []
     for seed in probe.seeds:
         run = run_one(task, data, preset, PLAIN, seed, probe.work_dir, probe.num_train_epochs, {})
         keys = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
                 "foreign_cpu_seconds")  # fmt: skip
         record = {"task": task.name, "batch_size": probe.batch_size, "num_train_epochs": probe.num_train_epochs,
-                  **{k: run[k] for k in keys}, "command": command, "commit": commit_measured()}  # fmt: skip
-        print(json.dumps(record), flush=True)
-        with open(out, "a") as f:
-            f.write(json.dumps(record) + "\n")
-        records.append(record)
+                  **{k: run[k] for k in keys}}  # fmt: skip
+        records.append(append_probe_run("steps.jsonl", "steps_probe.py", argv, record))
     return records
 
 

@@ -409,6 +409,16 @@ def test_autoassist_points_that_trained_the_same_run_on_every_seed_are_named():
 
 
 @pytest.mark.slow
+def test_a_probe_run_is_appended_with_the_command_that_made_it(tmp_path, monkeypatch):
+    from benchmarks import runs
+
+    monkeypatch.setattr(runs, "RESULTS", tmp_path)
+    for seed in (0, 1):
+        runs.append_probe_run("p.jsonl", "p.py", ["--seeds", "0 1"], {"seed": seed})
+    lines = [json.loads(line) for line in (tmp_path / "probes" / "p.jsonl").read_text().splitlines()]
+    assert [line["seed"] for line in lines] == [0, 1] and lines[0]["command"] == "python benchmarks/p.py --seeds '0 1'"
+
+
 def test_an_option_that_changes_nothing_on_a_recipe_leaves_its_fingerprint_alone():
     from benchmarks.runs import fingerprint
     from benchmarks.tasks import TASKS
