@@ -29,6 +29,16 @@ def disturbed(record: dict, share: float = DISTURBED_SHARE) -> bool:
     return foreign is None or foreign > share * record["train_seconds"]
 
 
+def front_seeds(runs: list[dict]) -> list[int]:
+    """The seeds whose plain front has budgets besides the converged recipe (the others hold verdict rows only).
+
+    Example:
+        >>> front_seeds([{"seed": 0, "strategy": "plain", "budget": 0.5}, {"seed": 3, "strategy": "plain", "budget": 1.0}])
+        [0]
+    """
+    return sorted({r["seed"] for r in runs if r["strategy"] == PLAIN and r["budget"] != 1.0})
+
+
 def step_cost(runs: list[dict]) -> dict | None:
     """A training step's seconds as a fixed part plus a part per instance, by least squares over the runs timed alone
     (full batches and thinned ones; a check's seconds taken out): `{fixed, per_instance, full_batch, fixed_share, runs}`,

@@ -9,7 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-from benchmarks.analysis import PLAIN, disturbed, step_cost  # noqa: E402
+from benchmarks.analysis import PLAIN, disturbed, front_seeds, step_cost  # noqa: E402
 from benchmarks.names import RESOLVED_STRATEGY  # noqa: E402
 from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
@@ -162,9 +162,9 @@ def plot_first_screen(results: list[dict], path: str) -> None:
 def front_seconds(result: dict, budget: float) -> str:
     """The front's mean training seconds at `budget`, over its runs timed alone (how many, when not all were): a run
     timed beside other work says nothing of the recipe's time."""
-    front_seeds = {r["seed"] for r in result["runs"] if r["strategy"] == PLAIN and r["budget"] != 1.0}
+    seeds = front_seeds(result["runs"])
     runs = [r for r in result["runs"] if r["strategy"] == PLAIN and r["budget"] == budget
-            and (r["seed"] in front_seeds or not front_seeds)]  # fmt: skip
+            and (r["seed"] in seeds or not seeds)]  # fmt: skip
     alone = [r["train_seconds"] for r in runs if not disturbed(r)]
     if not alone:
         return "not timed alone"

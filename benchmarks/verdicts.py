@@ -14,7 +14,7 @@ import statistics
 from scipy import stats
 
 from benchmarks.analysis import (
-    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, front_of,
+    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, front_of, front_seeds,
     summarize_front,
 )  # fmt: skip
 
@@ -132,7 +132,7 @@ def analyse(runs: list[dict]) -> dict:
     """Everything the suite's JSON reports beside its runs: the front, the convergence check, the verdict at each
     recipe length, and the other arms (perfect filter, the opt-in check, InfoBatch's points) against the converged
     plain run."""
-    front_seeds = sorted({r["seed"] for r in runs if r["strategy"] == PLAIN and r["budget"] != 1.0})
+    seeds = front_seeds(runs)
     plain = _by_seed(runs, PLAIN, "budget", 1.0)
     lengths = sorted({r["length"] for r in runs if r["strategy"] == DEFAULT})
     others = {}
@@ -144,8 +144,8 @@ def analyse(runs: list[dict]) -> dict:
         arm = _by_seed(runs, INFOBATCH, "point", point)
         others[f"{INFOBATCH} {point}"] = {**compare(arm, plain), "iso_quality": iso_quality(runs, arm, "test_metric")}
     return {
-        "front": {"plain": summarize_front(runs, front_seeds or sorted(plain))},
-        "convergence": convergence(runs, front_seeds),
+        "front": {"plain": summarize_front(runs, seeds or sorted(plain))},
+        "convergence": convergence(runs, seeds),
         "verdicts": {str(length): length_verdict(runs, length) for length in lengths},
         "against_plain": others,
     }
