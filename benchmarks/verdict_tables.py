@@ -8,6 +8,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 
 from benchmarks.analysis import PLAIN, disturbed, front_seeds, step_cost  # noqa: E402
 from benchmarks.names import RESOLVED_STRATEGY  # noqa: E402
@@ -124,39 +125,56 @@ def render_first_screen(results: list[dict]) -> str:
 
 
 def plot_first_screen(results: list[dict], path: str) -> None:
+    """The first screen's plot ([`first_screen_figure`]) written to `path`."""
+    figure = first_screen_figure(results)
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def first_screen_figure(results: list[dict]):
     """Quality difference (test) against the seconds ratio, each with its interval as a bar: one marker per task and
-    recipe length."""
+    recipe length, the task by colour and the length by shape (one legend entry each, not one per point)."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    tasks, shapes = ({}, {}), ({}, {})  # each axis's legend: task -> its colour's handle; (length, hollow) drawn
     for color, result in zip(colors, results):
         scale, unit = scale_of(result)
-        axis = axes[0 if unit == "points" else 1]
+        side = 0 if unit == "points" else 1
+        plotted = set()
         for length, verdict in by_length(result):
             test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"]["seconds_ratio"]
             if test["mean"] is None:
                 continue
-            label = f"{result['task']}, {LENGTH_NAMES.get(float(length), length)}"
             hollow = seconds["mean"] is None  # no seed timed alone: placed at its instances ratio, drawn hollow
             if hollow:
-                seconds, label = verdict["vs_plain"]["instances_ratio"], f"{label} (instances: not timed alone)"
+                seconds = verdict["vs_plain"]["instances_ratio"]
             y, x = test["mean"] * scale, seconds["mean"]
             yerr = None if test["low"] is None else [[y - test["low"] * scale], [test["high"] * scale - y]]
             xerr = None if seconds["low"] is None else [[x - seconds["low"]], [seconds["high"] - x]]
-            axis.errorbar(x, y, xerr=xerr, yerr=yerr, fmt=LENGTH_MARKERS.get(float(length), "s"), color=color,
-                          capsize=3, label=label, mfc="none" if hollow else color)  # fmt: skip
-    for axis, unit in zip(axes, ("accuracy points", "BLEU")):
+            marker = LENGTH_MARKERS.get(float(length), "s")
+            axes[side].errorbar(x, y, xerr=xerr, yerr=yerr, fmt=marker, color=color, capsize=3,
+                                mfc="none" if hollow else color)  # fmt: skip
+            plotted.add((float(length), hollow))
+        if plotted:
+            tasks[side][result["task"]] = Line2D([], [], color=color, lw=3)
+        shapes[side].update(dict.fromkeys(plotted))
+    for axis, unit, colours, markers in zip(axes, ("accuracy points", "BLEU"), tasks, shapes):
         axis.axhline(0, color="black", lw=0.8)
         axis.axvline(1, color="black", lw=0.8, ls=":")
         axis.set_xlabel("seconds ÷ the plain run's (same recipe)")
         axis.set_ylabel(f"test {unit}: default − plain run")
         axis.grid(alpha=0.3)
-        if axis.get_legend_handles_labels()[0]:
-            axis.legend(fontsize=7, loc="best")
-    figure.suptitle("The default against the run the user would have made (mean over seeds, 95% intervals; "
-                    "▼ half, ● converged, ▲ double recipe length)", fontsize=9)  # fmt: skip
+        if colours:
+            entries = dict(colours)
+            for length, hollow in sorted(markers):
+                name = LENGTH_NAMES.get(length, str(length)) + (" (instances: not timed alone)" if hollow else "")
+                entries[name] = Line2D([], [], marker=LENGTH_MARKERS.get(length, "s"), ls="none", color="gray",
+                                       mfc="none" if hollow else "gray")  # fmt: skip
+            axis.legend(list(entries.values()), list(entries), fontsize=8, loc="best")
+    figure.suptitle("The default against the run the user would have made (mean over seeds, 95% intervals)",
+                    fontsize=9)  # fmt: skip
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
 def front_seconds(result: dict, budget: float) -> str:

@@ -107,3 +107,24 @@ def test_a_verdict_that_changed_between_the_suites_is_marked_flipped():
     cells = [cell.strip() for cell in row.strip("|").split("|")]
     assert cells[1].startswith("above on every seed (+1.00, +1.00, +1.00)") and cells[2].startswith("ties") and cells[3] == "yes"
     assert cells[4].startswith("above on every seed") and cells[5].startswith("gains") and cells[6] == "no"
+
+
+def test_the_plot_names_each_task_by_colour_and_each_recipe_length_by_shape_once():
+    def result(task, metric, lengths, timed=True):
+        runs = []
+        for length in lengths:
+            runs += [run(s, "plain", 0.80 + s / 100, value=length) for s in range(3)]
+            runs += [run(s, "default", 0.81 + s / 100, seconds=70.0, instances=600, value=length,
+                         kept_fraction_per_epoch=[1.0, 0.6], foreign_cpu_seconds=0.0 if timed else 60.0)
+                     for s in range(3)]  # fmt: skip
+        return {"task": task, "metric": metric,
+                "verdicts": {str(length): verdicts.length_verdict(runs, length) for length in lengths}}  # fmt: skip
+
+    figure = first_screen.first_screen_figure([
+        result("vision-resnet", "accuracy", (0.5, 1.0, 2.0)), result("vision-vit", "accuracy", (1.0,)),
+        result("translation-noisy", "bleu", (1.0,), timed=False),
+    ])  # fmt: skip
+    images, text = ([t.get_text() for t in axis.get_legend().get_texts()] for axis in figure.axes)
+    assert images == ["vision-resnet", "vision-vit", "half length", "converged", "double length"]
+    assert text == ["translation-noisy", "converged (instances: not timed alone)"]
+    assert sum(len(axis.containers) for axis in figure.axes) == 5  # one marker with its bars per task and length
