@@ -46,7 +46,7 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
         "v3-other-arms": render_other_arms(results),
         "step-cost": render_step_cost(results),
         "v3-flips": render_flips(same_default, archived),
-        "previous-default": render_first_screen(previous),
+        "previous-default": render_first_screen(previous, with_plot=False),
         "benchmark-results": render(archived),
         "who-gains": render_verdict(archived),
         "overhead-results": render_overhead(),

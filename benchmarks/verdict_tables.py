@@ -86,7 +86,9 @@ def by_length(result: dict) -> list[tuple[str, dict]]:
     return sorted(result.get("verdicts", {}).items(), key=lambda item: float(item[0]))
 
 
-def render_first_screen(results: list[dict]) -> str:
+def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
+    """The verdict rows of `results`, the words under them, and (`with_plot`) the link to the plot of the current
+    default's (an archived default's table must not show today's plot)."""
     lines = [
         "| task | recipe | default | in words (test) | − the plain run, test (95% interval) | seconds ÷ the plain run "
         "| − random at its kept fractions, test | iso-quality vs the plain front, seconds | seeds |",
@@ -118,9 +120,10 @@ def render_first_screen(results: list[dict]) -> str:
         "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). "
         f"Validation / test items per task: {sizes}. The runs recorded so far: {len(runs)}, {hours:.1f} hours of "
         "this 2-core machine (training and evaluation). Generated from `benchmarks/results/` by `benchmarks/report.py`.",
-        "",
-        f"![The default against the plain run: test quality difference against seconds ratio](benchmarks/results/{PLOT})",
     ]
+    if with_plot:
+        lines += ["", f"![The default against the plain run: test quality difference against seconds ratio]"
+                      f"(benchmarks/results/{PLOT})"]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -45,14 +45,17 @@ def test_random_is_the_plain_run_where_the_default_kept_every_instance():
     runs += [run(s, "default", 0.8 + s / 100, seconds=103.0, kept_fraction_per_epoch=[1.0, 1.0]) for s in range(3)]
     verdict = verdicts.length_verdict(runs, 1.0)
     assert verdict["random_is_plain"] == [0, 1, 2] and verdict["vs_random"]["test"]["values"] == [0.0, 0.0, 0.0]
-    text = first_screen.render_first_screen([{
+    result = {
         "task": "translation", "metric": "bleu", "data": {"validation": 1014, "test": 2000},
         "verdicts": {"1.0": verdict},
         "runs": [{**r, "autoassist_config": {"autoassist_plausibility": "pairs"}} for r in runs],
-    }])  # fmt: skip
+    }  # fmt: skip
+    text = first_screen.render_first_screen([result])
     row = text.splitlines()[2]
     assert row.startswith("| translation | converged | pairs check alone | same BLEU, 1.03× the time |")
     assert "= the plain run (nothing skipped)" in row and "translation 1,014 / 2,000" in text
+    # the plot is the current default's: an archived default's table does not link it
+    assert first_screen.PLOT in text and first_screen.PLOT not in first_screen.render_first_screen([result], False)
 
 
 def test_the_first_screen_says_gains_or_losses_in_points_only_where_the_interval_excludes_zero():
