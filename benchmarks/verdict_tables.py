@@ -264,14 +264,17 @@ def earlier_verdict(archived: dict) -> tuple[list[float], list[float]]:
 
 
 def direction(values: list[float]) -> str:
-    """`above on every seed`, `below on every seed` or `mixed`.
+    """`above on every seed`, `below on every seed`, `equal on every seed` (a default that trained as the plain run)
+    or `mixed`.
 
     Example:
-        >>> direction([0.1, 0.2]), direction([-0.1, 0.2]), direction([])
-        ('above on every seed', 'mixed', '–')
+        >>> direction([0.1, 0.2]), direction([-0.1, 0.2]), direction([0.0, 0.0]), direction([])
+        ('above on every seed', 'mixed', 'equal on every seed', '–')
     """
     if not values:
         return "–"
+    if all(v == 0 for v in values):
+        return "equal on every seed"
     if all(v > 0 for v in values):
         return "above on every seed"
     if all(v < 0 for v in values):
@@ -280,7 +283,8 @@ def direction(values: list[float]) -> str:
 
 
 # what the earlier suite's direction says in the words of an interval
-AGREES = {"above on every seed": "gains", "below on every seed": "loses", "mixed": "ties"}
+AGREES = {"above on every seed": "gains", "below on every seed": "loses", "mixed": "ties",
+          "equal on every seed": "ties"}  # fmt: skip
 
 
 def render_flips(results: list[dict], archived: list[dict]) -> str:
