@@ -221,11 +221,17 @@ def render_step_cost(results: list[dict]) -> str:
              "|---|---|---|---|---|"]  # fmt: skip
     for result in results:
         cost = step_cost(result["runs"])
-        if cost is not None:
-            lines.append(
-                f"| {result['task']} | {cost['fixed'] * 1e3:.1f} ms | {cost['per_instance'] * 1e3:.3f} ms "
-                f"| {cost['fixed_share']:.2f} (of {cost['full_batch']:.0f} instances) | {cost['runs']} |"
-            )
+        if cost is None:
+            continue
+        if cost["fixed"] < 0 or cost["per_instance"] <= 0:  # a time below 0 is no cost: the line does not fit
+            lines.append(f"| {result['task']} | not separable: the fit gives {cost['fixed'] * 1e3:.1f} ms and "
+                         f"{cost['per_instance'] * 1e3:.3f} ms (its batches vary in tokens, not only in instances) "
+                         f"| – | – | {cost['runs']} |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {result['task']} | {cost['fixed'] * 1e3:.1f} ms | {cost['per_instance'] * 1e3:.3f} ms "
+            f"| {cost['fixed_share']:.2f} (of {cost['full_batch']:.0f} instances) | {cost['runs']} |"
+        )
     return "\n".join(lines)
 
 

@@ -131,3 +131,15 @@ def test_the_plot_names_each_task_by_colour_and_each_recipe_length_by_shape_once
     assert images == ["vision-resnet", "vision-vit", "half length", "converged", "double length"]
     assert text == ["translation-noisy", "converged (instances: not timed alone)"]
     assert sum(len(axis.containers) for axis in figure.axes) == 5  # one marker with its bars per task and length
+
+
+def test_the_step_cost_table_prints_no_negative_time():
+    def result(task, fixed):
+        runs = [{"strategy": strategy, "optimizer_steps": 10, "boss_instances": n, "foreign_cpu_seconds": 0.0,
+                 "train_seconds": fixed * 10 + n / 1000} for strategy, n in (("plain", 1280), ("default", 640),
+                                                                            ("random", 320))]  # fmt: skip
+        return {"task": task, "runs": runs}
+
+    separable, tokens = first_screen.render_step_cost([result("vision", 0.01), result("text", -0.01)]).splitlines()[2:]
+    assert separable == "| vision | 10.0 ms | 1.000 ms | 0.07 (of 128 instances) | 3 |"
+    assert tokens.startswith("| text | not separable: the fit gives -10.0 ms") and tokens.endswith("| – | – | 3 |")
