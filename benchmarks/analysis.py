@@ -41,16 +41,19 @@ def front_seeds(runs: list[dict]) -> list[int]:
 
 def step_cost(runs: list[dict]) -> dict | None:
     """A training step's seconds as a fixed part plus a part per instance, by least squares over the runs timed alone
-    (full batches and thinned ones; a check's seconds taken out): `{fixed, per_instance, full_batch, fixed_share, runs}`,
-    `fixed_share` of a full batch's step (the plain runs' batch). Thinning a batch saves only the per-instance part: a
-    run that keeps the plain run's steps with `x` times its instances takes about `fixed_share + (1 - fixed_share) * x`
-    of its seconds. None when the runs timed alone cannot tell the two parts apart.
+    (full batches and thinned ones; a check's seconds taken out):
+    `{fixed, per_instance, full_batch, fixed_share, runs, separable}`, `fixed_share` of a full batch's step (the
+    plain runs' batch). Thinning a batch saves only the per-instance part: a run that keeps the plain run's steps with
+    `x` times its instances takes about `fixed_share + (1 - fixed_share) * x` of its seconds. None when the runs timed
+    alone cannot tell the two parts apart; `separable` False when the fit gives a part below 0 (steps that vary in
+    tokens rather than instances), whose split then means nothing.
 
     Example:
         >>> runs = [{"strategy": strategy, "optimizer_steps": 10, "boss_instances": n, "train_seconds": 0.1 + n / 1000,
         ...          "foreign_cpu_seconds": 0.0} for strategy, n in (("plain", 1280), ("default", 640), ("random", 320))]
-        >>> {k: round(v, 3) for k, v in step_cost(runs).items()}
-        {'fixed': 0.01, 'per_instance': 0.001, 'full_batch': 128.0, 'fixed_share': 0.072, 'runs': 3}
+        >>> cost = step_cost(runs)
+        >>> {k: round(v, 3) for k, v in cost.items() if k != "separable"}, cost["separable"]
+        ({'fixed': 0.01, 'per_instance': 0.001, 'full_batch': 128.0, 'fixed_share': 0.072, 'runs': 3}, True)
     """
     alone = [r for r in runs if not disturbed(r) and r.get("optimizer_steps")]
     full = [r["boss_instances"] / r["optimizer_steps"] for r in alone if r["strategy"] == PLAIN]
@@ -66,7 +69,8 @@ def step_cost(runs: list[dict]) -> dict | None:
     fixed, per_instance = (sy * ii - iy * si) / determinant, (iy * ss - sy * si) / determinant
     full_batch = statistics.median(full)
     return {"fixed": fixed, "per_instance": per_instance, "full_batch": full_batch,
-            "fixed_share": fixed / (fixed + per_instance * full_batch), "runs": len(alone)}  # fmt: skip
+            "fixed_share": fixed / (fixed + per_instance * full_batch), "runs": len(alone),
+            "separable": fixed >= 0 and per_instance > 0}  # fmt: skip
 
 
 def spread(values: list[float | None]) -> dict:

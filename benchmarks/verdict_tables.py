@@ -139,7 +139,7 @@ def first_screen_figure(results: list[dict]):
     recipe length, the task by colour and the length by shape (one legend entry each, not one per point)."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    tasks, shapes = ({}, {}), ({}, {})  # each axis's legend: task -> its colour's handle; (length, hollow) drawn
+    tasks, shapes = ({}, {}), (set(), set())  # each axis's legend: task -> its colour's handle; (length, hollow) drawn
     for color, result in zip(colors, results):
         scale, unit = scale_of(result)
         side = 0 if unit == "points" else 1
@@ -160,7 +160,7 @@ def first_screen_figure(results: list[dict]):
             plotted.add((float(length), hollow))
         if plotted:
             tasks[side][result["task"]] = Line2D([], [], color=color, lw=3)
-        shapes[side].update(dict.fromkeys(plotted))
+        shapes[side].update(plotted)
     for axis, unit, colours, markers in zip(axes, ("accuracy points", "BLEU"), tasks, shapes):
         axis.axhline(0, color="black", lw=0.8)
         axis.axvline(1, color="black", lw=0.8, ls=":")
@@ -223,7 +223,7 @@ def render_step_cost(results: list[dict]) -> str:
         cost = step_cost(result["runs"])
         if cost is None:
             continue
-        if cost["fixed"] < 0 or cost["per_instance"] <= 0:  # a time below 0 is no cost: the line does not fit
+        if not cost["separable"]:
             lines.append(f"| {result['task']} | not separable: the fit gives {cost['fixed'] * 1e3:.1f} ms and "
                          f"{cost['per_instance'] * 1e3:.3f} ms (its batches vary in tokens, not only in instances) "
                          f"| – | – | {cost['runs']} |")  # fmt: skip
