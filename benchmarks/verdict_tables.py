@@ -202,6 +202,8 @@ def render_front(results: list[dict]) -> str:
         scale, unit = scale_of(result)
         check = result.get("convergence", {})
         passes = {True: "yes", False: "no", None: "not yet"}[check.get("passes")]
+        if not any(row["budget"] < 1.0 for row in result["front"]["plain"]):
+            passes = "not checked (no shorter run)"  # a task kept to its converged rows
         for row in result["front"]["plain"]:
             values = [v for v in row["test_metric"]["values"] if v is not None]
             if not values:
