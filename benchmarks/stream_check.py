@@ -90,7 +90,8 @@ def found(flags: torch.Tensor, noisy: list[int]) -> dict:
     is_noisy = torch.zeros(len(flags), dtype=torch.bool)
     is_noisy[noisy] = True
     return {"recall": round(float(flags[is_noisy].float().mean()), 4),
-            "aligned_flagged": round(float(flags[~is_noisy].float().mean()), 4), "flagged": int(flags.sum())}  # fmt: skip
+            "aligned_flagged": round(float(flags[~is_noisy].float().mean()), 4), "flagged": int(flags.sum()),
+            "aligned_flagged_pairs": int(flags[~is_noisy].sum()), "aligned_pairs": int((~is_noisy).sum())}  # fmt: skip
 
 
 def streamed(path: str):

@@ -4,10 +4,13 @@
 On `stream_check.py`'s corpus (every Tatoeba en-fr pair, a quarter misaligned, in its seeded order) the check is
 fitted on the first `--buffer` pairs with each encoder's pairs seen capped at each of `--max_pairs_seen`, then every
 pair after the buffer is flagged three ways:
-- `own_fold`: by the one encoder its content hashes to (what `StreamedPairsCheck` does);
-- `mean_score`: by the mean of every fold encoder's cosine (none trained on it), read with the buffer's mixture;
+- `own_fold`: by the one encoder its content hashes to (what `StreamedPairsCheck` did first);
+- `mean_score`: by the mean of every fold encoder's cosine (none trained on it), read with the buffer's mixture
+  (what it does since this probe);
 - `mean_posterior`: by the mean of the posteriors of every fold encoder's cosine.
-Buffer pairs keep their own held-out encoder's flag in every rule (the others trained on them).
+Buffer pairs keep their own held-out encoder's flag in every rule (the others trained on them). The committed JSON
+(97fb3ac) timed `own_fold` through the check itself (`own_fold_scoring_seconds`); since, the check's own scoring is
+timed as `check_scoring_seconds`.
 
     python benchmarks/stream_fit_probe.py --data_dir ../shared/data
 
@@ -29,7 +32,7 @@ from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.stream_check import StreamCheckArguments, corpus_file, found  # noqa: E402
 from hf_autoassist.plausibility.pairs import padded_ids  # noqa: E402
-from hf_autoassist.plausibility.stream import StreamedPairsCheck  # noqa: E402
+from hf_autoassist.plausibility.stream import StreamedPairsCheck, pair_key  # noqa: E402
 
 RULES = ("own_fold", "mean_score", "mean_posterior")
 
@@ -67,17 +70,20 @@ def main() -> dict:
                                        max_pairs_seen=cap)  # fmt: skip
         fit_seconds = time.perf_counter() - start
         start = time.perf_counter()
-        own = check.flags(sources[later], targets[later])
-        own_seconds = time.perf_counter() - start
+        check.flags(sources[later], targets[later])
+        check_seconds = time.perf_counter() - start
         start = time.perf_counter()
         scores = every_encoder(check, sources[later], targets[later])
         every_seconds = time.perf_counter() - start
+        # the encoder a pair's content hashes to: the first `StreamedPairsCheck`'s rule
+        hashed = torch.tensor([int.from_bytes(pair_key(s, t)[:4], "little") % len(check.encoders)
+                               for s, t in zip(sources[later], targets[later])])  # fmt: skip
         later_flags = {
-            "own_fold": own,
+            "own_fold": check.posterior(scores[hashed, torch.arange(len(hashed))]) > check.threshold,
             "mean_score": check.posterior(scores.mean(0)) > check.threshold,
             "mean_posterior": torch.stack([check.posterior(s) for s in scores]).mean(0) > check.threshold,
         }
-        record = {"fit_seconds": round(fit_seconds, 1), "own_fold_scoring_seconds": round(own_seconds, 1),
+        record = {"fit_seconds": round(fit_seconds, 1), "check_scoring_seconds": round(check_seconds, 1),
                   "every_encoder_scoring_seconds": round(every_seconds, 1),
                   "buffer": found(check.buffer.flagged, [i for i in noisy if i < bench.buffer])}  # fmt: skip
         for rule, flags in later_flags.items():

@@ -46,6 +46,12 @@ def test_a_check_fitted_on_the_first_pairs_finds_the_misaligned_later_ones(pairs
     buffer_flags = check.flags(sources[:BUFFER], targets[:BUFFER])
     assert torch.equal(buffer_flags, check.buffer.flagged)
     later = check.flags(sources[BUFFER:], targets[BUFFER:])
+    # a later pair, which no encoder trained on, is scored by every encoder's mean; not by any one encoder
+    one_pair = ([sources[BUFFER]], [targets[BUFFER]])
+    embedded = (encoder(*map(torch.tensor, one_pair)) for encoder in check.encoders)
+    cosines = torch.stack([(x * y).sum(-1) for x, y in embedded])
+    assert torch.allclose(check.scores(*one_pair), cosines.mean(0), atol=1e-6)
+    assert cosines.std() > 1e-4  # the encoders disagree, so the mean is not one of them
     recall, false_alarms = later[noisy[BUFFER:]].float().mean(), later[~noisy[BUFFER:]].float().mean()
     assert recall > 0.6 and false_alarms < 0.05, (recall, false_alarms)
     # a pair's flag is its content's: the same alone, in another order, through a saved state
