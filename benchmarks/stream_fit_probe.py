@@ -34,9 +34,6 @@ from benchmarks.stream_check import StreamCheckArguments, corpus_file, found  # 
 from hf_autoassist.plausibility.pairs import padded_ids  # noqa: E402
 from hf_autoassist.plausibility.stream import StreamedPairsCheck, pair_key  # noqa: E402
 
-RULES = ("own_fold", "mean_score", "mean_posterior")
-
-
 @dataclass
 class StreamFitArguments(StreamCheckArguments):
     max_pairs_seen: list[int] = field(default_factory=lambda: [100_000, 50_000, 25_000])
