@@ -31,7 +31,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.runs import environment  # noqa: E402
 from benchmarks.stream_check import StreamCheckArguments, corpus_file, found  # noqa: E402
-from hf_autoassist.plausibility.pairs import padded_ids  # noqa: E402
 from hf_autoassist.plausibility.stream import StreamedPairsCheck, pair_key  # noqa: E402
 
 @dataclass
@@ -40,18 +39,10 @@ class StreamFitArguments(StreamCheckArguments):
     probe_output: str = field(default=str(RESULTS / "probes" / "stream-fit.json"))
 
 
-@torch.no_grad()
 def every_encoder(check: StreamedPairsCheck, sources: list, targets: list, chunk: int = 4096) -> torch.Tensor:
-    """`(folds, N)` each pair's cosine under every fold encoder."""
-    out = []
-    for start in range(0, len(sources), chunk):
-        source_ids, _ = padded_ids(sources[start : start + chunk], check.pad_ids[0])
-        target_ids, _ = padded_ids(targets[start : start + chunk], check.pad_ids[1])
-        source_ids.clamp_(max=check.pad_ids[0])
-        target_ids.clamp_(max=check.pad_ids[1])
-        embedded = (encoder(source_ids, target_ids) for encoder in check.encoders)
-        out.append(torch.stack([(x * y).sum(-1) for x, y in embedded]))
-    return torch.cat(out, dim=1)
+    """`(folds, N)` each pair's cosine under every fold encoder, `chunk` pairs padded at a time."""
+    spans = range(0, len(sources), chunk)
+    return torch.cat([check.cosines(sources[i : i + chunk], targets[i : i + chunk]) for i in spans], dim=1)
 
 
 def main() -> dict:

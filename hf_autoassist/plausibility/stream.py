@@ -95,16 +95,20 @@ class StreamedPairsCheck:
         return (implausible / (implausible + (1 - self.share) * plausible).clamp_min(1e-300)).float()
 
     @torch.no_grad()
-    def scores(self, sources: list, targets: list) -> torch.Tensor:
-        """`(B,)` each pair's cosine under encoders that never trained on it: a buffer pair's own held-out encoder,
-        every encoder's mean for any other pair."""
-        folds = torch.tensor([self.buffer_folds.get(pair_key(s, t), -1) for s, t in zip(sources, targets)])
+    def cosines(self, sources: list, targets: list) -> torch.Tensor:
+        """`(folds, B)` each pair's cosine under every fold's encoder."""
         source_ids, _ = padded_ids(sources, self.pad_ids[0])
         target_ids, _ = padded_ids(targets, self.pad_ids[1])
         source_ids.clamp_(max=self.pad_ids[0])  # a token the buffer never had: padding, left out of the mean
         target_ids.clamp_(max=self.pad_ids[1])
         embedded = (encoder(source_ids, target_ids) for encoder in self.encoders)
-        every = torch.stack([(x * y).sum(-1) for x, y in embedded])
+        return torch.stack([(x * y).sum(-1) for x, y in embedded])
+
+    def scores(self, sources: list, targets: list) -> torch.Tensor:
+        """`(B,)` each pair's cosine under encoders that never trained on it: a buffer pair's own held-out encoder,
+        every encoder's mean for any other pair."""
+        folds = torch.tensor([self.buffer_folds.get(pair_key(s, t), -1) for s, t in zip(sources, targets)])
+        every = self.cosines(sources, targets)
         scores = every.mean(0)
         buffered = (folds >= 0).nonzero().flatten()
         scores[buffered] = every[folds[buffered], buffered]
