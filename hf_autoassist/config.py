@@ -100,6 +100,13 @@ class AutoAssistArguments:
                   "counts as learned and 'adaptive' keeps everything. Off by default: on the suite's translation recipe "
                   "no pair came within the margin of its floor, so it changed nothing there (docs/limits.md)."},
     )
+    autoassist_retained_visits: int = field(
+        default=0,
+        metadata={"help": "'adaptive' only: when positive, an instance is skipped only after its loss stayed within "
+                  "autoassist_learned_margin on this many visits in a row, then kept with a chance halved at each "
+                  "further such visit (never below autoassist_base_prob); a visit outside the margin starts it over. "
+                  "0: each instance is kept in proportion to what its last loss leaves to learn."},
+    )
     autoassist_keep_steps: bool | None = field(
         default=None,
         metadata={"help": "Keep the plain run's batches and optimizer steps in a shrunk epoch, each batch thinned to "

@@ -15,6 +15,7 @@ a recipe that is still learning (benchmarks/README.md, the half-length rows).
 
 import torch
 
+from ..loss_memory import latest_across_ranks
 from ..selection import check_base_prob, inverse_probability_weights, sample_keep_mask
 from .base import LossMemorySelection, Selection
 
@@ -41,6 +42,20 @@ def adaptive_keep_probability(losses: torch.Tensor, seen: torch.Tensor, learned_
     return torch.where(seen & ~torch.isnan(losses), probs, torch.ones_like(probs))
 
 
+def retained_keep_probability(retained: torch.Tensor, retained_visits: int, base_prob: float) -> torch.Tensor:
+    """Each candidate's chance to be kept from its run of visits within the margin (`retained`): 1 until the run
+    reaches `retained_visits`, then halved with each further visit that stays learned, never below `base_prob`. An
+    instance learned once may be forgotten at its next visit (Toneva et al., ICLR 2019); one learned and kept over
+    several visits is reviewed at doubling intervals, as a Leitner queue does (Amiri et al., EMNLP 2017).
+
+    Example:
+        >>> retained_keep_probability(torch.tensor([0, 1, 2, 3, 4, 9]), retained_visits=2, base_prob=0.1)
+        tensor([1.0000, 1.0000, 0.5000, 0.2500, 0.1250, 0.1000])
+    """
+    halvings = (retained - retained_visits + 1).clamp_min(0).float()
+    return torch.exp2(-halvings).clamp_min(base_prob)
+
+
 class AdaptiveSelection(LossMemorySelection):
     """Keeps each candidate with [`adaptive_keep_probability`] and weights it by `1 / p`; thins batches in place.
 
@@ -53,20 +68,31 @@ class AdaptiveSelection(LossMemorySelection):
         smoothing_floor (`bool`, defaults to `False`): `autoassist_smoothing_floor`: read what is left to learn from
             the loss above the one label smoothing leaves on a fitted instance (at `label_smoothing_factor=0.1` over
             2,000 tokens, 1.08 nats: `left_to_learn` 0.66, so without it no smoothed instance ever counts learned).
+        retained_visits (`int`, defaults to `0`): `autoassist_retained_visits`: when positive, an instance is skipped
+            only once its loss stayed within the margin on this many visits in a row, and then at doubling
+            intervals ([`retained_keep_probability`]); 0 keeps each instance in proportion to its last loss.
     """
 
     name = "adaptive"
     reweights = True
     keeps_steps = True
 
-    def __init__(self, learned_margin: float = 0.1, base_prob: float = 0.3, smoothing_floor: bool = False):
+    def __init__(
+        self, learned_margin: float = 0.1, base_prob: float = 0.3, smoothing_floor: bool = False,
+        retained_visits: int = 0,
+    ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
                 f"`autoassist_learned_margin` must be in (0, 1], got {learned_margin}: the probability off its target "
                 "below which an instance counts as learned. Smaller values skip less."
             )
         check_base_prob(base_prob)
-        self.learned_margin, self.base_prob = learned_margin, base_prob
+        if retained_visits < 0:
+            raise ValueError(
+                f"`autoassist_retained_visits` must be 0 or more, got {retained_visits}: the visits in a row within "
+                "the margin before an instance is skipped (0: skip in proportion to the last loss)."
+            )
+        self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
         self.reads_loss_above_floor = smoothing_floor
         self.last_mean_prob = 1.0
 
@@ -74,13 +100,31 @@ class AdaptiveSelection(LossMemorySelection):
     def from_args(cls, args):
         return cls(
             learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob,
-            smoothing_floor=args.autoassist_smoothing_floor,
+            smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
         )  # fmt: skip
 
+    def prepare(self, dataset, assistant=None, irreducible=None, device=None):
+        super().prepare(dataset, assistant, irreducible, device)
+        self.retained = torch.zeros(len(dataset), dtype=torch.long)  # visits in a row within the margin
+
+    def synchronize(self, accelerator):
+        if accelerator.num_processes > 1:  # by the clocks of the visits, before the memory merges them
+            self.retained, _ = latest_across_ranks(accelerator, self.retained, self.memory.step)
+        super().synchronize(accelerator)
+
+    def observe(self, indices, losses, step, features=None):
+        super().observe(indices, losses, step, features)
+        indices = indices.detach().long().cpu()
+        learned = left_to_learn(losses.detach().float().cpu()) < self.learned_margin
+        self.retained[indices] = torch.where(learned, self.retained[indices] + 1, 0)
+
     def select(self, candidates, selecting_epoch, generator):
-        probs = adaptive_keep_probability(
-            self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
-        )
+        if self.retained_visits:
+            probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.base_prob)
+        else:
+            probs = adaptive_keep_probability(
+                self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
+            )
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         return Selection(sample_keep_mask(probs, generator), inverse_probability_weights(probs))
 
@@ -88,8 +132,10 @@ class AdaptiveSelection(LossMemorySelection):
         return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
 
     def state_dict(self):
-        return {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
+        return {**super().state_dict(), "last_mean_prob": self.last_mean_prob, "retained": self.retained.clone()}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
+        if "retained" in state:
+            self.retained = state["retained"].clone()

@@ -1,0 +1,61 @@
+"""The default with some `autoassist_*` options changed, on a suite task at some recipe lengths, beside that task's
+recorded plain and default runs of the same seed and length: how a candidate for the default is screened before the
+suite judges it (the suite's rows need every seed and length; a probe shows which candidate is worth them).
+
+    python benchmarks/default_variant_probe.py --task vision-resnet --lengths 0.5 1.0 2.0 --seeds 0 \\
+        --options '{"autoassist_retained_visits": 2, "autoassist_base_prob": 0.1}' --output retention.jsonl
+
+Each run is appended to `benchmarks/results/probes/<output>` with the command that made it.
+"""
+
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from transformers import HfArgumentParser
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from benchmarks.analysis import DEFAULT  # noqa: E402
+from benchmarks.names import SUITE_TASKS  # noqa: E402
+from benchmarks.runs import append_probe_run, run_one  # noqa: E402
+from benchmarks.tasks import TASKS  # noqa: E402
+
+RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
+            "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
+
+
+@dataclass
+class DefaultVariantProbeArguments:
+    options: str = field(metadata={"help": "The changed options, as a JSON object of `autoassist_*` fields."})
+    output: str = field(metadata={"help": "The file under benchmarks/results/probes/ the runs are appended to."})
+    task: str = field(default="vision-resnet", metadata={"choices": list(SUITE_TASKS)})
+    lengths: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "Recipe lengths (× converged)."})
+    seeds: list[int] = field(default_factory=lambda: [0])
+    data_dir: str = field(default="../shared/data")
+    work_dir: str = field(default="outputs/default-variant-probe")
+
+
+def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv: list[str] | None) -> list[dict]:
+    """Trains and evaluates the default with `probe.options` at each length and seed; one record each."""
+    options = json.loads(probe.options)
+    task = TASKS[probe.task]
+    preset = task.presets["full"]
+    data = task.load(probe.data_dir, preset, os.path.join(probe.work_dir, task.name), task.noise)
+    records = []
+    for length in probe.lengths:
+        for seed in probe.seeds:
+            run = run_one(task, data, preset, DEFAULT, seed, probe.work_dir, preset.num_train_epochs * length, options)
+            record = {"task": task.name, "length": length, "options": options, **{k: run.get(k) for k in RECORDED}}
+            records.append(append_probe_run(probe.output, script, argv, record))
+    return records
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
+    return probe_default_variant(probe, "default_variant_probe.py", argv)
+
+
+if __name__ == "__main__":
+    main()
