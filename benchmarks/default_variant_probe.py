@@ -17,7 +17,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import DEFAULT  # noqa: E402
+from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
 from benchmarks.names import SUITE_TASKS  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
@@ -28,11 +28,15 @@ RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimi
 
 @dataclass
 class DefaultVariantProbeArguments:
-    options: str = field(metadata={"help": "The changed options, as a JSON object of `autoassist_*` fields."})
+    options: str = field(metadata={"help": "The changed options, as a JSON object of `autoassist_*` fields ('{}' with "
+                                       "--strategy plain)."})
     output: str = field(metadata={"help": "The file under benchmarks/results/probes/ the runs are appended to."})
     task: str = field(default="vision-resnet", metadata={"choices": list(SUITE_TASKS)})
     lengths: list[float] = field(default_factory=lambda: [1.0], metadata={"help": "Recipe lengths (× converged)."})
     seeds: list[int] = field(default_factory=lambda: [0])
+    strategy: str = field(default=DEFAULT, metadata={"help": "The suite's run to make: the default with the options, "
+                          "or the plain run beside it, timed in the same hour (this VM's speed drifts).",
+                          "choices": [DEFAULT, PLAIN]})  # fmt: skip
     data_dir: str = field(default="../shared/data")
     work_dir: str = field(default="outputs/default-variant-probe")
 
@@ -40,14 +44,18 @@ class DefaultVariantProbeArguments:
 def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv: list[str] | None) -> list[dict]:
     """Trains and evaluates the default with `probe.options` at each length and seed; one record each."""
     options = json.loads(probe.options)
+    if probe.strategy == PLAIN and options:
+        raise ValueError(f"The plain run takes no `autoassist_*` options; got {options}. Pass --options '{{}}'.")
     task = TASKS[probe.task]
     preset = task.presets["full"]
     data = task.load(probe.data_dir, preset, os.path.join(probe.work_dir, task.name), task.noise)
     records = []
     for length in probe.lengths:
         for seed in probe.seeds:
-            run = run_one(task, data, preset, DEFAULT, seed, probe.work_dir, preset.num_train_epochs * length, options)
-            record = {"task": task.name, "length": length, "options": options, **{k: run.get(k) for k in RECORDED}}
+            epochs = preset.num_train_epochs * length
+            run = run_one(task, data, preset, probe.strategy, seed, probe.work_dir, epochs, options)
+            record = {"task": task.name, "strategy": probe.strategy, "length": length, "options": options,
+                      **{k: run.get(k) for k in RECORDED}}  # fmt: skip
             records.append(append_probe_run(probe.output, script, argv, record))
     return records
 

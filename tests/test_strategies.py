@@ -17,7 +17,7 @@ from hf_autoassist.strategies import (
     infobatch_selection,
     keep_probability_for_epoch,
 )
-from hf_autoassist.strategies.adaptive import adaptive_keep_probability
+from hf_autoassist.strategies.adaptive import adaptive_keep_probability, retained_keep_probability
 
 
 def generator(seed=0):
@@ -177,7 +177,29 @@ def test_with_the_smoothing_floor_a_fitted_smoothed_instance_counts_as_learned(t
         assert probs.tolist() == pytest.approx([kept, 1.0], abs=1e-4)
 
 
+def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and_a_forgotten_one_starts_over():
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.1, retained_visits=2)
+    strategy.prepare(list(range(3)))
+    learned, forgotten = -math.log(0.99), -math.log(0.5)
+    # instance 0: learned twice, then forgotten; 1: learned at every visit; 2: forgotten once in between
+    steps = [[learned, learned, learned], [learned, learned, forgotten], [forgotten, learned, learned]]
+    for step, losses in enumerate(steps):
+        strategy.observe(torch.arange(3), torch.tensor(losses), step=step)
+    assert strategy.retained.tolist() == [0, 3, 1]
+    selection = strategy.select(torch.arange(3), 0, generator())
+    assert torch.allclose(selection.weights, torch.tensor([1.0, 4.0, 1.0]))  # 1 / p: p = 1, 0.25, 1
+    strategy.observe(torch.arange(3), torch.tensor([learned, learned, learned]), step=3)
+    assert retained_keep_probability(strategy.retained, 2, 0.1).tolist() == pytest.approx([1.0, 0.125, 0.5])
+
+    restored = AdaptiveSelection(retained_visits=2)
+    restored.prepare(list(range(3)))
+    restored.load_state_dict(strategy.state_dict())
+    assert restored.retained.tolist() == [1, 4, 2]
+
+
 def test_adaptive_options_are_checked_with_the_fix():
+    with pytest.raises(ValueError, match="autoassist_retained_visits"):
+        AdaptiveSelection(retained_visits=-1)
     with pytest.raises(ValueError, match="autoassist_learned_margin"):
         AdaptiveSelection(learned_margin=0.0)
     with pytest.raises(ValueError, match="autoassist_base_prob"):
