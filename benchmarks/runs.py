@@ -147,6 +147,7 @@ ADDED_LATER = {
     "autoassist_plausibility_rounds": 2,
     "autoassist_learned_margin": 0.1,
     "autoassist_keep_steps": None,
+    "autoassist_retained_visits": 0,
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,
 }
