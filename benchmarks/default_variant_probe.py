@@ -5,7 +5,11 @@ suite judges it (the suite's rows need every seed and length; a probe shows whic
     python benchmarks/default_variant_probe.py --task vision-resnet --lengths 0.5 1.0 2.0 --seeds 0 \\
         --options '{"autoassist_retained_visits": 2, "autoassist_base_prob": 0.1}' --output retention.jsonl
 
-Each run is appended to `benchmarks/results/probes/<output>` with the command that made it.
+Each run is appended to `benchmarks/results/probes/<output>` with the command that made it; with `--strategy plain`
+the plain run of the same seeds and lengths (timed in the same hour), and `--summarize` prints each candidate
+against it, paired by seed:
+
+    python benchmarks/default_variant_probe.py --output retention.jsonl --options '{}' --summarize
 """
 
 import json
@@ -18,9 +22,10 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
-from benchmarks.names import SUITE_TASKS  # noqa: E402
+from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
+from benchmarks.verdicts import compare  # noqa: E402
 
 RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
             "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
@@ -39,6 +44,8 @@ class DefaultVariantProbeArguments:
                           "choices": [DEFAULT, PLAIN]})  # fmt: skip
     data_dir: str = field(default="../shared/data")
     work_dir: str = field(default="outputs/default-variant-probe")
+    summarize: bool = field(default=False, metadata={"help": "Train nothing: print the output's candidates against "
+                                                     "its plain runs."})
 
 
 def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv: list[str] | None) -> list[dict]:
@@ -60,8 +67,41 @@ def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv
     return records
 
 
+def summary_rows(records: list[dict]) -> list[str]:
+    """A markdown row per candidate (task, length, options): its test metric, instances and seconds against the plain
+    run of each seed it shares with it, mean and 95% interval over those seeds."""
+    def key(record):
+        return record["task"], record["length"], json.dumps(record["options"], sort_keys=True)
+
+    plain, candidates = {}, {}
+    for record in records:
+        group = plain if record.get("strategy", DEFAULT) == PLAIN else candidates
+        group.setdefault(key(record), {})[record["seed"]] = record
+    rows = ["| task | length | options | test − plain (points) | instances ÷ plain | seconds ÷ plain | seeds |",
+            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (task, length, options), runs in candidates.items():
+        baseline = plain.get((task, length, "{}"), {})
+        if not set(runs) & set(baseline):
+            continue
+        result = compare(runs, baseline)
+
+        def cell(interval, scale=1.0, fmt="+.2f"):
+            if interval["low"] is None:
+                return f"{interval['mean'] * scale:{fmt}}"
+            return f"{interval['mean'] * scale:{fmt}} [{interval['low'] * scale:{fmt}}, {interval['high'] * scale:{fmt}}]"
+
+        rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], 100)} | "
+                    f"{cell(result['instances_ratio'], fmt='.2f')} | {cell(result['seconds_ratio'], fmt='.2f')} | "
+                    f"{', '.join(map(str, result['seeds']))} |")  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
+    if probe.summarize:
+        with open(RESULTS / "probes" / probe.output) as f:
+            print("\n".join(summary_rows([json.loads(line) for line in f])))
+        return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 
 

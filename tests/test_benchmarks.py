@@ -419,6 +419,23 @@ def test_a_probe_run_is_appended_with_the_command_that_made_it(tmp_path, monkeyp
     assert [line["seed"] for line in lines] == [0, 1] and lines[0]["command"] == "python benchmarks/p.py --seeds '0 1'"
 
 
+def test_a_variant_probe_summary_pairs_each_candidate_with_the_plain_run_of_its_seed_and_length():
+    from benchmarks.default_variant_probe import summary_rows
+
+    def run(seed, strategy, length, options, metric, instances):
+        return {"task": "t", "strategy": strategy, "length": length, "options": options, "seed": seed,
+                "test_metric": metric, "final_validation": metric, "boss_instances": instances,
+                "train_seconds": instances / 100, "foreign_cpu_seconds": 0.0}  # fmt: skip
+
+    records = [run(0, "plain", 1.0, {}, 0.80, 100), run(1, "plain", 1.0, {}, 0.90, 200),
+               run(0, "plain", 2.0, {}, 0.10, 100),  # another length: not this candidate's baseline
+               run(0, "default", 1.0, {"a": 1}, 0.81, 50), run(1, "default", 1.0, {"a": 1}, 0.89, 50),
+               run(2, "default", 1.0, {"a": 1}, 0.99, 50)]  # fmt: skip
+    (row,) = summary_rows(records)[2:]
+    # seeds 0 and 1 only: +1 and -1 points, 0.5 and 0.25 of the instances
+    assert row.startswith('| t | 1.0 | `{"a": 1}` | +0.00 [') and "| 0.38 [" in row and row.endswith("| 0, 1 |")
+
+
 def test_an_option_that_changes_nothing_on_a_recipe_leaves_its_fingerprint_alone():
     from benchmarks.runs import fingerprint
     from benchmarks.tasks import TASKS
