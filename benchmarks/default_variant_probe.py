@@ -86,9 +86,8 @@ def summary_rows(records: list[dict]) -> list[str]:
         result = compare(runs, baseline)
 
         def cell(interval, scale=1.0, fmt="+.2f"):
-            if interval["low"] is None:
-                return f"{interval['mean'] * scale:{fmt}}"
-            return f"{interval['mean'] * scale:{fmt}} [{interval['low'] * scale:{fmt}}, {interval['high'] * scale:{fmt}}]"
+            mean, low, high = (None if v is None else v * scale for v in (interval[k] for k in ("mean", "low", "high")))
+            return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
         rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], 100)} | "
                     f"{cell(result['instances_ratio'], fmt='.2f')} | {cell(result['seconds_ratio'], fmt='.2f')} | "
