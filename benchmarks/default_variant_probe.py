@@ -87,6 +87,8 @@ def summary_rows(records: list[dict]) -> list[str]:
 
         def cell(interval, scale=1.0, fmt="+.2f"):
             mean, low, high = (None if v is None else v * scale for v in (interval[k] for k in ("mean", "low", "high")))
+            if mean is None:
+                return "– (no run timed alone)"
             return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
         rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], 100)} | "
