@@ -49,15 +49,18 @@ def interval_text(interval: dict, scale: float, unit: str) -> str:
 
 
 def ratio_text(comparison: dict) -> str:
-    """`0.71× (0.68× instances)`; the seconds from the seeds timed with nothing else running only, said when not all."""
+    """`0.71× (0.68× instances; 0.70× from counts)`; the seconds from the seeds timed with nothing else running only,
+    said when not all; the seconds the task's step cost gives the runs' counts, where it splits."""
     seconds, instances = comparison["seconds_ratio"]["mean"], comparison["instances_ratio"]["mean"]
     if instances is None:
         return "–"
+    counted = (comparison.get("counted_seconds_ratio") or {}).get("mean")
+    counts = "" if counted is None else f"; {counted:.2f}× from counts"
     if seconds is None:
-        return f"not timed cleanly ({instances:.2f}× instances)"
+        return f"not timed cleanly ({instances:.2f}× instances{counts})"
     seeds, timed = len(comparison["seeds"]), comparison["seconds_ratio"]["n"]
     note = "" if timed == seeds else f"; seconds from {timed} of {seeds} seeds timed alone"
-    return f"{seconds:.2f}× ({instances:.2f}× instances{note})"
+    return f"{seconds:.2f}× ({instances:.2f}× instances{counts}{note})"
 
 
 def in_words(result: dict, comparison: dict) -> str:
@@ -117,7 +120,11 @@ def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
         "t-interval of that mean; the words say *same* where the interval holds 0. The plain run is the plain `Trainer` "
         "(`Seq2SeqTrainer`) on the same recipe (half, converged or double its epochs); random keeps, epoch by epoch, "
         "as many instances as the default kept; iso-quality is the plain front's seconds to reach the default's test "
-        "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). "
+        "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). The seconds "
+        "are measured, paired by seed, on a VM whose speed drifts by up to a third between hours; *from counts* prices "
+        "each run's optimizer steps and instances at the task's step cost (a fixed part per step and a part per "
+        "instance, fitted over its runs timed alone: the Benchmarks page's *What a thinned batch saves*), which drift "
+        "cannot move (not on text, whose steps vary in tokens). "
         f"Validation / test items per task: {sizes}. The runs recorded so far: {len(runs)}, {hours:.1f} hours of "
         "this 2-core machine (training and evaluation). Generated from `benchmarks/results/` by `benchmarks/report.py`.",
     ]

@@ -15,7 +15,7 @@ from scipy import stats
 
 from benchmarks.analysis import (
     BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, front_of, front_seeds,
-    summarize_front,
+    step_cost, summarize_front,
 )  # fmt: skip
 
 # the metric each comparison reads: the one decided on and the one reported
@@ -93,6 +93,27 @@ def compare(arm: dict[int, dict], baseline: dict[int, dict]) -> dict:
     return result
 
 
+def counted_seconds_ratio(arm: dict[int, dict], baseline: dict[int, dict], cost: dict | None) -> dict | None:
+    """`arm / baseline` seconds as the task's step cost ([`step_cost`]) prices their counts (optimizer steps, Boss
+    instances), paired over the seeds both have: what the runs cost, read from what this VM's drift cannot change
+    (it can move a run's seconds by a third between hours). None where the cost does not split (text).
+
+    Example:
+        >>> cost = {"fixed": 0.01, "per_instance": 0.001, "separable": True}
+        >>> run = lambda steps, n: {"optimizer_steps": steps, "boss_instances": n}
+        >>> round(counted_seconds_ratio({0: run(10, 640)}, {0: run(10, 1280)}, cost)["mean"], 3)  # 0.74 / 1.38
+        0.536
+    """
+    if cost is None or not cost["separable"]:
+        return None
+
+    def priced(record):
+        return cost["fixed"] * record["optimizer_steps"] + cost["per_instance"] * record["boss_instances"]
+
+    counted = [s for s in set(arm) & set(baseline) if arm[s].get("optimizer_steps") and baseline[s].get("optimizer_steps")]
+    return paired_interval([priced(arm[s]) / priced(baseline[s]) for s in sorted(counted)])
+
+
 def length_verdict(runs: list[dict], length: float) -> dict:
     """The default at one recipe length: against the plain run of that length, against random at its kept fractions
     (the plain run itself where the default kept every instance: random is then not trained), and against the front."""
@@ -104,7 +125,8 @@ def length_verdict(runs: list[dict], length: float) -> dict:
     verdict = {
         "length": length,
         "seeds": sorted(default),
-        "vs_plain": compare(default, plain),
+        "vs_plain": {**compare(default, plain),
+                     "counted_seconds_ratio": counted_seconds_ratio(default, plain, step_cost(runs))},
         "vs_random": compare(default, random),
         "random_is_plain": random_is_plain,
         "iso_quality": {name: iso_quality(runs, default, key) for name, key in METRICS.items()},

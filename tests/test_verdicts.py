@@ -84,6 +84,28 @@ def test_seconds_are_read_from_the_seeds_timed_alone_only():
         "0.70× (0.60× instances; seconds from 2 of 3 seeds timed alone)")
 
 
+def test_seconds_from_counts_price_each_runs_steps_and_instances_at_the_tasks_step_cost():
+    # a step costs 10 ms plus 1 ms per instance; the default's runs keep the steps and thin the batches, and one of
+    # them ran in a slower hour: its measured seconds move, the ones from its counts do not
+    def timed(seed, strategy, steps, instances, slower=1.0, **extra):
+        return run(seed, strategy, 0.8, seconds=slower * (0.01 * steps + 0.001 * instances), instances=instances,
+                   optimizer_steps=steps, **extra)  # fmt: skip
+
+    runs = [timed(s, "plain", 100, 12_800) for s in range(3)]
+    runs += [timed(s, "default", 100, 6_400, slower=1.3 if s == 2 else 1.0, kept_fraction_per_epoch=[1.0, 0.5])
+             for s in range(3)]  # fmt: skip
+    vs_plain = verdicts.length_verdict(runs, 1.0)["vs_plain"]
+    measured, counted = vs_plain["seconds_ratio"]["values"], vs_plain["counted_seconds_ratio"]["values"]
+    assert measured[2] == pytest.approx(1.3 * 7.4 / 13.8)  # 0.70, where the other seeds read 0.54
+    # the same counts give the same seconds, whatever the hour; the fit over every run (the slow one too) prices
+    # them near the true 7.4 / 13.8
+    assert counted[0] == counted[1] == counted[2] and abs(counted[0] - 7.4 / 13.8) < 0.06
+    assert first_screen.ratio_text(vs_plain).endswith(f"(0.50× instances; {counted[0]:.2f}× from counts)")
+    # steps that vary in tokens, not in instances, give no split: no seconds from counts
+    text = [{**r, "train_seconds": 50.0 if r["strategy"] == "plain" else 60.0} for r in runs]
+    assert verdicts.length_verdict(text, 1.0)["vs_plain"]["counted_seconds_ratio"] is None
+
+
 def test_the_fronts_seconds_are_those_of_its_runs_timed_alone():
     runs = [run(s, "plain", 0.80, seconds=100.0 + s, value=0.5) for s in range(3)]
     runs += [run(s, "plain", 0.82, seconds=200.0) for s in range(5)]  # seeds 3 and 4: verdict rows, not the front
