@@ -195,6 +195,34 @@ def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and
     restored.prepare(list(range(3)))
     restored.load_state_dict(strategy.state_dict())
     assert restored.retained.tolist() == [1, 4, 2]
+    # off (the default), nothing is counted or saved; a checkpoint without the counts cannot resume with them
+    off = AdaptiveSelection()
+    off.prepare(list(range(3)))
+    off.observe(torch.arange(3), torch.tensor([learned] * 3), step=0)
+    assert off.retained is None and "retained" not in off.state_dict()
+    with pytest.raises(ValueError, match="autoassist_retained_visits"):
+        restored.load_state_dict(off.state_dict())
+
+
+def test_retained_visits_merge_across_ranks_by_the_clock_of_each_instances_last_visit():
+    class TwoRanks:
+        num_processes, device = 2, "cpu"
+
+        def __init__(self, other):  # what the other rank gathers, in the order the strategy gathers
+            self.theirs = [other.retained, other.memory.step, other.memory.loss, other.memory.step]
+
+        def gather(self, tensor):
+            return torch.cat([tensor, self.theirs.pop(0)[None]])
+
+    mine, theirs = AdaptiveSelection(retained_visits=2), AdaptiveSelection(retained_visits=2)
+    for strategy in (mine, theirs):
+        strategy.prepare(list(range(3)))
+    learned = torch.tensor([-math.log(0.99)] * 2)
+    for step in range(3):  # instances 0 and 1 on this rank at steps 0-2, 1 and 2 on the other rank at step 5
+        mine.observe(torch.tensor([0, 1]), learned, step=step)
+    theirs.observe(torch.tensor([1, 2]), learned, step=5)
+    mine.synchronize(TwoRanks(theirs))
+    assert mine.retained.tolist() == [3, 1, 1] and mine.memory.step.tolist() == [2, 5, 5]
 
 
 def test_adaptive_options_are_checked_with_the_fix():

@@ -105,21 +105,23 @@ class AdaptiveSelection(LossMemorySelection):
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
         super().prepare(dataset, assistant, irreducible, device)
-        self.retained = torch.zeros(len(dataset), dtype=torch.long)  # visits in a row within the margin
+        # visits in a row within the margin, kept only when they decide (a long per instance, in every checkpoint)
+        self.retained = torch.zeros(len(dataset), dtype=torch.long) if self.retained_visits else None
 
     def synchronize(self, accelerator):
-        if accelerator.num_processes > 1:  # by the clocks of the visits, before the memory merges them
+        if self.retained is not None and accelerator.num_processes > 1:  # by the visits' clocks, before they merge
             self.retained, _ = latest_across_ranks(accelerator, self.retained, self.memory.step)
         super().synchronize(accelerator)
 
     def observe(self, indices, losses, step, features=None):
         super().observe(indices, losses, step, features)
-        indices = indices.detach().long().cpu()
-        learned = left_to_learn(losses.detach().float().cpu()) < self.learned_margin
-        self.retained[indices] = torch.where(learned, self.retained[indices] + 1, 0)
+        if self.retained is not None:
+            indices = indices.detach().long().cpu()
+            learned = left_to_learn(losses.detach().float().cpu()) < self.learned_margin
+            self.retained[indices] = torch.where(learned, self.retained[indices] + 1, 0)
 
     def select(self, candidates, selecting_epoch, generator):
-        if self.retained_visits:
+        if self.retained is not None:
             probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.base_prob)
         else:
             probs = adaptive_keep_probability(
@@ -132,10 +134,16 @@ class AdaptiveSelection(LossMemorySelection):
         return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
 
     def state_dict(self):
-        return {**super().state_dict(), "last_mean_prob": self.last_mean_prob, "retained": self.retained.clone()}
+        state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
+        return state if self.retained is None else {**state, "retained": self.retained.clone()}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
-        if "retained" in state:
+        if self.retained is not None:
+            if "retained" not in state:
+                raise ValueError(
+                    "This checkpoint was saved without `autoassist_retained_visits`, so it holds no count of each "
+                    "instance's learned visits: resume with the option it was saved with (0), or start a new run."
+                )
             self.retained = state["retained"].clone()
