@@ -107,6 +107,12 @@ class AutoAssistArguments:
                   "further such visit (never below autoassist_base_prob); a visit outside the margin starts it over. "
                   "0: each instance is kept in proportion to what its last loss leaves to learn."},
     )
+    autoassist_adaptive_reweight: bool = field(
+        default=True,
+        metadata={"help": "'adaptive' only: scale each kept instance's loss by 1/p, so that the expected gradient is "
+                  "the full batch's; False trains the kept instances at weight 1 (less variance, a gradient leaning "
+                  "towards the instances still being learned)."},
+    )
     autoassist_keep_steps: bool | None = field(
         default=None,
         metadata={"help": "Keep the plain run's batches and optimizer steps in a shrunk epoch, each batch thinned to "

@@ -159,6 +159,10 @@ def test_adaptive_keeps_what_is_left_to_learn_and_weights_by_the_inverse():
     assert draws.float().mean(0).tolist() == pytest.approx(probs.tolist(), abs=0.04)
     selection = strategy.select(torch.arange(6), 0, generator())
     assert torch.allclose(selection.weights, 1.0 / probs)
+    unweighted = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, reweight=False)
+    unweighted.prepare(list(range(6)))
+    unweighted.observe(torch.arange(4), losses, step=1)
+    assert unweighted.select(torch.arange(6), 0, generator()).weights is None and not unweighted.reweights
 
 
 def test_with_the_smoothing_floor_a_fitted_smoothed_instance_counts_as_learned(tmp_path):

@@ -71,6 +71,7 @@ class AdaptiveSelection(LossMemorySelection):
         retained_visits (`int`, defaults to `0`): `autoassist_retained_visits`: when positive, an instance is skipped
             only once its loss stayed within the margin on this many visits in a row, and then at doubling
             intervals ([`retained_keep_probability`]); 0 keeps each instance in proportion to its last loss.
+        reweight (`bool`, defaults to `True`): `autoassist_adaptive_reweight`: weight each kept instance by `1 / p`.
     """
 
     name = "adaptive"
@@ -79,7 +80,7 @@ class AdaptiveSelection(LossMemorySelection):
 
     def __init__(
         self, learned_margin: float = 0.1, base_prob: float = 0.3, smoothing_floor: bool = False,
-        retained_visits: int = 0,
+        retained_visits: int = 0, reweight: bool = True,
     ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
@@ -93,7 +94,7 @@ class AdaptiveSelection(LossMemorySelection):
                 "the margin before an instance is skipped (0: skip in proportion to the last loss)."
             )
         self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
-        self.reads_loss_above_floor = smoothing_floor
+        self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
         self.last_mean_prob = 1.0
 
     @classmethod
@@ -101,6 +102,7 @@ class AdaptiveSelection(LossMemorySelection):
         return cls(
             learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob,
             smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
+            reweight=args.autoassist_adaptive_reweight,
         )  # fmt: skip
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
@@ -128,7 +130,8 @@ class AdaptiveSelection(LossMemorySelection):
                 self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
             )
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
-        return Selection(sample_keep_mask(probs, generator), inverse_probability_weights(probs))
+        weights = inverse_probability_weights(probs) if self.reweights else None
+        return Selection(sample_keep_mask(probs, generator), weights)
 
     def metrics(self):
         return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
