@@ -105,13 +105,16 @@ class AutoAssistArguments:
         metadata={"help": "'adaptive' only: when positive, an instance is skipped only after its loss stayed within "
                   "autoassist_learned_margin on this many visits in a row, then kept with a chance halved at each "
                   "further such visit (never below autoassist_base_prob); a visit outside the margin starts it over. "
-                  "0: each instance is kept in proportion to what its last loss leaves to learn."},
+                  "0: each instance is kept in proportion to what its last loss leaves to learn. Screened at 2 with "
+                  "autoassist_base_prob=0.1: more saved on long recipes, below the plain run on the converged ResNet "
+                  "(docs/benchmarks.md, candidates for the default)."},
     )
     autoassist_adaptive_reweight: bool = field(
         default=True,
         metadata={"help": "'adaptive' only: scale each kept instance's loss by 1/p, so that the expected gradient is "
                   "the full batch's; False trains the kept instances at weight 1 (less variance, a gradient leaning "
-                  "towards the instances still being learned)."},
+                  "towards the instances still being learned). Screened: it does not remove the converged ResNet's "
+                  "shortfall (docs/benchmarks.md, candidates for the default)."},
     )
     autoassist_keep_steps: bool | None = field(
         default=None,
