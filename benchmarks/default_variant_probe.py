@@ -1,6 +1,6 @@
-"""The default with some `autoassist_*` options changed, on a suite task at some recipe lengths, beside that task's
-recorded plain and default runs of the same seed and length: how a candidate for the default is screened before the
-suite judges it (the suite's rows need every seed and length; a probe shows which candidate is worth them).
+"""The default with some `autoassist_*` options changed, on a suite task at some recipe lengths, beside the plain run
+of the same seed and length: how a candidate for the default is screened before the suite judges it (the suite's rows
+need every seed and length; a probe shows which candidate is worth them). Screen on seeds the suite does not use.
 
     python benchmarks/default_variant_probe.py --task vision-resnet --lengths 0.5 1.0 2.0 --seeds 0 \\
         --options '{"autoassist_retained_visits": 2, "autoassist_base_prob": 0.1}' --output retention.jsonl

@@ -121,10 +121,10 @@ def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
         "(`Seq2SeqTrainer`) on the same recipe (half, converged or double its epochs); random keeps, epoch by epoch, "
         "as many instances as the default kept; iso-quality is the plain front's seconds to reach the default's test "
         "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). The seconds "
-        "are measured, paired by seed, on a VM whose speed drifts by up to a third between hours; *from counts*, where given, prices "
-        "each run's optimizer steps and instances at the task's step cost (a fixed part per step and a part per "
-        "instance, fitted over its runs timed alone: the Benchmarks page's *What a thinned batch saves*), which drift "
-        "cannot move (not on text, whose steps vary in tokens). "
+        "are measured, paired by seed, on a VM whose speed drifts by up to a third between hours; *from counts*, "
+        "where given, prices each run's optimizer steps and instances at the task's step cost (a fixed part per step "
+        "and a part per instance, fitted over its runs timed alone: the Benchmarks page's *What a thinned batch "
+        "saves*), which drift cannot move (not on text, whose steps vary in tokens). "
         f"Validation / test items per task: {sizes}. The runs recorded so far: {len(runs)}, {hours:.1f} hours of "
         "this 2-core machine (training and evaluation). Generated from `benchmarks/results/` by `benchmarks/report.py`.",
     ]
