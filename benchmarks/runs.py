@@ -148,6 +148,7 @@ ADDED_LATER = {
     "autoassist_learned_margin": 0.1,
     "autoassist_keep_steps": None,
     "autoassist_retained_visits": 0,
+    "autoassist_learned_visits": None,
     "autoassist_adaptive_reweight": True,
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,

@@ -109,6 +109,13 @@ class AutoAssistArguments:
                   "autoassist_base_prob=0.1: more saved on long recipes, below the plain run on the converged ResNet "
                   "(docs/benchmarks.md, candidates for the default)."},
     )
+    autoassist_learned_visits: float | None = field(
+        default=None,
+        metadata={"help": "'adaptive' only: floor each instance's chance at autoassist_learned_visits / the planned "
+                  "epochs (never below autoassist_base_prob, at most 1), so that a learned instance is still visited "
+                  "about this many times over the run whatever its length: a short recipe keeps (nearly) everything, a "
+                  "long one skips more of what is learned. Unset: the floor is autoassist_base_prob."},
+    )
     autoassist_adaptive_reweight: bool = field(
         default=True,
         metadata={"help": "'adaptive' only: scale each kept instance's loss by 1/p, so that the expected gradient is "

@@ -229,7 +229,31 @@ def test_retained_visits_merge_across_ranks_by_the_clock_of_each_instances_last_
     assert mine.retained.tolist() == [3, 1, 1] and mine.memory.step.tolist() == [2, 5, 5]
 
 
+def test_learned_visits_floor_follows_the_planned_epochs_from_num_train_epochs_or_max_steps(tmp_path):
+    learned = torch.tensor([-math.log(0.999)] * 4)  # every instance well within the margin
+    for options, floor in (
+        (dict(num_train_epochs=4), 1.0),  # a short recipe: nothing to spare, everything kept
+        (dict(num_train_epochs=20), 0.4),
+        (dict(num_train_epochs=200), 0.1),  # never below base_prob
+        (dict(max_steps=50, per_device_train_batch_size=2), 0.32),  # 100 instances over 4: 25 epochs
+    ):
+        args = AutoAssistConfig(
+            str(tmp_path), autoassist_learned_visits=8, autoassist_base_prob=0.1, use_cpu=True, report_to="none",
+            **options,
+        )  # fmt: skip
+        strategy = AdaptiveSelection.from_args(args)
+        strategy.prepare(list(range(4)))
+        strategy.observe(torch.arange(4), learned, step=1)
+        assert strategy.floor == pytest.approx(floor)
+        assert torch.allclose(strategy.select(torch.arange(4), 0, generator()).weights, torch.tensor(1.0 / floor))
+    unset = AdaptiveSelection.from_args(AutoAssistConfig(str(tmp_path), num_train_epochs=4, report_to="none"))
+    unset.prepare(list(range(4)))
+    assert unset.floor == 0.3  # autoassist_base_prob alone, whatever the length
+
+
 def test_adaptive_options_are_checked_with_the_fix():
+    with pytest.raises(ValueError, match="autoassist_learned_visits"):
+        AdaptiveSelection(learned_visits=0)
     with pytest.raises(ValueError, match="autoassist_retained_visits"):
         AdaptiveSelection(retained_visits=-1)
     with pytest.raises(ValueError, match="autoassist_learned_margin"):

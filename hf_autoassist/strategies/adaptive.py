@@ -13,6 +13,8 @@ instances each update forwards are fewer. Skipping whole batches instead makes a
 a recipe that is still learning (benchmarks/README.md, the half-length rows).
 """
 
+import functools
+
 import torch
 
 from ..loss_memory import latest_across_ranks
@@ -56,6 +58,28 @@ def retained_keep_probability(retained: torch.Tensor, retained_visits: int, base
     return torch.exp2(-halvings).clamp_min(base_prob)
 
 
+def planned_epochs(args, num_samples: int) -> float:
+    """Passes over `num_samples` instances the Trainer's schedule makes: `num_train_epochs`, or with `max_steps` its
+    instances (per device batch x accumulation x processes per step) over the set's."""
+    if args.max_steps > 0:
+        per_step = args.per_device_train_batch_size * args.gradient_accumulation_steps * args.world_size
+        return args.max_steps * per_step / max(num_samples, 1)
+    return float(args.num_train_epochs)
+
+
+def visits_floor(learned_visits: float, epochs: float, base_prob: float) -> float:
+    """The floor on a learned instance's chance that still visits it about `learned_visits` times over a run of
+    `epochs` passes: `learned_visits / epochs`, within [`base_prob`, 1]. A short recipe has no visits to spare and
+    keeps (nearly) everything; a long one revisits what is learned only as often as a recipe of `learned_visits`
+    epochs would.
+
+    Example:
+        >>> [visits_floor(8, epochs, base_prob=0.1) for epochs in (4, 10, 20, 40, 160)]
+        [1.0, 0.8, 0.4, 0.2, 0.1]
+    """
+    return min(1.0, max(base_prob, learned_visits / epochs))
+
+
 class AdaptiveSelection(LossMemorySelection):
     """Keeps each candidate with [`adaptive_keep_probability`] and weights it by `1 / p`; thins batches in place.
 
@@ -72,6 +96,9 @@ class AdaptiveSelection(LossMemorySelection):
             only once its loss stayed within the margin on this many visits in a row, and then at doubling
             intervals ([`retained_keep_probability`]); 0 keeps each instance in proportion to its last loss.
         reweight (`bool`, defaults to `True`): `autoassist_adaptive_reweight`: weight each kept instance by `1 / p`.
+        learned_visits (`float`, *optional*): `autoassist_learned_visits`: when set, the floor is
+            [`visits_floor`] of the run's planned epochs (`planned_epochs`, a function of the set's size), not
+            `base_prob` alone.
     """
 
     name = "adaptive"
@@ -80,7 +107,7 @@ class AdaptiveSelection(LossMemorySelection):
 
     def __init__(
         self, learned_margin: float = 0.1, base_prob: float = 0.3, smoothing_floor: bool = False,
-        retained_visits: int = 0, reweight: bool = True,
+        retained_visits: int = 0, reweight: bool = True, learned_visits: float | None = None, planned_epochs=None,
     ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
@@ -93,7 +120,14 @@ class AdaptiveSelection(LossMemorySelection):
                 f"`autoassist_retained_visits` must be 0 or more, got {retained_visits}: the visits in a row within "
                 "the margin before an instance is skipped (0: skip in proportion to the last loss)."
             )
+        if learned_visits is not None and not learned_visits > 0:
+            raise ValueError(
+                f"`autoassist_learned_visits` must be > 0, got {learned_visits}: the visits a learned instance keeps "
+                "over the run. Leave it unset to floor every chance at autoassist_base_prob."
+            )
         self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
+        self.learned_visits, self.planned_epochs = learned_visits, planned_epochs
+        self.floor = base_prob
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
         self.last_mean_prob = 1.0
 
@@ -102,11 +136,16 @@ class AdaptiveSelection(LossMemorySelection):
         return cls(
             learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob,
             smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
-            reweight=args.autoassist_adaptive_reweight,
+            reweight=args.autoassist_adaptive_reweight, learned_visits=args.autoassist_learned_visits,
+            planned_epochs=functools.partial(planned_epochs, args),
         )  # fmt: skip
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
         super().prepare(dataset, assistant, irreducible, device)
+        if self.learned_visits is not None:
+            if self.planned_epochs is None:
+                raise ValueError("`learned_visits` needs `planned_epochs`, the run's passes over a set of a given size.")
+            self.floor = visits_floor(self.learned_visits, self.planned_epochs(len(dataset)), self.base_prob)
         # visits in a row within the margin, kept only when they decide (a long per instance, in every checkpoint)
         self.retained = torch.zeros(len(dataset), dtype=torch.long) if self.retained_visits else None
 
@@ -124,10 +163,10 @@ class AdaptiveSelection(LossMemorySelection):
 
     def select(self, candidates, selecting_epoch, generator):
         if self.retained is not None:
-            probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.base_prob)
+            probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.floor)
         else:
             probs = adaptive_keep_probability(
-                self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.base_prob
+                self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.floor
             )
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         weights = inverse_probability_weights(probs) if self.reweights else None
