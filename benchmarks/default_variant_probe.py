@@ -21,11 +21,11 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
+from benchmarks.analysis import DEFAULT, PLAIN, step_cost  # noqa: E402
 from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
-from benchmarks.verdicts import compare  # noqa: E402
+from benchmarks.verdicts import compare, counted_seconds_ratio  # noqa: E402
 
 RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
             "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
@@ -67,9 +67,21 @@ def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv
     return records
 
 
-def summary_rows(records: list[dict]) -> list[str]:
+def suite_step_costs() -> dict[str, dict | None]:
+    """Each suite task's step cost ([`step_cost`]) fitted on its committed runs timed alone: what prices a probe's
+    counts, since the probe's own runs are too few and too alike to split a step's seconds."""
+    costs = {}
+    for task in SUITE_TASKS:
+        path = RESULTS / f"{task}.json"
+        if path.exists():
+            costs[task] = step_cost(json.loads(path.read_text())["runs"])
+    return costs
+
+
+def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
     """A markdown row per candidate (task, length, options): its test metric, instances and seconds against the plain
-    run of each seed it shares with it, mean and 95% interval over those seeds."""
+    run of each seed it shares with it, mean and 95% interval over those seeds; and the seconds its counts cost at the
+    task's step cost (`costs`, by task), which this VM's drift cannot move."""
     def key(record):
         return record["task"], record["length"], json.dumps(record["options"], sort_keys=True)
 
@@ -77,8 +89,9 @@ def summary_rows(records: list[dict]) -> list[str]:
     for record in records:
         group = plain if record.get("strategy", DEFAULT) == PLAIN else candidates
         group.setdefault(key(record), {})[record["seed"]] = record
-    rows = ["| task | length | options | test − plain (points) | instances ÷ plain | seconds ÷ plain | seeds |",
-            "|---|---|---|---|---|---|---|"]  # fmt: skip
+    costs = costs or {}
+    rows = ["| task | length | options | test − plain (points) | instances ÷ plain | seconds ÷ plain | "
+            "from counts | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (task, length, options), runs in candidates.items():
         baseline = plain.get((task, length, "{}"), {})
         if not set(runs) & set(baseline):
@@ -91,8 +104,10 @@ def summary_rows(records: list[dict]) -> list[str]:
                 return "– (no run timed alone)"
             return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
+        counted = counted_seconds_ratio(runs, baseline, costs.get(task))
         rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], 100)} | "
                     f"{cell(result['instances_ratio'], fmt='.2f')} | {cell(result['seconds_ratio'], fmt='.2f')} | "
+                    f"{'–' if counted is None else cell(counted, fmt='.2f')} | "
                     f"{', '.join(map(str, result['seeds']))} |")  # fmt: skip
     return rows
 
@@ -101,7 +116,7 @@ def main(argv: list[str] | None = None) -> list[dict]:
     (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
     if probe.summarize:
         with open(RESULTS / "probes" / probe.output) as f:
-            print("\n".join(summary_rows([json.loads(line) for line in f])))
+            print("\n".join(summary_rows([json.loads(line) for line in f], suite_step_costs())))
         return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 
