@@ -46,6 +46,10 @@ class DefaultVariantProbeArguments:
     work_dir: str = field(default="outputs/default-variant-probe")
     summarize: bool = field(default=False, metadata={"help": "Train nothing: print the output's candidates against "
                                                      "its plain runs."})
+    baseline: str = field(default="probe", metadata={"help": "With --summarize, the plain runs each candidate is "
+                          "paired with: the output's own ('probe'), or the committed suite's of the same seed and "
+                          "length ('suite', to judge a screened candidate on the suite's seeds; timed in another hour, "
+                          "so only the counts price its seconds).", "choices": ["probe", "suite"]})
 
 
 def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv: list[str] | None) -> list[dict]:
@@ -78,6 +82,20 @@ def suite_step_costs() -> dict[str, dict | None]:
     return costs
 
 
+def suite_plain_runs(tasks) -> list[dict]:
+    """The committed suite's plain runs of `tasks`, as probe records (`length` is the plain run's budget)."""
+    records = []
+    for task in sorted(tasks):
+        path = RESULTS / f"{task}.json"
+        if not path.exists():
+            continue
+        for run in json.loads(path.read_text())["runs"]:
+            if run["strategy"] == PLAIN:
+                records.append({"task": task, "strategy": PLAIN, "length": run["budget"], "options": {},
+                                **{k: run.get(k) for k in RECORDED}, "timed_apart": True})  # fmt: skip
+    return records
+
+
 def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
     """A markdown row per candidate (task, length, options): its test metric, instances and seconds against the plain
     run of each seed it shares with it, mean and 95% interval over those seeds; and the seconds its counts cost at the
@@ -97,8 +115,12 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
         if not set(runs) & set(baseline):
             continue
         result = compare(runs, baseline)
+        if any(baseline[seed].get("timed_apart") for seed in result["seeds"]):  # another hour: only counts compare
+            result["seconds_ratio"] = None
 
         def cell(interval, scale=1.0, fmt="+.2f"):
+            if interval is None:
+                return "– (timed in another hour)"
             mean, low, high = (None if v is None else v * scale for v in (interval[k] for k in ("mean", "low", "high")))
             if mean is None:
                 return "– (no run timed alone)"
@@ -116,7 +138,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
     if probe.summarize:
         with open(RESULTS / "probes" / probe.output) as f:
-            print("\n".join(summary_rows([json.loads(line) for line in f], suite_step_costs())))
+            records = [json.loads(line) for line in f]
+        if probe.baseline == "suite":
+            records = [r for r in records if r.get("strategy", DEFAULT) != PLAIN]
+            records += suite_plain_runs({r["task"] for r in records})
+        print("\n".join(summary_rows(records, suite_step_costs())))
         return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 
