@@ -26,7 +26,9 @@ from benchmarks.flags import flag_quality, noise_mask, shares
 from benchmarks.names import RESOLVED_STRATEGY, RESULTS
 from benchmarks.tasks import Task, TaskData
 from hf_autoassist.plausibility.check import resolve_method
-from hf_autoassist.strategies import resolve_strategy
+from hf_autoassist.losses import smoothed_target_entropy
+from hf_autoassist.strategies import STRATEGY_CLASSES, resolve_strategy
+from hf_autoassist.strategies.adaptive import left_to_learn
 
 
 class BossInstanceCounter:
@@ -109,9 +111,13 @@ def autoassist_settings(args, data: TaskData) -> dict:
         args.autoassist_plausibility_folds,
     )  # fmt: skip
     # what "auto" trains is the library's choice of the day: a run recorded under another choice is another run
-    settings[RESOLVED_STRATEGY] = resolve_strategy(
+    resolved = resolve_strategy(
         args.autoassist_strategy, settings["autoassist_plausibility"], args.needs_irreducible_losses
     )
+    settings[RESOLVED_STRATEGY] = resolved
+    if settings["autoassist_base_prob"] is None:  # unset: the floor the run's strategy puts in force
+        strategy = STRATEGY_CLASSES.get(LIBRARY_STRATEGY.get(resolved, resolved))
+        settings["autoassist_base_prob"] = None if strategy is None else strategy.default_base_prob
     return settings
 
 
@@ -148,24 +154,48 @@ ADDED_LATER = {
     "autoassist_learned_margin": 0.1,
     "autoassist_keep_steps": None,
     "autoassist_retained_visits": 0,
-    "autoassist_learned_visits": None,
+    "autoassist_learned_visits": 0.0,
     "autoassist_adaptive_reweight": True,
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,
 }
 
 
-def inert_options(preset) -> set[str]:
-    """Options that change nothing on this recipe, whatever their value: the smoothing floor without smoothing."""
-    return set() if preset.training.get("label_smoothing_factor") else {"autoassist_smoothing_floor"}
+# options only `adaptive` reads: inert on a run of another strategy
+ADAPTIVE_ONLY = ("autoassist_learned_margin", "autoassist_smoothing_floor", "autoassist_retained_visits",
+                 "autoassist_learned_visits", "autoassist_adaptive_reweight")  # fmt: skip
+# what sets `adaptive`'s floor and weights: inert where no instance ever comes within its margin
+ADAPTIVE_FLOOR = ("autoassist_base_prob", "autoassist_learned_visits", "autoassist_retained_visits",
+                  "autoassist_adaptive_reweight")  # fmt: skip
+# an inert option is fingerprinted at the value the runs recorded before it could change (else its `ADDED_LATER`)
+RECORDED_BEFORE = {"autoassist_base_prob": 0.3}
+
+
+def inert_options(preset, settings: dict | None = None) -> set[str]:
+    """Options that change nothing on this recipe and run, whatever their value: the smoothing floor without
+    smoothing; `adaptive`'s options on a run of another strategy; and `adaptive`'s floor and weights under label
+    smoothing without the smoothing floor, where an instance's loss never falls below the smoothed target's entropy
+    (over 2 classes, the least it can be), so none comes within the margin: every chance is 1 whatever the floor."""
+    smoothing = preset.training.get("label_smoothing_factor") or 0.0
+    inert = set() if smoothing else {"autoassist_smoothing_floor"}
+    strategy = (settings or {}).get(RESOLVED_STRATEGY)
+    if strategy is None:
+        return inert
+    if strategy != "adaptive":
+        return inert | set(ADAPTIVE_ONLY)
+    least_left = float(left_to_learn(torch.tensor(smoothed_target_entropy(smoothing, 2))))
+    if smoothing and not settings.get("autoassist_smoothing_floor") and settings["autoassist_learned_margin"] < least_left:
+        inert |= set(ADAPTIVE_FLOOR)
+    return inert
 
 
 def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
     """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
     if settings is not None:
-        before, inert = resolved_before_adaptive(settings), inert_options(preset)
+        before, inert = resolved_before_adaptive(settings), inert_options(preset, settings)
+        settings = {k: RECORDED_BEFORE.get(k, ADDED_LATER.get(k)) if k in inert else v for k, v in settings.items()}
         settings = {
-            k: v for k, v in settings.items() if k not in NOT_TRAINING and k not in inert
+            k: v for k, v in settings.items() if k not in NOT_TRAINING and k not in inert - set(RECORDED_BEFORE)
             and not (k in ADDED_LATER and v == ADDED_LATER[k]) and not (k == RESOLVED_STRATEGY and v == before)
         }
     payload = {

@@ -45,11 +45,13 @@ class AutoAssistArguments:
             "choices": list(STRATEGIES),
         },
     )
-    autoassist_base_prob: float = field(
-        default=0.3,
-        metadata={"help": "Floor on every instance's acceptance probability, in (0, 1] (the paper's value); 1.0 keeps "
-                  "everything. The floor in force is max(base_prob, 1 - confidence): with an Assistant of skill about "
-                  "0.5 (the suite's translation tasks) any base_prob below 0.5 trains the same run."},
+    autoassist_base_prob: float | None = field(
+        default=None,
+        metadata={"help": "Floor on every instance's acceptance probability, in (0, 1]; 1.0 keeps everything. Unset: "
+                  "the strategy's own, 0.3 (the paper's value) for 'autoassist', 0.1 for 'adaptive' (whose floor in "
+                  "force is autoassist_learned_visits / the planned epochs, never below it). Under 'autoassist' the "
+                  "floor in force is max(base_prob, 1 - confidence): with an Assistant of skill about 0.5 (the suite's "
+                  "translation tasks) any base_prob below 0.5 trains the same run."},
     )
     autoassist_target_keep: float | None = field(
         default=None,
@@ -109,12 +111,13 @@ class AutoAssistArguments:
                   "autoassist_base_prob=0.1: more saved on long recipes, below the plain run on the converged ResNet "
                   "(docs/benchmarks.md, candidates for the default)."},
     )
-    autoassist_learned_visits: float | None = field(
-        default=None,
+    autoassist_learned_visits: float = field(
+        default=8.0,
         metadata={"help": "'adaptive' only: floor each instance's chance at autoassist_learned_visits / the planned "
                   "epochs (never below autoassist_base_prob, at most 1), so that a learned instance is still visited "
-                  "about this many times over the run whatever its length: a short recipe keeps (nearly) everything, a "
-                  "long one skips more of what is learned. Unset: the floor is autoassist_base_prob."},
+                  "about this many times over the run whatever its length: a recipe of 8 epochs or fewer keeps "
+                  "everything, a 10-epoch one about 0.9 of its instances, a 40-epoch one about half. 0: the floor is "
+                  "autoassist_base_prob alone, whatever the length."},
     )
     autoassist_adaptive_reweight: bool = field(
         default=True,

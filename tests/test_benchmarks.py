@@ -448,6 +448,25 @@ def test_an_option_that_changes_nothing_on_a_recipe_leaves_its_fingerprint_alone
     assert key("translation-noisy", True) != key("translation-noisy", False)
 
 
+def test_adaptive_floor_options_leave_a_smoothed_recipes_fingerprint_alone_and_change_an_image_recipes():
+    from benchmarks.names import RESOLVED_STRATEGY
+    from benchmarks.runs import fingerprint
+    from benchmarks.tasks import TASKS
+
+    def key(task, strategy, base_prob, learned_visits):
+        settings = {"autoassist_base_prob": base_prob, "autoassist_learned_visits": learned_visits,
+                    "autoassist_learned_margin": 0.1, "autoassist_smoothing_floor": False,
+                    RESOLVED_STRATEGY: strategy, "autoassist_strategy": "auto"}  # fmt: skip
+        return fingerprint(TASKS[task], TASKS[task].presets["full"], "default", 0, 20.0, settings)
+
+    # translation trains with label_smoothing_factor=0.1: no pair within the margin, every chance 1
+    assert key("translation", "adaptive", 0.1, 8.0) == key("translation", "adaptive", 0.3, 0.0)
+    assert key("vision-resnet", "adaptive", 0.1, 8.0) != key("vision-resnet", "adaptive", 0.3, 0.0)
+    # options `adaptive` alone reads change nothing on another strategy's run
+    assert key("vision-resnet", "autoassist", 0.3, 8.0) == key("vision-resnet", "autoassist", 0.3, 0.0)
+    assert key("vision-resnet", "autoassist", 0.1, 0.0) != key("vision-resnet", "autoassist", 0.3, 0.0)
+
+
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names the value that does what
     # the runs before it did: the recorded studies would then be trained again from scratch

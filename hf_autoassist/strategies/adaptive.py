@@ -2,15 +2,22 @@
 
 An instance's last loss `l` (from the training step, for free) says how much probability the Boss still puts off
 its target: `1 - exp(-l)` (for a class label exactly `1 - p(y | x)`, which bounds the norm of its gradient at the
-logits). An instance is kept with `p = clamp((1 - exp(-l)) / learned_margin, base_prob, 1)` and its loss scaled by
+logits). An instance is kept with `p = clamp((1 - exp(-l)) / learned_margin, floor, 1)` and its loss scaled by
 `1 / p`, so the expected gradient is the full batch's: instances the Boss still gets wrong are always kept, and only
 those it already fits within the margin are skipped, in proportion. The kept share therefore follows learning: an
 epoch stays (nearly) whole while most instances are still being learned, and thins as they are learned.
 
+The floor follows the recipe's length ([`visits_floor`]): `learned_visits / planned epochs` (8 by default, never below
+`base_prob`), so that a learned instance is still visited about as often on any recipe. The training losses cannot
+tell a short recipe from a long one (on Fashion-MNIST they are learned in two or three epochs at every length);
+the schedule can. A recipe of 8 epochs or fewer keeps everything; a 10-epoch one keeps about 0.9 of its instances,
+a 40-epoch one about half (`docs/benchmarks.md`, candidates for the default).
+
 The epoch keeps the plain run's batches and optimizer steps, each batch thinned to its kept instances
 (`AssistedBatchSampler(keep_steps=True)`): the LR schedule and the number of updates are the plain run's, only the
 instances each update forwards are fewer. Skipping whole batches instead makes a shorter schedule, which costs on
-a recipe that is still learning (benchmarks/README.md, the half-length rows).
+a recipe that is still learning (benchmarks/README.md, the half-length rows; fewer steps with this floor ended below
+the plain run on the converged ResNet on every screened seed).
 """
 
 import functools
@@ -86,9 +93,9 @@ class AdaptiveSelection(LossMemorySelection):
     Args:
         learned_margin (`float`, defaults to `0.1`): in (0, 1], `autoassist_learned_margin`: an instance whose
             probability off its target is below this is skipped in proportion (at half of it, half of the time).
-        base_prob (`float`, defaults to `0.3`): in (0, 1], `autoassist_base_prob`: the floor on every instance's
-            chance (so on the loss weights, at most `1 / base_prob`), which also revisits learned instances often
-            enough to see them forgotten.
+        base_prob (`float`, defaults to `0.1`): in (0, 1], `autoassist_base_prob`: the lowest floor on any
+            instance's chance (so on the loss weights, at most `1 / base_prob`), which also revisits learned instances
+            often enough to see them forgotten.
         smoothing_floor (`bool`, defaults to `False`): `autoassist_smoothing_floor`: read what is left to learn from
             the loss above the one label smoothing leaves on a fitted instance (at `label_smoothing_factor=0.1` over
             2,000 tokens, 1.08 nats: `left_to_learn` 0.66, so without it no smoothed instance ever counts learned).
@@ -96,18 +103,20 @@ class AdaptiveSelection(LossMemorySelection):
             only once its loss stayed within the margin on this many visits in a row, and then at doubling
             intervals ([`retained_keep_probability`]); 0 keeps each instance in proportion to its last loss.
         reweight (`bool`, defaults to `True`): `autoassist_adaptive_reweight`: weight each kept instance by `1 / p`.
-        learned_visits (`float`, *optional*): `autoassist_learned_visits`: when set, the floor is
-            [`visits_floor`] of the run's planned epochs (`planned_epochs`, a function of the set's size), not
-            `base_prob` alone.
+        learned_visits (`float`, defaults to `0`): `autoassist_learned_visits` (8 from the options): when positive,
+            the floor is [`visits_floor`] of the run's planned epochs (`planned_epochs`, a function of the set's
+            size); 0 floors every chance at `base_prob` alone.
     """
 
     name = "adaptive"
     reweights = True
     keeps_steps = True
+    # below the paper's 0.3: the floor in force is `learned_visits / planned epochs`, which a long recipe brings down
+    default_base_prob = 0.1
 
     def __init__(
-        self, learned_margin: float = 0.1, base_prob: float = 0.3, smoothing_floor: bool = False,
-        retained_visits: int = 0, reweight: bool = True, learned_visits: float | None = None, planned_epochs=None,
+        self, learned_margin: float = 0.1, base_prob: float = 0.1, smoothing_floor: bool = False,
+        retained_visits: int = 0, reweight: bool = True, learned_visits: float = 0.0, planned_epochs=None,
     ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
@@ -120,10 +129,10 @@ class AdaptiveSelection(LossMemorySelection):
                 f"`autoassist_retained_visits` must be 0 or more, got {retained_visits}: the visits in a row within "
                 "the margin before an instance is skipped (0: skip in proportion to the last loss)."
             )
-        if learned_visits is not None and not learned_visits > 0:
+        if not learned_visits >= 0:
             raise ValueError(
-                f"`autoassist_learned_visits` must be > 0, got {learned_visits}: the visits a learned instance keeps "
-                "over the run. Leave it unset to floor every chance at autoassist_base_prob."
+                f"`autoassist_learned_visits` must be 0 or more, got {learned_visits}: the visits a learned instance "
+                "keeps over the run. Use 0 to floor every chance at autoassist_base_prob, whatever the recipe's length."
             )
         self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
         self.learned_visits, self.planned_epochs = learned_visits, planned_epochs
@@ -134,7 +143,7 @@ class AdaptiveSelection(LossMemorySelection):
     @classmethod
     def from_args(cls, args):
         return cls(
-            learned_margin=args.autoassist_learned_margin, base_prob=args.autoassist_base_prob,
+            learned_margin=args.autoassist_learned_margin, base_prob=cls.base_prob_from(args),
             smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
             reweight=args.autoassist_adaptive_reweight, learned_visits=args.autoassist_learned_visits,
             planned_epochs=functools.partial(planned_epochs, args),
@@ -142,7 +151,7 @@ class AdaptiveSelection(LossMemorySelection):
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
         super().prepare(dataset, assistant, irreducible, device)
-        if self.learned_visits is not None:
+        if self.learned_visits > 0:
             if self.planned_epochs is None:
                 raise ValueError("`learned_visits` needs `planned_epochs`, the run's passes over a set of a given size.")
             self.floor = visits_floor(self.learned_visits, self.planned_epochs(len(dataset)), self.base_prob)

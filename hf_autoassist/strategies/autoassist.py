@@ -78,7 +78,7 @@ class AutoAssistSelection(SelectionStrategy):
     def from_args(cls, args, **overrides):
         """The options `args` holds; `overrides` replace some (a stream's Assistant has no loss memory)."""
         options = dict(
-            base_prob=args.autoassist_base_prob, target_keep=args.autoassist_target_keep,
+            base_prob=cls.base_prob_from(args), target_keep=args.autoassist_target_keep,
             reweight=args.autoassist_reweight, implausible_keep_prob=args.autoassist_implausible_keep_prob,
             assistant=args.autoassist_assistant, pool_size=args.autoassist_pool_size,
             token_dim=args.autoassist_assistant_dim, memory=args.autoassist_assistant_memory,

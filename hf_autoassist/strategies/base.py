@@ -37,6 +37,8 @@ class SelectionStrategy:
     name: str = ""
     # fraction of training at its end that keeps everything, when `autoassist_full_data_finish` is not set
     default_full_data_finish: float = 0.0
+    # the floor on an instance's chance when `autoassist_base_prob` is not set (the paper's value)
+    default_base_prob: float = 0.3
     # whether `observe` needs the per-instance losses of the training step
     observes_losses: bool = False
     # whether `select` may return loss weights (known on every rank, so that they all expect the broadcast)
@@ -51,6 +53,11 @@ class SelectionStrategy:
     def from_args(cls, args) -> "SelectionStrategy":
         """The strategy configured from the `autoassist_*` options of `args` (an `AutoAssistArguments`)."""
         return cls()
+
+    @classmethod
+    def base_prob_from(cls, args) -> float:
+        """`autoassist_base_prob`, or this strategy's own floor when it is not set."""
+        return cls.default_base_prob if args.autoassist_base_prob is None else args.autoassist_base_prob
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None) -> None:
         """Called once per training run with the (column-pruned) training set, the `IrreducibleLosses` when the
