@@ -97,9 +97,11 @@ def test_schedule_and_progress_end_together_when_epochs_shrink(tmp_path, vision_
 
 
 def test_adaptive_keeps_the_plain_runs_steps_and_thins_what_the_boss_has_learned(tmp_path, vision_example, fashion_mnist):
-    # a wide margin, so that three epochs of a tiny ResNet already thin their batches
+    # a wide margin, so that three epochs of a tiny ResNet already thin their batches (the floor at base_prob: the
+    # default's floor follows the recipe's length and keeps everything on three epochs)
     trainer = make_trainer(
-        tmp_path, vision_example, fashion_mnist, autoassist_strategy="adaptive", autoassist_learned_margin=1.0
+        tmp_path, vision_example, fashion_mnist, autoassist_strategy="adaptive", autoassist_learned_margin=1.0,
+        autoassist_learned_visits=0,
     )
     trainer.train()
     # the plain run's steps and LR schedule: every epoch has its full pass's batches

@@ -6,7 +6,9 @@ IDX files of `--data_dir` and builds a small `ResNetForImageClassification` from
 also take `--dataset_name` (e.g. `zalando-datasets/fashion_mnist`) and `--model_name_or_path`.
 
     python examples/vision/run_image_classification.py --data_dir ../shared/data/fashion-mnist \
-        --output_dir outputs/vision --trainer both --num_train_epochs 4
+        --output_dir outputs/vision --trainer both --max_train_samples 10000 --num_train_epochs 20
+
+(The default keeps every instance on a recipe of 8 epochs or fewer: a short recipe has no visits to spare.)
 """
 
 import gzip
