@@ -184,7 +184,8 @@ def inert_options(preset, settings: dict | None = None) -> set[str]:
     if strategy != "adaptive":
         return inert | set(ADAPTIVE_ONLY)
     least_left = float(left_to_learn(torch.tensor(smoothed_target_entropy(smoothing, 2))))
-    if smoothing and not settings.get("autoassist_smoothing_floor") and settings["autoassist_learned_margin"] < least_left:
+    margin = settings.get("autoassist_learned_margin", ADDED_LATER["autoassist_learned_margin"])
+    if smoothing and not settings.get("autoassist_smoothing_floor") and margin < least_left:
         inert |= set(ADAPTIVE_FLOOR)
     return inert
 

@@ -42,7 +42,8 @@ def launch(launcher: str, output_dir, options: dict) -> list[dict]:
      ("accelerate", {"autoassist_strategy": "random"}), ("accelerate", {"autoassist_strategy": "infobatch"}),
      ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2}), ("accelerate", {"pairs": True, "autoassist_strategy": "random"}),
      ("accelerate", {"autoassist_assistant": "boss_features"}),
-     ("accelerate", {"autoassist_strategy": "adaptive", "autoassist_learned_margin": 1.0, "autoassist_learned_visits": 0})],
+     ("accelerate", {"autoassist_strategy": "adaptive", "autoassist_learned_margin": 1.0,
+                     "autoassist_learned_visits": 0})],
     ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation",
          "plausibility", "boss_features", "adaptive"],
 )  # fmt: skip

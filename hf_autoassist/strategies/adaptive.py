@@ -153,7 +153,7 @@ class AdaptiveSelection(LossMemorySelection):
         super().prepare(dataset, assistant, irreducible, device)
         if self.learned_visits > 0:
             if self.planned_epochs is None:
-                raise ValueError("`learned_visits` needs `planned_epochs`, the run's passes over a set of a given size.")
+                raise ValueError("`learned_visits` needs `planned_epochs`: the run's passes over a set of that size.")
             self.floor = visits_floor(self.learned_visits, self.planned_epochs(len(dataset)), self.base_prob)
         # visits in a row within the margin, kept only when they decide (a long per instance, in every checkpoint)
         self.retained = torch.zeros(len(dataset), dtype=torch.long) if self.retained_visits else None
