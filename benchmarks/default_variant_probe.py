@@ -24,6 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import DEFAULT, PLAIN, step_cost  # noqa: E402
 from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
+from benchmarks.suite_tables import load_results  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 from benchmarks.verdicts import compare, counted_seconds_ratio  # noqa: E402
 
@@ -71,29 +72,20 @@ def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv
     return records
 
 
-def suite_step_costs() -> dict[str, dict | None]:
-    """Each suite task's step cost ([`step_cost`]) fitted on its committed runs timed alone: what prices a probe's
-    counts, since the probe's own runs are too few and too alike to split a step's seconds."""
-    costs = {}
-    for task in SUITE_TASKS:
-        path = RESULTS / f"{task}.json"
-        if path.exists():
-            costs[task] = step_cost(json.loads(path.read_text())["runs"])
-    return costs
+def suite_step_costs(results: list[dict]) -> dict[str, dict | None]:
+    """Each suite task's step cost ([`step_cost`]) fitted on its committed runs timed alone (`results`, as
+    `load_results` reads them): what prices a probe's counts, since the probe's own runs are too few and too alike to
+    split a step's seconds."""
+    return {result["task"]: step_cost(result["runs"]) for result in results}
 
 
-def suite_plain_runs(tasks) -> list[dict]:
+def suite_plain_runs(results: list[dict], tasks) -> list[dict]:
     """The committed suite's plain runs of `tasks`, as probe records (`length` is the plain run's budget)."""
-    records = []
-    for task in sorted(tasks):
-        path = RESULTS / f"{task}.json"
-        if not path.exists():
-            continue
-        for run in json.loads(path.read_text())["runs"]:
-            if run["strategy"] == PLAIN:
-                records.append({"task": task, "strategy": PLAIN, "length": run["budget"], "options": {},
-                                **{k: run.get(k) for k in RECORDED}, "timed_apart": True})  # fmt: skip
-    return records
+    return [
+        {"task": result["task"], "strategy": PLAIN, "length": run["budget"], "options": {},
+         **{k: run.get(k) for k in RECORDED}, "timed_apart": True}
+        for result in results if result["task"] in tasks for run in result["runs"] if run["strategy"] == PLAIN
+    ]  # fmt: skip
 
 
 def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
@@ -139,10 +131,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
     if probe.summarize:
         with open(RESULTS / "probes" / probe.output) as f:
             records = [json.loads(line) for line in f]
+        suite = load_results()
         if probe.baseline == "suite":
             records = [r for r in records if r.get("strategy", DEFAULT) != PLAIN]
-            records += suite_plain_runs({r["task"] for r in records})
-        print("\n".join(summary_rows(records, suite_step_costs())))
+            records += suite_plain_runs(suite, {r["task"] for r in records})
+        print("\n".join(summary_rows(records, suite_step_costs(suite))))
         return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 
