@@ -115,9 +115,7 @@ def autoassist_settings(args, data: TaskData) -> dict:
         args.autoassist_strategy, settings["autoassist_plausibility"], args.needs_irreducible_losses
     )
     settings[RESOLVED_STRATEGY] = resolved
-    if settings["autoassist_base_prob"] is None:  # unset: the floor the run's strategy puts in force
-        strategy = STRATEGY_CLASSES.get(LIBRARY_STRATEGY.get(resolved, resolved))
-        settings["autoassist_base_prob"] = None if strategy is None else strategy.default_base_prob
+    settings["autoassist_base_prob"] = STRATEGY_CLASSES[resolved].base_prob_from(args)  # the floor in force
     return settings
 
 
