@@ -73,6 +73,42 @@ def step_cost(runs: list[dict]) -> dict | None:
             "separable": fixed >= 0 and per_instance > 0}  # fmt: skip
 
 
+def step_cost_per_repeat(runs: list[dict]) -> list[dict]:
+    """[`step_cost`] of each repeat of `step_cost.py`'s runs (one task's: the recipe's batch, `fraction` 1, against
+    thinner ones timed back to back), `repeat` added; a repeat with a disturbed run, too few runs or no separable
+    split gives none."""
+    fits = []
+    for repeat in sorted({r["repeat"] for r in runs}):
+        same = [{**r, "strategy": PLAIN if r["fraction"] == 1.0 else "thinned"} for r in runs if r["repeat"] == repeat]
+        fit = None if any(disturbed(r) for r in same) else step_cost(same)
+        if fit is not None and fit["separable"]:
+            fits.append({"repeat": repeat, **fit})
+    return fits
+
+
+def back_to_back_cost(runs: list[dict]) -> dict | None:
+    """The step cost that prices a run's counts, from `step_cost.py`'s runs of one task (its batch sizes timed back to
+    back, so that the VM's drift between hours cannot pass for a fixed part): a full batch's step is 1, of which the
+    median fixed share over the repeats is fixed. As [`step_cost`], with `fixed_shares` (each repeat's) and
+    `repeats`; None when no repeat could be fitted.
+
+    Example:
+        >>> runs = [{"repeat": repeat, "fraction": n / 128, "optimizer_steps": 500, "boss_instances": 500 * n,
+        ...          "train_seconds": 500 * (share * 0.01 + (1 - share) * 0.01 * n / 128), "foreign_cpu_seconds": 0.0}
+        ...         for repeat, share in ((0, 0.2), (1, 0.3), (2, 0.6)) for n in (128, 64, 32)]
+        >>> cost = back_to_back_cost(runs)
+        >>> round(cost["fixed_share"], 3), [round(s, 3) for s in cost["fixed_shares"]], cost["repeats"]
+        (0.3, [0.2, 0.3, 0.6], 3)
+    """
+    fits = step_cost_per_repeat(runs)
+    if not fits:
+        return None
+    shares = [fit["fixed_share"] for fit in fits]
+    share, full_batch = statistics.median(shares), statistics.median(fit["full_batch"] for fit in fits)
+    return {"fixed": share, "per_instance": (1 - share) / full_batch, "full_batch": full_batch, "fixed_share": share,
+            "fixed_shares": shares, "repeats": len(fits), "runs": sum(fit["runs"] for fit in fits), "separable": True}
+
+
 def spread(values: list[float | None]) -> dict:
     """Median, minimum and maximum of per-seed values; a None counts as +infinity in the median and is reported as
     None.

@@ -21,12 +21,12 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import DEFAULT, PLAIN, step_cost  # noqa: E402
+from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
 from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.suite_tables import load_results  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
-from benchmarks.verdicts import compare, counted_seconds_ratio  # noqa: E402
+from benchmarks.verdicts import compare, counted_seconds_ratio, pricing_step_cost  # noqa: E402
 
 RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
             "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
@@ -73,10 +73,10 @@ def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv
 
 
 def suite_step_costs(results: list[dict]) -> dict[str, dict | None]:
-    """Each suite task's step cost ([`step_cost`]) fitted on its committed runs timed alone (`results`, as
-    `load_results` reads them): what prices a probe's counts, since the probe's own runs are too few and too alike to
-    split a step's seconds."""
-    return {result["task"]: step_cost(result["runs"]) for result in results}
+    """Each suite task's step cost ([`pricing_step_cost`]: timed back to back, else fitted on its committed runs
+    timed alone in `results`, as `load_results` reads them): what prices a probe's counts, since the probe's own runs
+    are too few and too alike to split a step's seconds."""
+    return {result["task"]: pricing_step_cost(result["task"], result["runs"]) for result in results}
 
 
 def suite_plain_runs(results: list[dict], tasks) -> list[dict]:

@@ -2,6 +2,7 @@
 `tasks.py` builds the tasks under these names, and the READMEs' tables (`suite_tables.py`, `study_tables.py`) read
 their JSON without importing torch."""
 
+import json
 from pathlib import Path
 
 # the suite's tasks, in the order they run and are reported
@@ -22,6 +23,19 @@ PLAUSIBILITY_CORPORA = {
 
 # where every result file is committed
 RESULTS = Path(__file__).resolve().parent / "results"
+
+# a step's cost at the full batch and thinner ones, timed back to back (`step_cost.py`)
+STEP_COST_PROBE = "step-cost.jsonl"
+
+
+def probe_records(file_name: str, **where) -> list[dict]:
+    """The runs a probe appended to `results/probes/<file_name>` whose fields equal `where`'s (none if it has none)."""
+    path = RESULTS / "probes" / file_name
+    if not path.exists():
+        return []
+    with open(path) as f:
+        records = [json.loads(line) for line in f if line.strip()]
+    return [r for r in records if all(r.get(key) == value for key, value in where.items())]
 
 # the strategy "auto" resolved to on a run (recorded from 2026-12-06 on, when "auto" became "adaptive")
 RESOLVED_STRATEGY = "autoassist_strategy_resolved"

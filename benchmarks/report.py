@@ -15,7 +15,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from benchmarks.verdict_tables import (  # noqa: E402
     PLOT, plot_first_screen, render_first_screen, render_flips, render_front as render_v3_front, render_other_arms,
-    render_step_cost,
+    render_step_cost, render_step_cost_back_to_back,
 )  # fmt: skip
 from benchmarks.names import RESULTS  # noqa: E402
 from benchmarks.study_tables import (  # noqa: E402
@@ -45,6 +45,7 @@ def readme_sections(results: list[dict]) -> dict[str, str]:
         "v3-front": render_v3_front(results),
         "v3-other-arms": render_other_arms(results),
         "step-cost": render_step_cost(results),
+        "step-cost-back-to-back": render_step_cost_back_to_back(),
         "v3-flips": render_flips(same_default, archived),
         "previous-default": render_first_screen(previous, with_plot=False),
         "benchmark-results": render(archived),

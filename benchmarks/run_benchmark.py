@@ -41,7 +41,7 @@ from benchmarks.runs import (  # noqa: E402
     training_arguments,
 )  # fmt: skip
 from benchmarks.tasks import TASKS, Task, TaskData  # noqa: E402
-from benchmarks.verdicts import analyse, kept_everything  # noqa: E402
+from benchmarks.verdicts import analyse, kept_everything, pricing_step_cost  # noqa: E402
 
 STRATEGIES = (PLAIN, CLEAN, FILTERED, DEFAULT, RANDOM, INFOBATCH)
 # the suite's runs unless --strategies says otherwise: InfoBatch's curve is asked for by name
@@ -232,7 +232,7 @@ def _slot(record: dict) -> tuple:
 
 def save(result: dict, output_dir: str) -> None:
     """Writes the JSON (runs plus their analysis) and the plot."""
-    full = {**result, **analyse(result["runs"])}
+    full = {**result, **analyse(result["runs"], pricing_step_cost(result["task"], result["runs"]))}
     os.makedirs(output_dir, exist_ok=True)
     with open(os.path.join(output_dir, f"{result['task']}.json"), "w") as f:
         json.dump(full, f, indent=1)

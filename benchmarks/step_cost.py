@@ -13,7 +13,6 @@ Each run is appended to `benchmarks/results/probes/step-cost.jsonl` with the com
 it goes on from the first (repeat, batch) missing for this commit, task and steps); `--summarize` fits each repeat.
 """
 
-import json
 import os
 import statistics
 import sys
@@ -23,14 +22,12 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import PLAIN, disturbed, step_cost  # noqa: E402
-from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
+from benchmarks.analysis import PLAIN, step_cost_per_repeat  # noqa: E402
+from benchmarks.names import STEP_COST_PROBE, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.runs import append_probe_run, commit_measured, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
 
-OUTPUT = "step-cost.jsonl"
 RECORDED = ("boss_instances", "optimizer_steps", "train_seconds", "foreign_cpu_seconds")
-THINNED = "thinned"  # a run at a batch below the recipe's: the fit's other point
 
 
 @dataclass
@@ -57,22 +54,13 @@ def rotated(fractions: list[float], repeat: int) -> list[float]:
     return fractions[shift:] + fractions[:shift]
 
 
-def recorded_runs(task: str, steps: int | None = None, commit: str | None = None) -> list[dict]:
-    """The runs in the output of `task` (of `steps` and `commit` when given)."""
-    path = RESULTS / "probes" / OUTPUT
-    if not path.exists():
-        return []
-    with open(path) as f:
-        records = [json.loads(line) for line in f if line.strip()]
-    return [r for r in records if r["task"] == task and steps in (None, r["steps"]) and commit in (None, r["commit"])]
-
-
 def measure(probe: StepCostArguments, argv: list[str] | None) -> None:
     if 1.0 not in probe.fractions:
         raise ValueError(f"--fractions must include 1.0 (the recipe's batch) to price a thinner one; "
                          f"got {probe.fractions}")
     commit = commit_measured()
-    done = {(r["repeat"], r["fraction"]) for r in recorded_runs(probe.task, probe.steps, commit)} if commit else set()
+    recorded = probe_records(STEP_COST_PROBE, task=probe.task, steps=probe.steps, commit=commit) if commit else []
+    done = {(r["repeat"], r["fraction"]) for r in recorded}
     task = TASKS[probe.task]
     recipe = task.presets["full"]
     full_batch = recipe.training["per_device_train_batch_size"]
@@ -88,27 +76,13 @@ def measure(probe: StepCostArguments, argv: list[str] | None) -> None:
             run = run_one(task, data, preset, PLAIN, repeat, probe.work_dir, epochs, {}, evaluate=False)
             record = {"task": task.name, "repeat": repeat, "fraction": fraction, "batch_size": batch,
                       "steps": probe.steps, **{k: run[k] for k in RECORDED}}  # fmt: skip
-            append_probe_run(OUTPUT, "step_cost.py", argv, record)
-
-
-def fits_per_repeat(runs: list[dict]) -> list[dict]:
-    """[`step_cost`] of each repeat's runs (the full batch against the thinner ones); a repeat with a disturbed run
-    or too few runs gives none."""
-    fits = []
-    for repeat in sorted({r["repeat"] for r in runs}):
-        same = [{**r, "strategy": PLAIN if r["fraction"] == 1.0 else THINNED} for r in runs if r["repeat"] == repeat]
-        if any(disturbed(r) for r in same):
-            continue
-        fit = step_cost(same)
-        if fit is not None:
-            fits.append({"repeat": repeat, **fit})
-    return fits
+            append_probe_run(STEP_COST_PROBE, "step_cost.py", argv, record)
 
 
 def summary(task: str, runs: list[dict]) -> list[str]:
     """Per repeat, a step's fixed part, the part per instance and the fixed share of a full batch; then their median
     and range, and what thinning to a few shares of the instances saves at that share."""
-    fits = fits_per_repeat(runs)
+    fits = step_cost_per_repeat(runs)
     if not fits:
         return [f"{task}: no repeat with a full batch, a thinner one and no disturbed run"]
     lines = [f"{task}: {len(fits)} repeats fitted ({len(runs)} runs)",
@@ -129,7 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     (probe,) = HfArgumentParser(StepCostArguments).parse_args_into_dataclasses(args=argv)
     if not probe.summarize:
         measure(probe, argv)
-    print("\n".join(summary(probe.task, recorded_runs(probe.task))))
+    print("\n".join(summary(probe.task, probe_records(STEP_COST_PROBE, task=probe.task))))
 
 
 if __name__ == "__main__":

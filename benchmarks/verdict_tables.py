@@ -10,8 +10,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from benchmarks.analysis import PLAIN, disturbed, front_seeds, step_cost  # noqa: E402
-from benchmarks.names import RESOLVED_STRATEGY  # noqa: E402
+from benchmarks.analysis import PLAIN, back_to_back_cost, disturbed, front_seeds, step_cost  # noqa: E402
+from benchmarks.names import RESOLVED_STRATEGY, STEP_COST_PROBE, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
 
@@ -64,12 +64,17 @@ def ratio_text(comparison: dict) -> str:
 
 
 def in_words(result: dict, comparison: dict) -> str:
-    """`same accuracy, 0.71× the time` / `+2.0 BLEU, 0.82× the time` / `−0.8 points, ...`: the word from the interval."""
+    """`same accuracy, 0.71× the time` / `+2.0 BLEU, 0.82× the time` / `−0.8 points, ...`: the word from the interval,
+    the time from counts where the task's step cost prices them (drift between hours cannot move it), else measured."""
     scale, unit = scale_of(result)
     test = comparison["test"]
     word = verdict_word(test)
     seconds, instances = comparison["seconds_ratio"]["mean"], comparison["instances_ratio"]["mean"]
-    time = f", {seconds:.2f}× the time" if seconds is not None else f", {instances:.2f}× the instances"
+    counted = (comparison.get("counted_seconds_ratio") or {}).get("mean")
+    if counted is not None:
+        time = f", {counted:.2f}× the time from counts"
+    else:
+        time = f", {seconds:.2f}× the time" if seconds is not None else f", {instances:.2f}× the instances"
     if word is None:
         return f"{test['mean'] * scale:+.2f} {unit} (one seed){time}"
     if word == "ties":
@@ -100,7 +105,7 @@ def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
     for result in results:
         scale, unit = scale_of(result)
         for length, verdict in by_length(result):
-            vs_plain, vs_random = verdict["vs_plain"], verdict["vs_random"]
+            vs_plain, vs_random, iso = verdict["vs_plain"], verdict["vs_random"], verdict["iso_quality"]
             if not vs_plain["seeds"]:
                 continue
             random = "= the plain run (nothing skipped)" if verdict["random_is_plain"] else interval_text(
@@ -108,7 +113,7 @@ def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
             lines.append(
                 f"| {result['task']} | {LENGTH_NAMES.get(float(length), length)} | {default_name(result, length)} "
                 f"| {in_words(result, vs_plain)} | {interval_text(vs_plain['test'], scale, unit)} "
-                f"| {ratio_text(vs_plain)} | {random} | {iso_text(verdict['iso_quality']['test'])} "
+                f"| {ratio_text(vs_plain)} | {random} | {iso_text((verdict.get('counted_iso_quality') or iso)['test'])} "
                 f"| {len(vs_plain['seeds'])} |"
             )
     sizes = ", ".join(f"{r['task']} {r['data']['validation']:,} / {r['data']['test']:,}" for r in results)
@@ -120,10 +125,12 @@ def render_first_screen(results: list[dict], with_plot: bool = True) -> str:
         "t-interval of that mean; the words say *same* where the interval holds 0. The plain run is the plain `Trainer` "
         "(`Seq2SeqTrainer`) on the same recipe (half, converged or double its epochs); random keeps, epoch by epoch, "
         "as many instances as the default kept; iso-quality is the plain front's seconds to reach the default's test "
-        "metric over the default's (≥: the default ends above every plain run; ≤: below the shortest). The seconds "
+        "metric over the default's (from counts where they are priced; ≥: the default ends above every plain run; ≤: "
+        "below the shortest). The seconds "
         "are measured, paired by seed, on a VM whose speed drifts by up to a third between hours; *from counts*, "
         "where given, prices each run's optimizer steps and instances at the task's step cost (a fixed part per step "
-        "and a part per instance, fitted over its runs timed alone: the Benchmarks page's *What a thinned batch "
+        "and a part per instance, timed back to back at the full batch and thinner ones by `benchmarks/step_cost.py` "
+        "where it was, else fitted over the task's runs timed alone: the Benchmarks page's *What a thinned batch "
         "saves*), which drift cannot move (not on text, whose steps vary in tokens). "
         f"Validation / test items per task: {sizes}. The runs recorded so far: {len(runs)}, {hours:.1f} hours of "
         "this 2-core machine (training and evaluation). Generated from `benchmarks/results/` by `benchmarks/report.py`.",
@@ -142,8 +149,9 @@ def plot_first_screen(results: list[dict], path: str) -> None:
 
 
 def first_screen_figure(results: list[dict]):
-    """Quality difference (test) against the seconds ratio, each with its interval as a bar: one marker per task and
-    recipe length, the task by colour and the length by shape (one legend entry each, not one per point)."""
+    """Quality difference (test) against the seconds ratio (from counts where the task's step cost prices them), each
+    with its interval as a bar: one marker per task and recipe length, the task by colour and the length by shape (one
+    legend entry each, not one per point)."""
     figure, axes = plt.subplots(1, 2, figsize=(12, 4.6))
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     tasks, shapes = ({}, {}), (set(), set())  # each axis's legend: task -> its colour's handle; (length, hollow) drawn
@@ -152,7 +160,9 @@ def first_screen_figure(results: list[dict]):
         side = 0 if unit == "points" else 1
         plotted = set()
         for length, verdict in by_length(result):
-            test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"]["seconds_ratio"]
+            # the seconds from counts where the step cost prices them (as the words say), else as measured
+            test, seconds = verdict["vs_plain"]["test"], verdict["vs_plain"].get("counted_seconds_ratio")
+            seconds = seconds if seconds and seconds["mean"] is not None else verdict["vs_plain"]["seconds_ratio"]
             if test["mean"] is None:
                 continue
             hollow = seconds["mean"] is None  # no seed timed alone: placed at its instances ratio, drawn hollow
@@ -171,7 +181,7 @@ def first_screen_figure(results: list[dict]):
     for axis, unit, colours, markers in zip(axes, ("accuracy points", "BLEU"), tasks, shapes):
         axis.axhline(0, color="black", lw=0.8)
         axis.axvline(1, color="black", lw=0.8, ls=":")
-        axis.set_xlabel("seconds ÷ the plain run's (same recipe)")
+        axis.set_xlabel("seconds ÷ the plain run's (same recipe; from counts where priced)")
         axis.set_ylabel(f"test {unit}: default − plain run")
         axis.grid(alpha=0.3)
         if colours:
@@ -241,6 +251,26 @@ def render_step_cost(results: list[dict]) -> str:
             f"| {result['task']} | {cost['fixed'] * 1e3:.1f} ms | {cost['per_instance'] * 1e3:.3f} ms "
             f"| {cost['fixed_share']:.2f} (of {cost['full_batch']:.0f} instances) | {cost['runs']} |"
         )
+    return "\n".join(lines)
+
+
+def render_step_cost_back_to_back(records: list[dict] | None = None) -> str:
+    """Per task, the fixed share of a full batch's step timed back to back against thinner batches (`step_cost.py`'s
+    `records`, all of them when None): its median and range over the repeats, and what a run with 0.7 of the plain
+    run's instances in as many steps then costs."""
+    records = probe_records(STEP_COST_PROBE) if records is None else records
+    lines = ["| task | batches timed (instances) | fixed share of a full batch's step, median (range) "
+             "| 0.7 of the instances in as many steps, seconds | repeats |", "|---|---|---|---|---|"]  # fmt: skip
+    for task in SUITE_TASKS:
+        runs = [r for r in records if r["task"] == task]
+        cost = back_to_back_cost(runs)
+        if cost is None:
+            continue
+        shares = cost["fixed_shares"]
+        batches = " / ".join(str(b) for b in sorted({r["batch_size"] for r in runs}, reverse=True))
+        seconds = [share + (1 - share) * 0.7 for share in (cost["fixed_share"], min(shares), max(shares))]
+        lines.append(f"| {task} | {batches} | {cost['fixed_share']:.2f} ({min(shares):.2f} to {max(shares):.2f}) "
+                     f"| {seconds[0]:.2f}× ({seconds[1]:.2f}× to {seconds[2]:.2f}×) | {cost['repeats']} |")  # fmt: skip
     return "\n".join(lines)
 
 

@@ -14,9 +14,10 @@ import statistics
 from scipy import stats
 
 from benchmarks.analysis import (
-    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, convergence, disturbed, front_needs, front_of, front_seeds,
-    step_cost, summarize_front,
+    BOUND, CLEAN, DEFAULT, FILTERED, INFOBATCH, PLAIN, RANDOM, back_to_back_cost, convergence, disturbed, front_needs,
+    front_of, front_seeds, step_cost, summarize_front,
 )  # fmt: skip
+from benchmarks.names import STEP_COST_PROBE, probe_records
 
 # the metric each comparison reads: the one decided on and the one reported
 METRICS = {"validation": "final_validation", "test": "test_metric"}
@@ -93,10 +94,31 @@ def compare(arm: dict[int, dict], baseline: dict[int, dict]) -> dict:
     return result
 
 
+def pricing_step_cost(task: str, runs: list[dict]) -> dict | None:
+    """The step cost that prices `task`'s counts: timed back to back (`step_cost.py`) where it was, else fitted over
+    the suite's `runs` timed alone (which reads as a fixed part any drift between rows timed apart)."""
+    return back_to_back_cost(probe_records(STEP_COST_PROBE, task=task)) or step_cost(runs)
+
+
+def priced_seconds(cost: dict, record: dict) -> float:
+    """A run's seconds as the task's step cost ([`step_cost`]) prices its counts (optimizer steps, Boss instances):
+    what it costs, read from what this VM's drift cannot change (it can move a run's seconds by a third between
+    hours)."""
+    return cost["fixed"] * record["optimizer_steps"] + cost["per_instance"] * record["boss_instances"]
+
+
+def priced_runs(runs: list[dict], cost: dict | None) -> list[dict] | None:
+    """`runs` with their seconds priced from their counts ([`priced_seconds`]), so that none is disturbed; runs
+    recorded without their steps left out. None where the cost does not split (text)."""
+    if cost is None or not cost["separable"]:
+        return None
+    return [{**r, "train_seconds": priced_seconds(cost, r), "foreign_cpu_seconds": 0.0}
+            for r in runs if r.get("optimizer_steps")]  # fmt: skip
+
+
 def counted_seconds_ratio(arm: dict[int, dict], baseline: dict[int, dict], cost: dict | None) -> dict | None:
-    """`arm / baseline` seconds as the task's step cost ([`step_cost`]) prices their counts (optimizer steps, Boss
-    instances), paired over the seeds both have: what the runs cost, read from what this VM's drift cannot change
-    (it can move a run's seconds by a third between hours). None where the cost does not split (text).
+    """`arm / baseline` seconds priced from their counts ([`priced_seconds`]), paired over the seeds both have; None
+    where the cost does not split (text).
 
     Example:
         >>> cost = {"fixed": 0.01, "per_instance": 0.001, "separable": True}
@@ -106,31 +128,32 @@ def counted_seconds_ratio(arm: dict[int, dict], baseline: dict[int, dict], cost:
     """
     if cost is None or not cost["separable"]:
         return None
-
-    def priced(record):
-        return cost["fixed"] * record["optimizer_steps"] + cost["per_instance"] * record["boss_instances"]
-
     counted = [s for s in set(arm) & set(baseline) if arm[s].get("optimizer_steps") and baseline[s].get("optimizer_steps")]
-    return paired_interval([priced(arm[s]) / priced(baseline[s]) for s in sorted(counted)])
+    return paired_interval([priced_seconds(cost, arm[s]) / priced_seconds(cost, baseline[s]) for s in sorted(counted)])
 
 
-def length_verdict(runs: list[dict], length: float) -> dict:
+def length_verdict(runs: list[dict], length: float, cost: dict | None = None) -> dict:
     """The default at one recipe length: against the plain run of that length, against random at its kept fractions
-    (the plain run itself where the default kept every instance: random is then not trained), and against the front."""
+    (the plain run itself where the default kept every instance: random is then not trained), and against the front;
+    the seconds against the plain run and the front also priced from counts, at `cost` (else at the step cost fitted
+    over `runs`)."""
     default = _by_seed(runs, DEFAULT, "length", length)
     plain = _by_seed(runs, PLAIN, "budget", length)
     random = _by_seed(runs, RANDOM, "length", length)
     random_is_plain = [s for s in default if s not in random and s in plain and kept_everything(default[s])]
     random.update({s: plain[s] for s in random_is_plain})
+    cost = cost or step_cost(runs)
+    priced = priced_runs(runs, cost)
     verdict = {
         "length": length,
         "seeds": sorted(default),
-        "vs_plain": {**compare(default, plain),
-                     "counted_seconds_ratio": counted_seconds_ratio(default, plain, step_cost(runs))},
+        "vs_plain": {**compare(default, plain), "counted_seconds_ratio": counted_seconds_ratio(default, plain, cost)},
         "vs_random": compare(default, random),
         "random_is_plain": random_is_plain,
         "iso_quality": {name: iso_quality(runs, default, key) for name, key in METRICS.items()},
         "plain_iso_quality": {name: iso_quality(runs, plain, key) for name, key in METRICS.items()},
+        "counted_iso_quality": None if priced is None else {
+            name: iso_quality(priced, _by_seed(priced, DEFAULT, "length", length), key) for name, key in METRICS.items()},
     }
     noisy = [r for r in default.values() if r.get("kept_noisy_fraction") is not None]
     if noisy:
@@ -150,10 +173,10 @@ def kept_everything(record: dict) -> bool:
     return all(kept >= 1.0 for kept in record.get("kept_fraction_per_epoch") or [1.0])
 
 
-def analyse(runs: list[dict]) -> dict:
+def analyse(runs: list[dict], cost: dict | None = None) -> dict:
     """Everything the suite's JSON reports beside its runs: the front, the convergence check, the verdict at each
-    recipe length, and the other arms (perfect filter, the opt-in check, InfoBatch's points) against the converged
-    plain run."""
+    recipe length (seconds from counts priced at `cost`, the step cost timed back to back, where there is one), and
+    the other arms (perfect filter, the opt-in check, InfoBatch's points) against the converged plain run."""
     seeds = front_seeds(runs)
     plain = _by_seed(runs, PLAIN, "budget", 1.0)
     lengths = sorted({r["length"] for r in runs if r["strategy"] == DEFAULT})
@@ -168,6 +191,6 @@ def analyse(runs: list[dict]) -> dict:
     return {
         "front": {"plain": summarize_front(runs, seeds or sorted(plain))},
         "convergence": convergence(runs, seeds),
-        "verdicts": {str(length): length_verdict(runs, length) for length in lengths},
+        "verdicts": {str(length): length_verdict(runs, length, cost) for length in lengths},
         "against_plain": others,
     }

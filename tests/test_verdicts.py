@@ -69,6 +69,9 @@ def test_the_first_screen_says_gains_or_losses_in_points_only_where_the_interval
     # no seed timed alone: the instances speak instead of the seconds
     untimed = {**tying, "seconds_ratio": verdicts.paired_interval([])}
     assert first_screen.in_words(result, untimed) == "same accuracy, 0.60× the instances"
+    # counts priced at the task's step cost speak before the seconds, which the VM's drift moves
+    counted = {**tying, "counted_seconds_ratio": verdicts.paired_interval([0.75, 0.75, 0.75])}
+    assert first_screen.in_words(result, counted) == "same accuracy, 0.75× the time from counts"
     assert first_screen.interval_text(losing["test"], 100.0, "points").startswith("-1.00 [-1.50, -0.50] points")
 
 
@@ -104,6 +107,46 @@ def test_seconds_from_counts_price_each_runs_steps_and_instances_at_the_tasks_st
     # steps that vary in tokens, not in instances, give no split: no seconds from counts
     text = [{**r, "train_seconds": 50.0 if r["strategy"] == "plain" else 60.0} for r in runs]
     assert verdicts.length_verdict(text, 1.0)["vs_plain"]["counted_seconds_ratio"] is None
+
+
+def back_to_back(task, shares, batches=(128, 64, 32), step=0.01):
+    """`step_cost.py`'s records: each repeat's batches timed with its own fixed share of a full batch's step."""
+    return [{"task": task, "repeat": repeat, "fraction": n / batches[0], "batch_size": n, "optimizer_steps": 500,
+             "boss_instances": 500 * n, "foreign_cpu_seconds": 0.0,
+             "train_seconds": 500 * step * (share + (1 - share) * n / batches[0])}
+            for repeat, share in enumerate(shares) for n in batches]  # fmt: skip
+
+
+def test_counts_are_priced_at_the_step_cost_timed_back_to_back_not_at_the_drift_between_rows():
+    def timed(seed, strategy, instances, slower):
+        return run(seed, strategy, 0.8, seconds=slower * (0.3 * 100 + 0.7 * instances / 128),
+                   instances=instances, optimizer_steps=100, kept_fraction_per_epoch=[1.0, 0.5])  # fmt: skip
+
+    # the default's rows timed in a slow half hour, the plain rows in a fast one, random's between
+    runs = [timed(s, "plain", 12_800, 1.0) for s in range(3)] + [timed(s, "default", 6_400, 1.4) for s in range(3)]
+    runs += [timed(s, "random", 3_200, 1.2) for s in range(3)]
+    truth = 0.3 + 0.7 * 0.5
+    drifted = verdicts.length_verdict(runs, 1.0)["vs_plain"]["counted_seconds_ratio"]["mean"]
+    assert abs(drifted - truth) > 0.05  # the fit over the rows reads the drift as a fixed part
+    cost = verdicts.back_to_back_cost(back_to_back("vision-resnet", [0.25, 0.3, 0.5]))
+    assert cost["fixed_share"] == pytest.approx(0.3) and cost["repeats"] == 3
+    verdict = verdicts.length_verdict(runs, 1.0, cost)
+    assert verdict["vs_plain"]["counted_seconds_ratio"]["mean"] == pytest.approx(truth)
+    # the front priced alike: a plain run at half the budget, timed in a fast hour, reaches the default's metric
+    runs += [run(s, "plain", 0.8, seconds=10.0, instances=6_400, optimizer_steps=50, value=0.5) for s in range(3)]
+    verdict = verdicts.length_verdict(runs, 1.0, cost)
+    assert verdict["iso_quality"]["test"]["median"] == pytest.approx(10.0 / (1.4 * 100 * truth))
+    assert verdict["counted_iso_quality"]["test"]["median"] == pytest.approx(0.5 / truth)
+
+
+def test_a_disturbed_repeat_is_left_out_of_the_back_to_back_cost_and_its_table():
+    records = back_to_back("vision-vit", [0.2, 0.9, 0.4])
+    records[3]["foreign_cpu_seconds"] = records[3]["train_seconds"]  # repeat 1: something else ran beside it
+    cost = verdicts.back_to_back_cost(records)
+    assert cost["fixed_shares"] == pytest.approx([0.2, 0.4]) and cost["repeats"] == 2
+    row = first_screen.render_step_cost_back_to_back(records).splitlines()[2]
+    assert row == "| vision-vit | 128 / 64 / 32 | 0.30 (0.20 to 0.40) | 0.79× (0.76× to 0.82×) | 2 |"
+    assert first_screen.render_step_cost_back_to_back([]).count("\n") == 1  # the header alone
 
 
 def test_the_fronts_seconds_are_those_of_its_runs_timed_alone():
