@@ -52,7 +52,7 @@ class NoiseRecorder(TrainerCallback):
 
     def on_epoch_end(self, args, state, control, **kwargs):
         kept = torch.zeros_like(self.noisy)
-        kept[self.trainer.selection_run.sampler.kept] = True
+        kept[self.trainer.selection_run.sampler.selected] = True  # not those topping a batch up at weight 0
         noisy, clean = shares(kept, self.noisy)
         self.per_epoch.append({"noisy": noisy, "clean": clean})
 
@@ -154,6 +154,7 @@ ADDED_LATER = {
     "autoassist_retained_visits": 0,
     "autoassist_learned_visits": 0.0,
     "autoassist_adaptive_reweight": True,
+    "autoassist_thinned_batch_multiple": 1,
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,
 }
@@ -165,26 +166,32 @@ ADAPTIVE_ONLY = ("autoassist_learned_margin", "autoassist_smoothing_floor", "aut
 # what sets `adaptive`'s floor and weights: inert where no instance ever comes within its margin
 ADAPTIVE_FLOOR = ("autoassist_base_prob", "autoassist_learned_visits", "autoassist_retained_visits",
                   "autoassist_adaptive_reweight")  # fmt: skip
+# what shapes thinned batches: inert on a run whose batches are never thinned
+THINNING = ("autoassist_thinned_batch_multiple",)
 # an inert option is fingerprinted at the value the runs recorded before it could change (else its `ADDED_LATER`)
 RECORDED_BEFORE = {"autoassist_base_prob": 0.3}
 
 
 def inert_options(preset, settings: dict | None = None) -> set[str]:
     """Options that change nothing on this recipe and run, whatever their value: the smoothing floor without
-    smoothing; `adaptive`'s options on a run of another strategy; and `adaptive`'s floor and weights under label
-    smoothing without the smoothing floor, where an instance's loss never falls below the smoothed target's entropy
-    (over 2 classes, the least it can be), so none comes within the margin: every chance is 1 whatever the floor."""
+    smoothing; `adaptive`'s options on a run of another strategy; the shape of thinned batches on a run that trains
+    fewer, full ones; and `adaptive`'s floor, weights and batch shapes under label smoothing without the smoothing
+    floor, where an instance's loss never falls below the smoothed target's entropy (over 2 classes, the least it can
+    be), so none comes within the margin: every chance is 1 whatever the floor."""
     smoothing = preset.training.get("label_smoothing_factor") or 0.0
     inert = set() if smoothing else {"autoassist_smoothing_floor"}
     strategy = (settings or {}).get(RESOLVED_STRATEGY)
     if strategy is None:
         return inert
+    keep_steps = settings.get("autoassist_keep_steps")
+    if not (keep_steps or (keep_steps is None and strategy == "adaptive")):
+        inert |= set(THINNING)  # fewer, full batches
     if strategy != "adaptive":
         return inert | set(ADAPTIVE_ONLY)
     least_left = float(left_to_learn(torch.tensor(smoothed_target_entropy(smoothing, 2))))
     margin = settings.get("autoassist_learned_margin", ADDED_LATER["autoassist_learned_margin"])
     if smoothing and not settings.get("autoassist_smoothing_floor") and margin < least_left:
-        inert |= set(ADAPTIVE_FLOOR)
+        inert |= set(ADAPTIVE_FLOOR) | set(THINNING)  # every chance is 1: no batch is thinned
     return inert
 
 

@@ -132,6 +132,14 @@ class AutoAssistArguments:
                   "its kept instances (True), or train fewer full batches (False); unset: the strategy's own (True "
                   "for 'adaptive', False otherwise)."},
     )
+    autoassist_thinned_batch_multiple: int = field(
+        default=8,
+        metadata={"help": "With thinned batches, top each one up to a multiple of this many instances with others of "
+                  "its slice, drawn at random and trained at weight 0 (they shape the batch and refresh their loss "
+                  "memory but add no gradient). A batch size that changes every step costs a kernel built anew for "
+                  "each shape (oneDNN convolutions on CPU, cuDNN autotuning, torch.compile and XLA recompiles): on "
+                  "the suite's ResNet, thinned steps of varying size cost as much as full ones. 1 turns it off."},
+    )
     autoassist_reweight: bool = field(
         default=False,
         metadata={"help": "'autoassist' only: scale each kept instance's loss by 1/p (unbiased gradient)."},
@@ -285,6 +293,11 @@ class AutoAssistArguments:
 
     def __post_init__(self):
         super().__post_init__()
+        if self.autoassist_thinned_batch_multiple < 1:
+            raise ValueError(
+                f"`autoassist_thinned_batch_multiple` must be a positive number of instances, got "
+                f"{self.autoassist_thinned_batch_multiple}; 1 leaves thinned batches at the size the draw gives."
+            )
         if self.train_sampling_strategy != "random":
             logger.warning(
                 f"`train_sampling_strategy={self.train_sampling_strategy!r}` is ignored: AutoAssist draws each "

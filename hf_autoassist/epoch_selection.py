@@ -103,6 +103,13 @@ class EpochSelection:
             self.loss_weights[chosen] = weights
         return keep
 
+    def train_without_gradient(self, indices: torch.Tensor) -> None:
+        """`indices` (the instances a thinned batch was topped up with) are forwarded at weight 0 this pass: they
+        give the batch its size and refresh their losses, not the gradient."""
+        if self.loss_weights is None:
+            self.loss_weights = torch.ones(self.num_samples)
+        self.loss_weights[indices] = 0.0
+
     def decide(self, candidates: torch.Tensor, selecting_epoch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The strategy's keep mask and loss weights over `candidates`, decided on the main process (each rank's
         strategy saw its own shard) and shared with every rank, so that batch counts agree."""

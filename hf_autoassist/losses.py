@@ -155,7 +155,9 @@ def _elementwise_terms(logits: torch.Tensor, labels: torch.Tensor, problem_type:
 def reweighted_loss(loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """The Trainer's `loss` with each instance's terms weighted by `weights`, shape `(batch,)`.
 
-    The weighted mean `sum(w * sums) / sum(counts)` equals the model's own mean loss when every weight is 1. The
+    The weighted mean `sum(w * sums) / sum(counts)` equals the model's own mean loss when every weight is 1; an
+    instance at weight 0 (one that only tops a thinned batch up) counts in neither sum, so the others' gradient is
+    what it would be without it. The
     Trainer may have scaled that mean by a constant (`num_items_in_batch`, gradient accumulation): the result keeps
     that scale, `c`, by returning `loss + c * (weighted - unweighted)`, whose value is `c * weighted` and whose
     gradient is the weighted one.
@@ -163,10 +165,11 @@ def reweighted_loss(loss: torch.Tensor, sums: torch.Tensor, counts: torch.Tensor
     Example:
         >>> sums, counts = torch.tensor([1.0, 3.0]), torch.ones(2)
         >>> reweighted_loss(sums.mean(), sums, counts, torch.tensor([2.0, 0.0]))
-        tensor(1.)
+        tensor(2.)
     """
+    weights = weights.to(sums.dtype)
     total = counts.sum().clamp(min=1)
     unweighted = sums.sum() / total
-    weighted = (weights.to(sums.dtype) * sums).sum() / total
+    weighted = (weights * sums).sum() / (counts * (weights != 0)).sum().clamp(min=1)
     scale = loss.detach() / unweighted.detach() if unweighted.detach() != 0 else torch.ones_like(loss)
     return loss + scale * (weighted - unweighted)

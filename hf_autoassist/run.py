@@ -138,8 +138,9 @@ class SelectionRun:
             )
         if args.autoassist_rescore_every is None:
             return AssistedBatchSampler(
-                self.num_samples, select_fn=self.epoch_selection.whole_pass, keep_steps=keep_steps, **common
-            )
+                self.num_samples, select_fn=self.epoch_selection.whole_pass, keep_steps=keep_steps,
+                batch_multiple=args.autoassist_thinned_batch_multiple, **common,
+            )  # fmt: skip
         if keep_steps:
             raise ValueError(
                 "`autoassist_rescore_every` decides an epoch block by block, which thinned batches "
@@ -176,6 +177,8 @@ class SelectionRun:
             self._exclude(self.label_check.decide(self.accelerator, self.seed))
             self.plausibility = self.label_check.plausibility
         self.sampler.set_epoch(epoch)
+        if len(self.sampler.padding):
+            self.epoch_selection.train_without_gradient(self.sampler.padding)
         steps_in_epoch = len(dataloader)
         return steps_in_epoch, self.epoch_plan.start(epoch, self.sampler, steps_in_epoch)
 
@@ -194,7 +197,7 @@ class SelectionRun:
                 assistant_skill=round(worker.skill, 4),
                 positive_rate=round(worker.positive_rate, 4),
             )
-        self.report.record(epoch, self.sampler.kept, self.sampler.kept_fraction, assistant)
+        self.report.record(epoch, self.sampler.selected, self.sampler.kept_fraction, assistant)
         metrics = self.report.group_metrics()
         if metrics and self.on_epoch_recorded is not None:
             self.on_epoch_recorded(metrics)

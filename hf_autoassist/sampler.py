@@ -8,6 +8,8 @@ from torch.utils.data import Sampler
 
 # (epoch, shuffled indices) -> bool mask of the indices to keep, the same on every rank
 SelectFn = Callable[[int, torch.Tensor], torch.Tensor]
+# keeps the draws that top thinned batches up independent of the shuffle's, which use the same seed
+_TOP_UP_SEED_OFFSET = 2_000_003
 
 
 class AssistedBatchSampler(Sampler[list[int]]):
@@ -26,7 +28,9 @@ class AssistedBatchSampler(Sampler[list[int]]):
     With `keep_steps`, the epoch keeps the full pass's batches and thins each one instead: the pass is cut into
     batches as if everything were kept, and each batch holds the kept instances of its slice (at least one). The
     Trainer then takes as many optimizer steps, on the same LR schedule, as the plain run; only the instances each
-    step forwards are fewer.
+    step forwards are fewer. With `batch_multiple`, each thinned batch is topped up to a multiple of it with
+    instances of its slice that were not kept, drawn at random (`padding`, which the run trains at weight 0), so that
+    batches take a few sizes only: a new batch shape can cost a kernel built anew.
 
     Example:
         >>> sampler = AssistedBatchSampler(6, batch_size=2, seed=0, select_fn=lambda epoch, idx: idx % 2 == 0)
@@ -44,6 +48,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
         pad_to_multiple_of: int | None = None,
         pool: torch.Tensor | None = None,
         keep_steps: bool = False,
+        batch_multiple: int = 1,
     ):
         if num_samples <= 0:
             raise ValueError(f"AssistedBatchSampler needs at least one instance, got num_samples={num_samples}.")
@@ -56,8 +61,10 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.select_fn = select_fn
         self.pad_to_multiple_of = pad_to_multiple_of
         self.keep_steps = keep_steps
+        self.batch_multiple = batch_multiple
         self.set_pool(pool)
         self.epoch: int | None = None
+        self.padding = torch.empty(0, dtype=torch.long)  # with `batch_multiple`: the instances topping batches up
         self.candidates = torch.arange(num_samples) if pool is None else pool.clone()
         self._reset()
 
@@ -92,29 +99,41 @@ class AssistedBatchSampler(Sampler[list[int]]):
             keep = torch.ones(self.pass_size, dtype=torch.bool)
         else:
             keep = self.select_fn(epoch, self.candidates).clone()
+        self.padding = torch.empty(0, dtype=torch.long)
         if self.keep_steps:
-            self.kept, self._batch_sizes = self._thin(keep)
+            self.kept, self._batch_sizes = self._thin(keep, epoch)
         else:
             if self.pad_to_multiple_of:
                 keep = self._round_to_multiple(keep, self.pad_to_multiple_of)
             self.kept, self._batch_sizes = self.candidates[keep], None
         self.epoch = epoch
 
-    def _thin(self, keep: torch.Tensor) -> tuple[torch.Tensor, list[int]]:
+    def _thin(self, keep: torch.Tensor, epoch: int) -> tuple[torch.Tensor, list[int]]:
         """The kept instances and each batch's size when the full pass's batches are thinned to `keep` (a batch
-        with nothing kept keeps its first instance: an empty batch would end the epoch)."""
+        with nothing kept keeps its first instance: an empty batch would end the epoch), each topped up to a
+        multiple of `batch_multiple` (the instances added in `padding`)."""
         full = torch.ones(len(keep), dtype=torch.bool)
         if self.pad_to_multiple_of:
             full = self._round_to_multiple(full, self.pad_to_multiple_of)
         candidates, keep = self.candidates[full], keep[full].clone()
         starts = range(0, self.batches_of(len(candidates)) * self._batch_size, self._batch_size)
+        generator = torch.Generator().manual_seed(self.seed + _TOP_UP_SEED_OFFSET * (epoch + 1))
+        added = torch.zeros(len(keep), dtype=torch.bool)
         sizes = []
         for start in starts:
-            window = keep[start : start + self._batch_size]
+            window = keep[start : start + self._batch_size]  # a view: what is set in it is set in `keep`
             if not window.any():
                 window[0] = True
-            sizes.append(int(window.sum()))
+            kept = int(window.sum())
+            missing = min(len(window), math.ceil(kept / self.batch_multiple) * self.batch_multiple) - kept
+            if missing > 0:
+                left_out = (~window).nonzero().squeeze(1)
+                chosen = left_out[torch.randperm(len(left_out), generator=generator)[:missing]]
+                window[chosen] = True
+                added[start + chosen] = True
+            sizes.append(kept + max(missing, 0))
         limit = len(starts) * self._batch_size
+        self.padding = candidates[:limit][added[:limit]]
         return candidates[:limit][keep[:limit]], sizes
 
     @staticmethod
@@ -131,7 +150,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
     def state_dict(self) -> dict:
         state = {"epoch": self.epoch, "candidates": self.candidates.clone(), "kept": self.kept.clone()}
         if self.keep_steps:
-            state.update(keep_steps=True, batch_sizes=self._batch_sizes)
+            state.update(keep_steps=True, batch_sizes=self._batch_sizes, padding=self.padding.clone())
         return state
 
     def load_state_dict(self, state: dict) -> None:
@@ -149,6 +168,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
             )
         self._restore_pass(state)
         self.kept, self._batch_sizes = state["kept"], state.get("batch_sizes")
+        self.padding = state.get("padding", torch.empty(0, dtype=torch.long))
 
     def _restore_pass(self, state: dict) -> None:
         if len(state["candidates"]) != self.pass_size:
@@ -161,8 +181,14 @@ class AssistedBatchSampler(Sampler[list[int]]):
         self.epoch, self.candidates = state["epoch"], state["candidates"]
 
     @property
+    def selected(self) -> torch.Tensor:
+        """The instances the selection kept this pass: `kept` without those that only top batches up."""
+        return self.kept if not len(self.padding) else self.kept[~torch.isin(self.kept, self.padding)]
+
+    @property
     def kept_fraction(self) -> float:
-        return len(self.kept) / self.num_samples
+        """The share of the instances the selection kept this pass (not counting those that top batches up)."""
+        return (len(self.kept) - len(self.padding)) / self.num_samples
 
     def __iter__(self) -> Iterator[list[int]]:
         kept = self.kept.tolist()

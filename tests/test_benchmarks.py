@@ -467,6 +467,22 @@ def test_adaptive_floor_options_leave_a_smoothed_recipes_fingerprint_alone_and_c
     assert key("vision-resnet", "autoassist", 0.1, 0.0) != key("vision-resnet", "autoassist", 0.3, 0.0)
 
 
+def test_the_thinned_batch_multiple_changes_only_runs_that_thin_their_batches():
+    from benchmarks.names import RESOLVED_STRATEGY
+    from benchmarks.runs import fingerprint
+    from benchmarks.tasks import TASKS
+
+    def key(task, strategy, keep_steps, multiple):
+        settings = {"autoassist_thinned_batch_multiple": multiple, "autoassist_keep_steps": keep_steps,
+                    "autoassist_learned_margin": 0.1, RESOLVED_STRATEGY: strategy, "autoassist_strategy": strategy}  # fmt: skip
+        return fingerprint(TASKS[task], TASKS[task].presets["full"], strategy, 0, 20.0, settings)
+
+    assert key("vision-resnet", "adaptive", None, 8) != key("vision-resnet", "adaptive", None, 1)
+    assert key("vision-resnet", "random", True, 8) != key("vision-resnet", "random", True, 1)  # replays thinned ones
+    assert key("vision-resnet", "random", None, 8) == key("vision-resnet", "random", None, 1)  # fewer, full batches
+    assert key("translation", "adaptive", None, 8) == key("translation", "adaptive", None, 1)  # smoothed: none thinned
+
+
 def test_committed_runs_keep_their_fingerprints_under_todays_options():
     # an option added to the library changes every fingerprint unless `ADDED_LATER` names the value that does what
     # the runs before it did: the recorded studies would then be trained again from scratch

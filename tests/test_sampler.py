@@ -146,6 +146,29 @@ def test_keep_steps_thins_each_batch_of_the_full_pass_in_place(pad):
     assert thinned.kept_fraction < 0.5
 
 
+@pytest.mark.parametrize("pad", [None, 8])
+def test_thinned_batches_are_topped_up_to_a_multiple_from_their_own_slice(pad):
+    select = lambda epoch, idx: idx % 5 < 2  # noqa: E731
+    thinned = AssistedBatchSampler(200, 16, seed=0, select_fn=select, keep_steps=True, pad_to_multiple_of=pad,
+                                   batch_multiple=4)  # fmt: skip
+    full = AssistedBatchSampler(200, 16, seed=0, pad_to_multiple_of=pad)
+    thinned.set_epoch(1), full.set_epoch(1)
+    padding = set(thinned.padding.tolist())
+    for batch, whole in zip(thinned, full):
+        assert len(batch) % 4 == 0 or len(batch) == len(whole)
+        assert set(batch) <= set(whole)  # topped up from its own slice only
+        kept = [i for i in whole if i % 5 < 2]
+        assert [i for i in batch if i not in padding] == kept  # every kept instance, and only the top-up besides
+        assert len(batch) - len(kept) < 4  # the fewest that reach the multiple
+    assert padding and all(i % 5 >= 2 for i in padding)
+    again = AssistedBatchSampler(200, 16, seed=0, select_fn=select, keep_steps=True, pad_to_multiple_of=pad,
+                                 batch_multiple=4)  # fmt: skip
+    again.set_epoch(1)
+    assert list(again) == list(thinned)  # the same top-up on every rank
+    again.set_epoch(2)
+    assert set(again.padding.tolist()) != padding  # drawn anew each pass
+
+
 def test_keep_steps_state_dict_restores_the_thinned_batches_and_refuses_the_other_mode():
     sampler = AssistedBatchSampler(50, 4, seed=0, select_fn=lambda e, idx: idx < 20, keep_steps=True)
     sampler.set_epoch(2)

@@ -120,8 +120,15 @@ def test_reweighted_loss_is_the_trainer_loss_at_unit_weights_and_weights_each_gr
     loss = reweighted_loss(4 * model_loss, sums, counts, weights)
     (grad,) = torch.autograd.grad(loss, logits)
     torch.testing.assert_close(grad[0], torch.zeros_like(grad[0]), atol=1e-6, rtol=0)  # up to rounding
-    expected = 4 * (weights * sums).sum() / counts.sum()
+    expected = 4 * (weights * sums).sum() / counts[1:].sum()  # at weight 0 it counts in neither sum
     torch.testing.assert_close(loss, expected)
+    # so the others' gradient is the one they get in a batch without it (an instance topping a batch up)
+    without = torch.nn.functional.cross_entropy(
+        logits[1:].transpose(1, 2) if sequence else logits[1:], labels[1:], ignore_index=-100
+    )
+    alone = reweighted_loss(4 * without, *per_instance_loss_terms(logits[1:], labels[1:]), weights[1:])
+    (grad_alone,) = torch.autograd.grad(alone, logits)
+    torch.testing.assert_close(grad, grad_alone)
 
 
 def test_loss_memory_merge_takes_each_instance_from_the_rank_that_saw_it_last():
