@@ -133,12 +133,13 @@ class AutoAssistArguments:
                   "for 'adaptive', False otherwise)."},
     )
     autoassist_thinned_batch_multiple: int = field(
-        default=8,
+        default=1,
         metadata={"help": "With thinned batches, top each one up to a multiple of this many instances with others of "
                   "its slice, drawn at random and trained at weight 0 (they shape the batch and refresh their loss "
-                  "memory but add no gradient). A batch size that changes every step costs a kernel built anew for "
-                  "each shape (oneDNN convolutions on CPU, cuDNN autotuning, torch.compile and XLA recompiles): on "
-                  "the suite's ResNet, thinned steps of varying size cost as much as full ones. 1 turns it off."},
+                  "memory but add no gradient; with batch norm they join the batch's statistics). For a model whose "
+                  "kernels are built anew for each batch shape (torch.compile, XLA); on CPU (oneDNN) thinned ResNet "
+                  "steps took as long with it as without over five seeds (docs/benchmarks.md, batch shapes), at 4% "
+                  "more instances. 1 leaves each batch at the size the draw gives."},
     )
     autoassist_reweight: bool = field(
         default=False,

@@ -101,7 +101,7 @@ def test_adaptive_keeps_the_plain_runs_steps_and_thins_what_the_boss_has_learned
     # default's floor follows the recipe's length and keeps everything on three epochs)
     trainer = make_trainer(
         tmp_path, vision_example, fashion_mnist, autoassist_strategy="adaptive", autoassist_learned_margin=1.0,
-        autoassist_learned_visits=0,
+        autoassist_learned_visits=0, autoassist_thinned_batch_multiple=8,
     )
     sizes, original_step = [], trainer.training_step
 
@@ -111,7 +111,7 @@ def test_adaptive_keeps_the_plain_runs_steps_and_thins_what_the_boss_has_learned
 
     trainer.training_step = recording_step
     trainer.train()
-    # thinned batches of a few sizes only (multiples of 8), topped up at weight 0 with instances of their slice
+    # with a batch multiple, thinned batches of a few sizes only, topped up at weight 0 with instances of their slice
     assert len(set(sizes)) > 2 and all(size % 8 == 0 for size in sizes)
     padding = trainer.selection_run.sampler.padding
     assert len(padding) and (trainer.selection_run.epoch_selection.loss_weights[padding] == 0).all()
