@@ -3,9 +3,11 @@ inputs of its image size) at the full batch, at a fixed batch of the mean thinne
 each step, and at those sizes topped up to multiples of 8 and of 16, the arms timed back to back in each repeat.
 
 Why: the default thins each batch to its kept instances, so its batch sizes vary step to step. On CPU a new shape
-makes oneDNN build a convolution's kernels again, and its primitive cache holds a bounded number of them: a ResNet's
-thinned steps then cost about as much as full ones, which `autoassist_thinned_batch_multiple` (topping batches up to
-a multiple) avoids. Run it once with `ONEDNN_PRIMITIVE_CACHE_CAPACITY=8192` set to tell the cache from other causes.
+makes oneDNN build a convolution's kernels again, and its primitive cache holds a bounded number of them: a ResNet
+step of a size drawn anew each step costs about as much as a full one, and `autoassist_thinned_batch_multiple`
+(batches topped up to a multiple) removes that here. Whole runs did not show it (the default's sizes vary less
+within an epoch: docs/benchmarks.md, batch shapes), so the option is off by default. Run it once with
+`ONEDNN_PRIMITIVE_CACHE_CAPACITY=8192` set to tell the cache from other causes.
 
     python benchmarks/batch_shapes.py --task vision-resnet
 

@@ -37,5 +37,6 @@ def probe_records(file_name: str, **where) -> list[dict]:
         records = [json.loads(line) for line in f if line.strip()]
     return [r for r in records if all(r.get(key) == value for key, value in where.items())]
 
+
 # the strategy "auto" resolved to on a run (recorded from 2026-12-06 on, when "auto" became "adaptive")
 RESOLVED_STRATEGY = "autoassist_strategy_resolved"
