@@ -138,8 +138,8 @@ class AutoAssistArguments:
                   "its slice, drawn at random and trained at weight 0 (they shape the batch and refresh their loss "
                   "memory but add no gradient; with batch norm they join the batch's statistics). For a model whose "
                   "kernels are built anew for each batch shape (torch.compile, XLA); on CPU (oneDNN) thinned ResNet "
-                  "steps took as long with it as without over five seeds (docs/benchmarks.md, batch shapes), at 4% "
-                  "more instances. 1 leaves each batch at the size the draw gives."},
+                  "runs took as long with it as without over five seeds (docs/benchmarks.md, batch shapes), with "
+                  "about 4 more instances forwarded per 100. 1 leaves each batch at the size the draw gives."},
     )
     autoassist_reweight: bool = field(
         default=False,
