@@ -126,12 +126,12 @@ class AssistedBatchSampler(Sampler[list[int]]):
                 window[0] = True
             kept = int(window.sum())
             missing = min(len(window), math.ceil(kept / self.batch_multiple) * self.batch_multiple) - kept
-            if missing > 0:
+            if missing:
                 left_out = (~window).nonzero().squeeze(1)
                 chosen = left_out[torch.randperm(len(left_out), generator=generator)[:missing]]
                 window[chosen] = True
                 added[start + chosen] = True
-            sizes.append(kept + max(missing, 0))
+            sizes.append(kept + missing)
         limit = len(starts) * self._batch_size
         self.padding = candidates[:limit][added[:limit]]
         return candidates[:limit][keep[:limit]], sizes
