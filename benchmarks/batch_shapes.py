@@ -41,6 +41,8 @@ class BatchShapesArguments:
     repeats: int = field(default=3)
     smallest: int = field(default=51, metadata={"help": "The smallest thinned batch drawn (0.4 of 128: the floor of "
                                                 "a converged recipe)."})  # fmt: skip
+    data_dir: str = field(default="../shared/data", metadata={"help": "Read only to build the task's model."})
+    work_dir: str = field(default="outputs/batch-shapes")
 
 
 def topped_up(sizes: list[int], multiple: int, full: int) -> list[int]:
@@ -72,14 +74,9 @@ def main(argv: list[str] | None = None) -> None:
     task = TASKS[probe.task]
     preset = task.presets["full"]
     full = preset.training["per_device_train_batch_size"]
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples" / "vision"))
-    import run_image_classification as vision
-
-    labels = type("Labels", (), {"names": [str(i) for i in range(10)]})()
-    model_type = "vit" if probe.task == "vision-vit" else "resnet"
+    data = task.load(probe.data_dir, preset, os.path.join(probe.work_dir, task.name))
     torch.manual_seed(0)
-    model = vision.build_model(vision.ModelArguments(model_type=model_type, **preset.model), labels, num_channels=1,
-                               image_size=28)  # fmt: skip
+    model = data.build_model()  # the suite's own model of the task
     optimizer = torch.optim.AdamW(model.parameters(), lr=preset.training.get("learning_rate", 1e-3))
 
     def step(size: int) -> None:
