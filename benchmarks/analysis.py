@@ -39,6 +39,17 @@ def front_seeds(runs: list[dict]) -> list[int]:
     return sorted({r["seed"] for r in runs if r["strategy"] == PLAIN and r["budget"] != 1.0})
 
 
+def thinned_seconds(fixed_share: float, kept: float) -> float:
+    """The share of a run's seconds a run in as many steps with `kept` of its instances takes, when `fixed_share` of
+    a full batch's step does not depend on its instances: `fixed_share + (1 - fixed_share) * kept`.
+
+    Example:
+        >>> round(thinned_seconds(0.25, 0.6), 2)
+        0.7
+    """
+    return fixed_share + (1 - fixed_share) * kept
+
+
 def step_cost(runs: list[dict]) -> dict | None:
     """A training step's seconds as a fixed part plus a part per instance, by least squares over the runs timed alone
     (full batches and thinned ones; a check's seconds taken out):

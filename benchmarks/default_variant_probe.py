@@ -22,7 +22,7 @@ from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
-from benchmarks.names import RESULTS, SUITE_TASKS  # noqa: E402
+from benchmarks.names import RESULTS, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.suite_tables import load_results  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
@@ -129,8 +129,12 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
 def main(argv: list[str] | None = None) -> list[dict]:
     (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
     if probe.summarize:
-        with open(RESULTS / "probes" / probe.output) as f:
-            records = [json.loads(line) for line in f]
+        records = probe_records(probe.output)
+        if not records:
+            raise FileNotFoundError(
+                f"No runs in {RESULTS / 'probes' / probe.output}: run the probe first (without --summarize), or name "
+                "the file it wrote with --output."
+            )
         suite = load_results()
         if probe.baseline == "suite":
             records = [r for r in records if r.get("strategy", DEFAULT) != PLAIN]

@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import PLAIN, step_cost_per_repeat  # noqa: E402
+from benchmarks.analysis import PLAIN, step_cost_per_repeat, thinned_seconds  # noqa: E402
 from benchmarks.names import STEP_COST_PROBE, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.runs import append_probe_run, commit_measured, run_one  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
@@ -93,7 +93,7 @@ def summary(task: str, runs: list[dict]) -> list[str]:
     share = statistics.median(shares)
     lines.append(f"fixed share: median {share:.2f} (range {min(shares):.2f} to {max(shares):.2f})")
     for x in (0.9, 0.7, 0.5):
-        seconds = [s + (1 - s) * x for s in shares]
+        seconds = [thinned_seconds(s, x) for s in shares]
         lines.append(f"{x:.0%} of the instances in as many steps: {statistics.median(seconds):.2f}x the seconds "
                      f"(range {min(seconds):.2f} to {max(seconds):.2f})")  # fmt: skip
     return lines

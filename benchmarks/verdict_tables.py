@@ -10,7 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from benchmarks.analysis import PLAIN, back_to_back_cost, disturbed, front_seeds, step_cost  # noqa: E402
+from benchmarks.analysis import PLAIN, back_to_back_cost, disturbed, front_seeds, step_cost, thinned_seconds  # noqa: E402
 from benchmarks.names import RESOLVED_STRATEGY, STEP_COST_PROBE, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.number_format import BOUND_MARK  # noqa: E402
 from benchmarks.verdicts import verdict_word  # noqa: E402
@@ -268,7 +268,7 @@ def render_step_cost_back_to_back(records: list[dict] | None = None) -> str:
             continue
         shares = cost["fixed_shares"]
         batches = " / ".join(str(b) for b in sorted({r["batch_size"] for r in runs}, reverse=True))
-        seconds = [share + (1 - share) * 0.7 for share in (cost["fixed_share"], min(shares), max(shares))]
+        seconds = [thinned_seconds(share, 0.7) for share in (cost["fixed_share"], min(shares), max(shares))]
         lines.append(f"| {task} | {batches} | {cost['fixed_share']:.2f} ({min(shares):.2f} to {max(shares):.2f}) "
                      f"| {seconds[0]:.2f}× ({seconds[1]:.2f}× to {seconds[2]:.2f}×) | {cost['repeats']} |")  # fmt: skip
     return "\n".join(lines)

@@ -436,6 +436,14 @@ def test_a_variant_probe_summary_pairs_each_candidate_with_the_plain_run_of_its_
     assert row.startswith('| t | 1.0 | `{"a": 1}` | +0.00 [') and "| 0.38 [" in row and row.endswith("| 0, 1 |")
 
 
+def test_a_variant_probe_summary_of_a_file_with_no_runs_says_to_run_the_probe_first(tmp_path, monkeypatch):
+    from benchmarks import default_variant_probe, names
+
+    monkeypatch.setattr(names, "RESULTS", tmp_path)
+    with pytest.raises(FileNotFoundError, match="run the probe first"):
+        default_variant_probe.main(["--summarize", "--options", "{}", "--output", "never-written.jsonl"])
+
+
 def test_an_option_that_changes_nothing_on_a_recipe_leaves_its_fingerprint_alone():
     from benchmarks.runs import fingerprint
     from benchmarks.tasks import TASKS
