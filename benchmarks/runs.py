@@ -155,6 +155,7 @@ ADDED_LATER = {
     "autoassist_learned_visits": 0.0,
     "autoassist_adaptive_reweight": True,
     "autoassist_thinned_batch_multiple": 1,
+    "autoassist_token_reading": "loss",
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,
 }
@@ -162,7 +163,7 @@ ADDED_LATER = {
 
 # options only `adaptive` reads: inert on a run of another strategy
 ADAPTIVE_ONLY = ("autoassist_learned_margin", "autoassist_smoothing_floor", "autoassist_retained_visits",
-                 "autoassist_learned_visits", "autoassist_adaptive_reweight")  # fmt: skip
+                 "autoassist_learned_visits", "autoassist_adaptive_reweight", "autoassist_token_reading")  # fmt: skip
 # what sets `adaptive`'s floor and weights: inert where no instance ever comes within its margin
 ADAPTIVE_FLOOR = ("autoassist_base_prob", "autoassist_learned_visits", "autoassist_retained_visits",
                   "autoassist_adaptive_reweight")  # fmt: skip
@@ -172,14 +173,17 @@ THINNING = ("autoassist_thinned_batch_multiple",)
 RECORDED_BEFORE = {"autoassist_base_prob": 0.3}
 
 
-def inert_options(preset, settings: dict | None = None) -> set[str]:
+def inert_options(preset, settings: dict | None = None, token_targets: bool = False) -> set[str]:
     """Options that change nothing on this recipe and run, whatever their value: the smoothing floor without
-    smoothing; `adaptive`'s options on a run of another strategy; the shape of thinned batches on a run that trains
-    fewer, full ones; and `adaptive`'s floor, weights and batch shapes under label smoothing without the smoothing
-    floor, where an instance's loss never falls below the smoothed target's entropy (over 2 classes, the least it can
-    be), so none comes within the margin: every chance is 1 whatever the floor."""
+    smoothing; how token targets are read on a task without them; `adaptive`'s options on a run of another strategy;
+    the shape of thinned batches on a run that trains fewer, full ones; and `adaptive`'s floor, weights and batch
+    shapes under label smoothing when it reads the loss without the smoothing floor, where an instance's loss never
+    falls below the smoothed target's entropy (over 2 classes, the least it can be), so none comes within the margin:
+    every chance is 1 whatever the floor."""
     smoothing = preset.training.get("label_smoothing_factor") or 0.0
     inert = set() if smoothing else {"autoassist_smoothing_floor"}
+    if not token_targets:
+        inert.add("autoassist_token_reading")
     strategy = (settings or {}).get(RESOLVED_STRATEGY)
     if strategy is None:
         return inert
@@ -190,7 +194,8 @@ def inert_options(preset, settings: dict | None = None) -> set[str]:
         return inert | set(ADAPTIVE_ONLY)
     least_left = float(left_to_learn(torch.tensor(smoothed_target_entropy(smoothing, 2))))
     margin = settings.get("autoassist_learned_margin", ADDED_LATER["autoassist_learned_margin"])
-    if smoothing and not settings.get("autoassist_smoothing_floor") and margin < least_left:
+    reads_misses = token_targets and settings.get("autoassist_token_reading", "loss") == "argmax"
+    if smoothing and not settings.get("autoassist_smoothing_floor") and not reads_misses and margin < least_left:
         inert |= set(ADAPTIVE_FLOOR) | set(THINNING)  # every chance is 1: no batch is thinned
     return inert
 
@@ -198,7 +203,7 @@ def inert_options(preset, settings: dict | None = None) -> set[str]:
 def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, settings: dict | None) -> str:
     """What makes two runs the same run: a resumed suite keeps a recorded run only if this matches."""
     if settings is not None:
-        before, inert = resolved_before_adaptive(settings), inert_options(preset, settings)
+        before, inert = resolved_before_adaptive(settings), inert_options(preset, settings, task.token_targets)
         settings = {k: RECORDED_BEFORE.get(k, ADDED_LATER.get(k)) if k in inert else v for k, v in settings.items()}
         settings = {
             k: v for k, v in settings.items() if k not in NOT_TRAINING and k not in inert - set(RECORDED_BEFORE)

@@ -96,6 +96,11 @@ class Task:
     # the recipe lengths the suite judges the default at, when not its plan's (shares of the converged epochs)
     lengths: tuple[float, ...] | None = None
 
+    @property
+    def token_targets(self) -> bool:
+        """Whether its targets are token sequences (the suite's seq2seq tasks), where `adaptive` may read misses."""
+        return issubclass(self.plain_trainer, Seq2SeqTrainer)
+
 
 # ---- vision ----------------------------------------------------------------------------------------------------------
 

@@ -102,6 +102,17 @@ class AutoAssistArguments:
                   "counts as learned and 'adaptive' keeps everything. Off by default: on the suite's translation recipe "
                   "no pair came within the margin of its floor, so it changed nothing there (docs/limits.md)."},
     )
+    autoassist_token_reading: str = field(
+        default="loss",
+        metadata={
+            "help": "'adaptive' only, where the targets are tokens (seq2seq, causal LM, token classification): read "
+            "what an instance has left to learn as the share of its target tokens whose argmax is not the target "
+            "('argmax') or, as on class labels, from its mean token loss ('loss'). Label smoothing and dropout keep "
+            "the token loss of a sequence the Boss fits far above the margin (on the suite's translation recipe, "
+            "every pair at every length); they rarely move its argmax (benchmarks/results/probes/sequence-fit.jsonl).",
+            "choices": ["argmax", "loss"],
+        },
+    )
     autoassist_retained_visits: int = field(
         default=0,
         metadata={"help": "'adaptive' only: when positive, an instance is skipped only after its loss stayed within "

@@ -13,7 +13,7 @@ import torch
 from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
 from .head_features import HeadInputRecorder
-from .losses import infer_problem_type, per_instance_loss_terms, smoothed_target_entropy
+from .losses import infer_problem_type, per_instance_loss_terms, per_instance_token_misses, smoothed_target_entropy
 from .single_pass import SinglePassLoss
 
 
@@ -53,6 +53,8 @@ class InstanceLosses(NamedTuple):
         (`record_features`).
     floor (`float`): the smallest per-instance loss of these targets, what an instance the Boss fits exactly still
         loses under label smoothing ([`smoothed_target_entropy`]; 0 without it).
+    misses (`torch.Tensor`, *optional*): `(batch,)` the share of each instance's target tokens whose argmax is not
+        the target, when asked for (`read_token_misses`) and the targets are tokens ([`per_instance_token_misses`]).
     """
 
     loss: torch.Tensor
@@ -61,6 +63,7 @@ class InstanceLosses(NamedTuple):
     outputs: object
     features: torch.Tensor | None = None
     floor: float = 0.0
+    misses: torch.Tensor | None = None
 
     @property
     def per_instance(self) -> torch.Tensor:
@@ -96,6 +99,7 @@ class InstanceLossReader:
         self.unwrap_model = unwrap_model
         self.label_smoothing = label_smoothing
         self.floor = 0.0  # of the last terms read (`InstanceLosses.floor`)
+        self.reads_token_misses, self.misses = False, None  # `InstanceLosses.misses`, when asked for
         self.per_instance_loss_fn = per_instance_loss_fn
         self.single_pass = SinglePassLoss(single_pass and per_instance_loss_fn is None, process_scale)
         # (model, the model under its wrappers, whether it is a causal LM): found once per model, asked every step
@@ -107,6 +111,10 @@ class InstanceLossReader:
         if self.recorder is not None:
             self.recorder.close()  # no hook outlives the run that wanted it
         self.recorder = HeadInputRecorder() if enabled else None
+
+    def read_token_misses(self, enabled: bool) -> None:
+        """Whether each read also gives each instance's share of missed target tokens (where its targets are tokens)."""
+        self.reads_token_misses = enabled
 
     def reset(self, process_scale: int = 1, single_pass: bool = True) -> None:
         """A new `train()`: the model, the arguments or the trainer's loss function may have changed; the single pass
@@ -123,18 +131,19 @@ class InstanceLossReader:
         single_pass = self.single_pass
         if self.recorder is not None:
             self.recorder.attach(self.base_model(model))
+        self.misses = None  # `terms` reads them, if the targets are tokens
         if single_pass.applies(labels, num_items_in_batch, shift):  # one cross entropy: the loss from the terms
             outputs = single_pass.withheld_forward(model, inputs)
             if outputs is not None:  # None: the model needs its labels, and computes its own loss from now on
                 sums, counts = self.terms(model, outputs, labels)
                 loss = single_pass.loss(sums, counts, num_items_in_batch)
-                return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor)
+                return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor, self.misses)
         loss, outputs = self.loss_and_outputs(model, inputs, num_items_in_batch)
         with torch.set_grad_enabled(keep_graph):  # without weights the terms are only read
             sums, counts = self.terms(model, outputs, labels)
         if single_pass.should_check(labels, num_items_in_batch, shift):
             single_pass.check(self.base_model(model), loss, sums, counts, num_items_in_batch)
-        return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor)
+        return InstanceLosses(loss, sums, counts, outputs, self._features(labels), self.floor, self.misses)
 
     def _features(self, labels) -> torch.Tensor | None:
         return None if self.recorder is None or labels is None else self.recorder.pop(len(labels))
@@ -165,6 +174,8 @@ class InstanceLossReader:
         )
         if problem_type == "single_label_classification":  # class or token cross entropy, smoothed as the Trainer's
             self.floor = smoothed_target_entropy(self.label_smoothing, logits.shape[-1])
+            if self.reads_token_misses and logits.dim() == 3:
+                self.misses = per_instance_token_misses(logits, labels, shift_labels=self.is_causal_lm(model))
         return per_instance_loss_terms(
             logits, labels, label_smoothing=self.label_smoothing, shift_labels=self.is_causal_lm(model),
             problem_type=problem_type,

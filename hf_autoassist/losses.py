@@ -105,6 +105,25 @@ def per_instance_loss_terms(
     return token_loss.sum(-1), labels.ne(ignore_index).sum(-1).to(token_loss.dtype)
 
 
+def per_instance_token_misses(
+    logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = -100, shift_labels: bool = False
+) -> torch.Tensor:
+    """`(batch,)` the share of each row's target tokens whose argmax is not the target (0 for a row without one),
+    from `(B, T, V)` token logits and `(B, T)` labels: what greedy decoding would still get wrong with the reference
+    prefix given. Label smoothing and dropout raise the loss of a sequence the model fits; they rarely move its argmax.
+
+    Example:
+        >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]], [[2.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])
+        >>> per_instance_token_misses(logits, torch.tensor([[0, 1, 0], [1, -100, -100]]))
+        tensor([0.3333, 1.0000])
+    """
+    if shift_labels:
+        labels = F.pad(labels[:, 1:], (0, 1), value=ignore_index)
+    counted = labels.ne(ignore_index)
+    missed = logits.detach().argmax(-1).ne(labels) & counted
+    return missed.sum(-1).float() / counted.sum(-1).clamp(min=1)
+
+
 def smoothed_target_entropy(label_smoothing: float, num_classes: int) -> float:
     """The smallest cross entropy under `label_smoothing` over `num_classes`: the entropy of the smoothed target,
     which a model that fits an instance exactly still loses on it (0 without smoothing).

@@ -133,6 +133,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
             tokenizer=getattr(self.processing_class, "tokenizer", self.processing_class),  # a processor's tokenizer
         )  # fmt: skip
         self.loss_reader.record_features(self.selection_run.reads_boss_features)
+        self.loss_reader.read_token_misses(self.selection_run.reads_token_misses)
         loader = selection_dataloader(dataset, self.selection_run.sampler, collator, self.args)
         return self.accelerator.prepare(loader)
 
@@ -164,7 +165,7 @@ class AutoAssistMixin(ResumableSelectionMixin, VaryingEpochsMixin):
         if weights is not None:  # weight
             loss = reweighted_loss(loss, read.sums, read.counts, weights.to(read.sums.device))
         if run.observes_losses:  # observe
-            run.observe(indices, read.per_instance, self.state.global_step, read.features, read.floor)
+            run.observe(indices, read.per_instance, self.state.global_step, read.features, read.floor, read.misses)
         return (loss, read.outputs) if return_outputs else loss
 
     def autoassist_metrics(self) -> dict[str, float]:

@@ -225,9 +225,19 @@ class SelectionRun:
         reads = self.assistant is not None and self.assistant.reads_boss_features
         return reads or self.label_check is not None
 
-    def observe(self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None, floor=0.0):
+    @property
+    def reads_token_misses(self) -> bool:
+        """Whether the strategy reads each instance's share of missed target tokens (where the targets are tokens)."""
+        return self.strategy.reads_token_misses
+
+    def observe(
+        self, indices: torch.Tensor, losses: torch.Tensor, global_step: int, features=None, floor=0.0, misses=None
+    ):  # fmt: skip
         """One Boss loss per trained instance, `(B,)`, from the step's own forward (and the Boss's features of them,
-        `(B, F)`, when `reads_boss_features`); `floor`: the loss a fitted instance keeps under label smoothing."""
+        `(B, F)`, when `reads_boss_features`); `floor`: the loss a fitted instance keeps under label smoothing;
+        `misses`: `(B,)` the share of each one's target tokens whose argmax is wrong, where they are tokens."""
+        if misses is not None and self.strategy.reads_token_misses:
+            self.strategy.observe_token_misses(indices, misses, global_step)
         if self.strategy.reads_loss_above_floor:
             losses = (losses - floor).clamp_min(0.0)
         if features is not None and self.label_check is not None:

@@ -475,6 +475,23 @@ def test_adaptive_floor_options_leave_a_smoothed_recipes_fingerprint_alone_and_c
     assert key("vision-resnet", "autoassist", 0.1, 0.0) != key("vision-resnet", "autoassist", 0.3, 0.0)
 
 
+def test_reading_token_misses_changes_only_runs_with_token_targets_and_makes_a_smoothed_recipes_floor_count():
+    from benchmarks.names import RESOLVED_STRATEGY
+    from benchmarks.runs import fingerprint
+    from benchmarks.tasks import TASKS
+
+    def key(task, reading, base_prob=0.1):
+        settings = {"autoassist_token_reading": reading, "autoassist_base_prob": base_prob,
+                    "autoassist_learned_margin": 0.1, RESOLVED_STRATEGY: "adaptive", "autoassist_strategy": "auto"}  # fmt: skip
+        return fingerprint(TASKS[task], TASKS[task].presets["full"], "default", 0, 20.0, settings)
+
+    assert key("vision-resnet", "argmax") == key("vision-resnet", "loss")  # class labels: no tokens to miss
+    assert key("translation", "argmax") != key("translation", "loss")
+    # reading misses, a smoothed recipe's pairs can count as learned: its floor is no longer inert
+    assert key("translation", "argmax", 0.1) != key("translation", "argmax", 0.3)
+    assert key("translation", "loss", 0.1) == key("translation", "loss", 0.3)
+
+
 def test_the_thinned_batch_multiple_changes_only_runs_that_thin_their_batches():
     from benchmarks.names import RESOLVED_STRATEGY
     from benchmarks.runs import fingerprint

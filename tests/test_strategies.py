@@ -188,6 +188,27 @@ def test_with_the_smoothing_floor_a_fitted_smoothed_instance_counts_as_learned(t
         assert probs.tolist() == pytest.approx([kept, 1.0], abs=1e-4)
 
 
+def test_adaptive_reading_token_misses_keeps_a_pair_with_every_token_right_at_the_floor_whatever_its_loss():
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, token_reading="argmax")
+    strategy.prepare(list(range(4)))
+    assert strategy.reads_token_misses
+    # every token right, 1 of 20 wrong, half wrong; the loss (smoothed, under dropout) above the margin on all three
+    strategy.observe_token_misses(torch.arange(3), torch.tensor([0.0, 0.05, 0.5]), step=1)
+    strategy.observe(torch.arange(3), torch.tensor([1.4, 1.5, 3.0]), step=1)
+    draws = torch.stack([strategy.select(torch.arange(4), 0, generator(seed)).keep for seed in range(2000)])
+    assert draws.float().mean(0).tolist() == pytest.approx([0.2, 0.5, 1.0, 1.0], abs=0.04)
+    resumed = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, token_reading="argmax")
+    resumed.prepare(list(range(4)))
+    resumed.load_state_dict(strategy.state_dict())
+    assert torch.equal(resumed.left(torch.arange(3)), torch.tensor([0.0, 0.05, 0.5]))
+    by_loss = AdaptiveSelection(learned_margin=0.1, base_prob=0.2)
+    by_loss.prepare(list(range(4)))
+    by_loss.load_state_dict(strategy.state_dict())  # a run that reads the loss leaves the misses aside
+    assert by_loss.missed is None and not by_loss.reads_token_misses
+    with pytest.raises(ValueError, match="'argmax' or 'loss'"):
+        AdaptiveSelection(token_reading="tokens")
+
+
 def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and_a_forgotten_one_starts_over():
     strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.1, retained_visits=2)
     strategy.prepare(list(range(3)))

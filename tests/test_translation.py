@@ -116,6 +116,34 @@ def test_adaptive_with_the_smoothing_floor_remembers_each_pairs_loss_above_what_
     torch.testing.assert_close(trainer.selection_run.strategy.memory.loss[[2, 0, 1]], expected, rtol=1e-5, atol=1e-5)
 
 
+def test_adaptive_reading_argmax_misses_remembers_each_pairs_share_of_wrong_target_tokens_from_the_step(tmp_path):
+    train = Dataset.from_dict({"input_ids": [[5, 6, 7, 1], [8, 9, 1], [10, 1]], "labels": [[11, 1], [13, 1], [14, 1]]})
+    input_ids = torch.tensor([[5, 6, 7, 1], [8, 9, 1, 0], [10, 1, 0, 0]])
+    labels = torch.tensor([[11, 12, 1, -100], [13, 1, -100, -100], [14, 15, 16, 1]])
+    for reading in ("argmax", "loss"):
+        args = AutoAssistSeq2SeqConfig(str(tmp_path), report_to="none", use_cpu=True, label_smoothing_factor=0.1,
+                                       autoassist_strategy="adaptive", autoassist_token_reading=reading)  # fmt: skip
+        model = tiny_marian()
+        trainer = AutoAssistSeq2SeqTrainer(model=model, args=args, train_dataset=train)
+        trainer.get_train_dataloader()
+        batch = {"input_ids": input_ids, "attention_mask": input_ids.ne(0).long(), "labels": labels}
+        batch["decoder_input_ids"] = model.prepare_decoder_input_ids_from_labels(labels=labels)
+        with torch.no_grad():
+            predicted = model(**batch).logits.argmax(-1)
+        counted = labels.ne(-100)
+        expected = ((predicted != labels) & counted).sum(-1).float() / counted.sum(-1)
+        trainer.current_gradient_accumulation_steps = 1
+        trainer.training_step(model, {**batch, INDEX_KEY: torch.tensor([2, 0, 1])})
+        strategy = trainer.selection_run.strategy
+        if reading == "loss":
+            assert strategy.missed is None and not trainer.loss_reader.reads_token_misses
+            continue
+        torch.testing.assert_close(strategy.missed[[2, 0, 1]], expected)
+        # what `select` reads: the misses, not the smoothed loss (above 1 nat on every pair, none within the margin)
+        torch.testing.assert_close(strategy.left(torch.tensor([2, 0, 1])), expected)
+        assert (strategy.memory.loss > 1.0).all()
+
+
 def test_bag_of_tokens_assistant_builds_from_tokenized_pairs_with_a_wider_embedding(tmp_path):
     from hf_autoassist.assistants import BagOfTokensAssistant, build_assistant
 

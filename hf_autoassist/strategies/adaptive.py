@@ -7,6 +7,10 @@ logits). An instance is kept with `p = clamp((1 - exp(-l)) / learned_margin, flo
 those it already fits within the margin are skipped, in proportion. The kept share therefore follows learning: an
 epoch stays (nearly) whole while most instances are still being learned, and thins as they are learned.
 
+Where the targets are tokens, `token_reading="argmax"` reads what is left to learn as the share of an instance's
+target tokens whose argmax is wrong instead: label smoothing and dropout keep a fitted sequence's token loss above
+the margin (on the suite's translation recipe no pair came within it at any length), not its argmax.
+
 The floor follows the recipe's length ([`visits_floor`]): `learned_visits / planned epochs` (8 by default, never below
 `base_prob`), so that a learned instance is still visited about as often on any recipe. The training losses cannot
 tell a short recipe from a long one (on Fashion-MNIST they are learned in two or three epochs at every length);
@@ -47,8 +51,14 @@ def adaptive_keep_probability(losses: torch.Tensor, seen: torch.Tensor, learned_
         ...                           learned_margin=0.1, base_prob=0.3).round(decimals=2)
         tensor([1.0000, 0.4900, 0.3000, 1.0000])
     """
-    probs = (left_to_learn(losses) / learned_margin).clamp(base_prob, 1.0)
-    return torch.where(seen & ~torch.isnan(losses), probs, torch.ones_like(probs))
+    return keep_probability(left_to_learn(losses), seen, learned_margin, base_prob)
+
+
+def keep_probability(left: torch.Tensor, seen: torch.Tensor, learned_margin: float, base_prob: float):
+    """Each candidate's chance from what it has left to learn, in [0, 1]: `clamp(left / learned_margin, base_prob,
+    1)`, 1 where not seen (or NaN)."""
+    probs = (left / learned_margin).clamp(base_prob, 1.0)
+    return torch.where(seen & ~torch.isnan(left), probs, torch.ones_like(probs))
 
 
 def retained_keep_probability(retained: torch.Tensor, retained_visits: int, base_prob: float) -> torch.Tensor:
@@ -106,6 +116,8 @@ class AdaptiveSelection(LossMemorySelection):
         learned_visits (`float`, defaults to `0`): `autoassist_learned_visits` (8 from the options): when positive,
             the floor is [`visits_floor`] of the run's planned epochs (`planned_epochs`, a function of the set's
             size); 0 floors every chance at `base_prob` alone.
+        token_reading (`str`, defaults to `"loss"`): `autoassist_token_reading`: where the targets are tokens, read
+            what is left to learn from the share of missed target tokens (`"argmax"`) or from the loss (`"loss"`).
     """
 
     name = "adaptive"
@@ -117,6 +129,7 @@ class AdaptiveSelection(LossMemorySelection):
     def __init__(
         self, learned_margin: float = 0.1, base_prob: float = 0.1, smoothing_floor: bool = False,
         retained_visits: int = 0, reweight: bool = True, learned_visits: float = 0.0, planned_epochs=None,
+        token_reading: str = "loss",
     ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
@@ -134,7 +147,13 @@ class AdaptiveSelection(LossMemorySelection):
                 f"`autoassist_learned_visits` must be 0 or more, got {learned_visits}: the visits a learned instance "
                 "keeps over the run. Use 0 to floor every chance at autoassist_base_prob, whatever the recipe's length."
             )
+        if token_reading not in ("argmax", "loss"):
+            raise ValueError(
+                f"`autoassist_token_reading` must be 'argmax' or 'loss', got {token_reading!r}: how 'adaptive' reads "
+                "what an instance whose targets are tokens has left to learn."
+            )
         self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
+        self.reads_token_misses = token_reading == "argmax"
         self.learned_visits, self.planned_epochs = learned_visits, planned_epochs
         self.floor = base_prob
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
@@ -146,7 +165,7 @@ class AdaptiveSelection(LossMemorySelection):
             learned_margin=args.autoassist_learned_margin, base_prob=cls.base_prob_from(args),
             smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
             reweight=args.autoassist_adaptive_reweight, learned_visits=args.autoassist_learned_visits,
-            planned_epochs=functools.partial(planned_epochs, args),
+            planned_epochs=functools.partial(planned_epochs, args), token_reading=args.autoassist_token_reading,
         )  # fmt: skip
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
@@ -157,26 +176,41 @@ class AdaptiveSelection(LossMemorySelection):
             self.floor = visits_floor(self.learned_visits, self.planned_epochs(len(dataset)), self.base_prob)
         # visits in a row within the margin, kept only when they decide (a long per instance, in every checkpoint)
         self.retained = torch.zeros(len(dataset), dtype=torch.long) if self.retained_visits else None
+        # each instance's last share of missed target tokens: made when the first one comes (only token targets have
+        # them), NaN until its instance is read, and then what `select` reads instead of the loss
+        self.missed = None
+        self._dataset_size = len(dataset)
 
     def synchronize(self, accelerator):
-        if self.retained is not None and accelerator.num_processes > 1:  # by the visits' clocks, before they merge
-            self.retained, _ = latest_across_ranks(accelerator, self.retained, self.memory.step)
+        if accelerator.num_processes > 1:  # by the visits' clocks, before they merge
+            if self.retained is not None:
+                self.retained, _ = latest_across_ranks(accelerator, self.retained, self.memory.step)
+            if self.missed is not None:  # every rank reads the same kind of targets: all have made it
+                self.missed, _ = latest_across_ranks(accelerator, self.missed, self.memory.step)
         super().synchronize(accelerator)
+
+    def observe_token_misses(self, indices, misses, step):
+        if self.missed is None:
+            self.missed = torch.full((self._dataset_size,), float("nan"))
+        self.missed[indices.detach().long().cpu()] = misses.detach().float().cpu()
+
+    def left(self, indices: torch.Tensor) -> torch.Tensor:
+        """What each of `indices` has left to learn, in [0, 1] (NaN until read): its share of missed target tokens
+        where those are read, else `left_to_learn` of its last loss."""
+        return left_to_learn(self.memory.loss[indices]) if self.missed is None else self.missed[indices]
 
     def observe(self, indices, losses, step, features=None):
         super().observe(indices, losses, step, features)
         if self.retained is not None:
             indices = indices.detach().long().cpu()
-            learned = left_to_learn(losses.detach().float().cpu()) < self.learned_margin
+            learned = self.left(indices) < self.learned_margin
             self.retained[indices] = torch.where(learned, self.retained[indices] + 1, 0)
 
     def select(self, candidates, selecting_epoch, generator):
         if self.retained is not None:
             probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.floor)
         else:
-            probs = adaptive_keep_probability(
-                self.memory.loss[candidates], self.memory.seen[candidates], self.learned_margin, self.floor
-            )
+            probs = keep_probability(self.left(candidates), self.memory.seen[candidates], self.learned_margin, self.floor)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         weights = inverse_probability_weights(probs) if self.reweights else None
         return Selection(sample_keep_mask(probs, generator), weights)
@@ -186,11 +220,16 @@ class AdaptiveSelection(LossMemorySelection):
 
     def state_dict(self):
         state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
+        if self.missed is not None:
+            state["missed"] = self.missed.clone()
         return state if self.retained is None else {**state, "retained": self.retained.clone()}
 
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
+        # a checkpoint saved before its first token targets were read, or by a run that read their loss, has none:
+        # the next training step makes them again
+        self.missed = state["missed"].clone() if "missed" in state and self.reads_token_misses else None
         if self.retained is not None:
             if "retained" not in state:
                 raise ValueError(

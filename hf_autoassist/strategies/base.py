@@ -28,7 +28,8 @@ class SelectionStrategy:
     - per epoch that is shrunk, `synchronize(accelerator)` on every rank, then `select(...)` on the main process only
       (its decision is broadcast to the other ranks);
     - `observe(indices, losses, step)` after each training forward pass, with one loss per instance (only if
-      `observes_losses`);
+      `observes_losses`), after `observe_token_misses(indices, misses, step)` where the targets are tokens (only if
+      `reads_token_misses`);
     - `state_dict` / `load_state_dict` with each checkpoint, `metrics` with each log, `close` when training ends.
 
     The decision itself is a plain function of scores or losses in each strategy's module, testable alone.
@@ -48,6 +49,8 @@ class SelectionStrategy:
     keeps_steps: bool = False
     # whether `observe` gets each loss less what label smoothing leaves on an instance the Boss fits exactly
     reads_loss_above_floor: bool = False
+    # whether the training step also hands over each instance's share of missed target tokens (token targets only)
+    reads_token_misses: bool = False
 
     @classmethod
     def from_args(cls, args) -> "SelectionStrategy":
@@ -73,6 +76,10 @@ class SelectionStrategy:
     def observe(self, indices: torch.Tensor, losses: torch.Tensor, step: int, features=None) -> None:
         """One Boss loss per trained instance, `(B,)` each, from the step's own forward pass, and the Boss's features
         of them, `(B, F)`, when the run records them (`reads_boss_features`)."""
+
+    def observe_token_misses(self, indices: torch.Tensor, misses: torch.Tensor, step: int) -> None:
+        """Each trained instance's share of target tokens whose argmax is not the target, `(B,)`, from the step's own
+        forward pass, before `observe`; called only where the targets are tokens."""
 
     def state_dict(self) -> dict:
         return {}
