@@ -100,7 +100,7 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
         group = plain if record.get("strategy", DEFAULT) == PLAIN else candidates
         group.setdefault(key(record), {})[record["seed"]] = record
     costs = costs or {}
-    rows = ["| task | length | options | test − plain (points) | instances ÷ plain | seconds ÷ plain | "
+    rows = ["| task | length | options | test − plain (accuracy points, BLEU) | instances ÷ plain | seconds ÷ plain | "
             "from counts | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (task, length, options), runs in candidates.items():
         baseline = plain.get((task, length, "{}"), {})
@@ -119,7 +119,8 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
             return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
 
         counted = counted_seconds_ratio(runs, baseline, costs.get(task))
-        rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], 100)} | "
+        scale = 1.0 if task in TASKS and TASKS[task].token_targets else 100.0  # BLEU as it is, accuracy in points
+        rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], scale)} | "
                     f"{cell(result['instances_ratio'], fmt='.2f')} | {cell(result['seconds_ratio'], fmt='.2f')} | "
                     f"{'–' if counted is None else cell(counted, fmt='.2f')} | "
                     f"{', '.join(map(str, result['seeds']))} |")  # fmt: skip

@@ -43,9 +43,12 @@ def launch(launcher: str, output_dir, options: dict) -> list[dict]:
      ("torchrun", {}), ("accelerate", {"gradient_accumulation_steps": 2}), ("accelerate", {"pairs": True, "autoassist_strategy": "random"}),
      ("accelerate", {"autoassist_assistant": "boss_features"}),
      ("accelerate", {"autoassist_strategy": "adaptive", "autoassist_learned_margin": 1.0,
-                     "autoassist_learned_visits": 0})],
+                     "autoassist_learned_visits": 0}),
+     # the ranks' shares of missed target tokens, merged before each decision as the losses are
+     ("accelerate", {"pairs": True, "autoassist_strategy": "adaptive", "autoassist_token_reading": "argmax",
+                     "autoassist_learned_margin": 1.0, "autoassist_learned_visits": 0})],
     ids=["shard", "dispatch_batches", "split_batches", "random", "infobatch", "torchrun", "accumulation",
-         "plausibility", "boss_features", "adaptive"],
+         "plausibility", "boss_features", "adaptive", "adaptive_token_misses"],
 )  # fmt: skip
 def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launcher, options):
     strategy = options.get("autoassist_strategy", "autoassist")
@@ -61,6 +64,8 @@ def test_two_ranks_agree_on_steps_and_split_the_kept_instances(tmp_path, launche
         assert ranks[0]["memory_seen"] >= trainable - trainable % batch_per_round
     if options.get("autoassist_assistant") == "boss_features":  # and both ranks' Boss features
         assert ranks[0]["features_seen"] >= trainable - trainable % batch_per_round
+    if options.get("autoassist_token_reading") == "argmax":  # and both ranks' shares of missed tokens
+        assert ranks[0]["misses_seen"] >= trainable - trainable % batch_per_round
     if options.get("pairs"):  # the main process's flags, on both ranks, in no epoch's selection
         assert ranks[0]["flagged"] and ranks[0]["flagged"] == ranks[1]["flagged"]
         assert all(not set(kept) & set(ranks[0]["flagged"]) for kept in ranks[0]["kept"].values())

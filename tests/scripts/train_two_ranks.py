@@ -139,6 +139,9 @@ def main(output_dir: str, options: dict) -> None:
         # instances whose Boss features it holds (`autoassist_assistant="boss_features"`), merged likewise
         "features_seen": int(assistant.base.memory.seen.sum())
         if hasattr(getattr(assistant, "base", None), "memory") else None,
+        # instances whose share of missed target tokens it holds (`autoassist_token_reading="argmax"`), merged likewise
+        "misses_seen": None if getattr(trainer.selection_run.strategy, "missed", None) is None
+        else int((~trainer.selection_run.strategy.missed.isnan()).sum()),
         "weights": [round(float(p.double().sum()), 6) for p in trainer.model.parameters()],
         "flagged": None if trainer.selection_run.flagged is None
         else trainer.selection_run.flagged.nonzero().flatten().tolist(),
