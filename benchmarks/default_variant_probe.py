@@ -100,8 +100,8 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
         group = plain if record.get("strategy", DEFAULT) == PLAIN else candidates
         group.setdefault(key(record), {})[record["seed"]] = record
     costs = costs or {}
-    rows = ["| task | length | options | test − plain (accuracy points, BLEU) | instances ÷ plain | seconds ÷ plain | "
-            "from counts | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    rows = ["| task | length | options | test − plain (accuracy points, BLEU) | instances ÷ plain | "
+            "seconds ÷ plain | from counts | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (task, length, options), runs in candidates.items():
         baseline = plain.get((task, length, "{}"), {})
         if not set(runs) & set(baseline):

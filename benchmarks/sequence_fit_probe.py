@@ -72,7 +72,8 @@ def summary(readings: dict[str, torch.Tensor]) -> dict:
     row = {}
     for name, values in readings.items():
         q = torch.quantile(values, torch.tensor([0.1, 0.25, 0.5, 0.75, 0.9]))
-        row[name] = {"mean": round(float(values.mean()), 4), "quantiles_10_25_50_75_90": [round(float(v), 4) for v in q]}
+        quantiles = [round(float(v), 4) for v in q]
+        row[name] = {"mean": round(float(values.mean()), 4), "quantiles_10_25_50_75_90": quantiles}
         for threshold in THRESHOLDS.get(name, ()):
             row[name][f"share_le_{threshold}"] = round(float((values <= threshold).float().mean()), 4)
     return row

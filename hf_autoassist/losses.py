@@ -110,7 +110,7 @@ def per_instance_token_misses(
 ) -> torch.Tensor:
     """`(batch,)` the share of each row's target tokens whose argmax is not the target (0 for a row without one),
     from `(B, T, V)` token logits and `(B, T)` labels: what greedy decoding would still get wrong with the reference
-    prefix given. Label smoothing and dropout raise the loss of a sequence the model fits; they rarely move its argmax.
+    prefix given. Label smoothing and dropout raise the loss of a sequence the model fits more than its argmax misses.
 
     Example:
         >>> logits = torch.tensor([[[2.0, 0.0], [0.0, 2.0], [0.0, 2.0]], [[2.0, 0.0], [2.0, 0.0], [0.0, 0.0]]])

@@ -9,7 +9,7 @@ epoch stays (nearly) whole while most instances are still being learned, and thi
 
 Where the targets are tokens, `token_reading="argmax"` reads what is left to learn as the share of an instance's
 target tokens whose argmax is wrong instead: label smoothing and dropout keep a fitted sequence's token loss above
-the margin (on the suite's translation recipe no pair came within it at any length), not its argmax.
+the margin (on the suite's translation recipe no pair came within it at any length), and its argmax less.
 
 The floor follows the recipe's length ([`visits_floor`]): `learned_visits / planned epochs` (8 by default, never below
 `base_prob`), so that a learned instance is still visited about as often on any recipe. The training losses cannot
@@ -210,7 +210,8 @@ class AdaptiveSelection(LossMemorySelection):
         if self.retained is not None:
             probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.floor)
         else:
-            probs = keep_probability(self.left(candidates), self.memory.seen[candidates], self.learned_margin, self.floor)
+            seen = self.memory.seen[candidates]
+            probs = keep_probability(self.left(candidates), seen, self.learned_margin, self.floor)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         weights = inverse_probability_weights(probs) if self.reweights else None
         return Selection(sample_keep_mask(probs, generator), weights)
