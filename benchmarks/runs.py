@@ -156,6 +156,7 @@ ADDED_LATER = {
     "autoassist_adaptive_reweight": True,
     "autoassist_thinned_batch_multiple": 1,
     "autoassist_token_reading": "loss",
+    "autoassist_unlearned_visits": 0,
     # read from streamed training sets only: the suite's are map-style
     "autoassist_stream_buffer": 20_000,
 }
@@ -163,7 +164,8 @@ ADDED_LATER = {
 
 # options only `adaptive` reads: inert on a run of another strategy
 ADAPTIVE_ONLY = ("autoassist_learned_margin", "autoassist_smoothing_floor", "autoassist_retained_visits",
-                 "autoassist_learned_visits", "autoassist_adaptive_reweight", "autoassist_token_reading")  # fmt: skip
+                 "autoassist_learned_visits", "autoassist_adaptive_reweight", "autoassist_token_reading",
+                 "autoassist_unlearned_visits")  # fmt: skip
 # what sets `adaptive`'s floor and weights: inert where no instance ever comes within its margin
 ADAPTIVE_FLOOR = ("autoassist_base_prob", "autoassist_learned_visits", "autoassist_retained_visits",
                   "autoassist_adaptive_reweight")  # fmt: skip

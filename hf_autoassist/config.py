@@ -115,6 +115,13 @@ class AutoAssistArguments:
             "choices": ["argmax", "loss"],
         },
     )
+    autoassist_unlearned_visits: int = field(
+        default=0,
+        metadata={"help": "'adaptive' only: when positive, an instance kept whole (not learned) in this many decided "
+                  "epochs is kept at the floor from then on, as a learned one, its loss scaled by 1/p: what the Boss "
+                  "has not learned in that many visits it learns only by memorising, if at all. 0: an instance not "
+                  "learned is kept in every epoch."},
+    )
     autoassist_retained_visits: int = field(
         default=0,
         metadata={"help": "'adaptive' only: when positive, an instance is skipped only after its loss stayed within "

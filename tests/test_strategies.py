@@ -209,6 +209,25 @@ def test_adaptive_reading_token_misses_keeps_a_pair_with_every_token_right_at_th
         AdaptiveSelection(token_reading="tokens")
 
 
+def test_unlearned_visits_floor_an_instance_kept_whole_in_that_many_decided_epochs_and_resume_the_count():
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2)
+    strategy.prepare(list(range(3)))
+    strategy.observe(torch.arange(2), torch.tensor([3.0, 1e-4]), step=1)  # one not learned, one learned, one unseen
+    means = []
+    for epoch in range(3):
+        selection = strategy.select(torch.arange(3), epoch, generator(epoch))
+        means.append(round(strategy.last_mean_prob, 4))
+    # whole (1.0) in the first two decided epochs, then at the floor as the learned one; the unseen one stays whole
+    assert means == [round((1.0 + 0.2 + 1.0) / 3, 4)] * 2 + [round((0.2 + 0.2 + 1.0) / 3, 4)]
+    assert strategy.unlearned_epochs.tolist() == [3, 0, 0] and selection.weights[0] == pytest.approx(5.0)
+    resumed = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2)
+    resumed.prepare(list(range(3)))
+    resumed.load_state_dict(strategy.state_dict())
+    assert resumed.unlearned_epochs.tolist() == [3, 0, 0]
+    with pytest.raises(ValueError, match="0 or more"):
+        AdaptiveSelection(unlearned_visits=-1)
+
+
 def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and_a_forgotten_one_starts_over():
     strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.1, retained_visits=2)
     strategy.prepare(list(range(3)))

@@ -118,6 +118,9 @@ class AdaptiveSelection(LossMemorySelection):
             size); 0 floors every chance at `base_prob` alone.
         token_reading (`str`, defaults to `"loss"`): `autoassist_token_reading`: where the targets are tokens, read
             what is left to learn from the share of missed target tokens (`"argmax"`) or from the loss (`"loss"`).
+        unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits`: when positive, an instance whose
+            chance was 1 (not learned) in this many decided epochs is kept at the floor from then on, as a learned
+            one: what the Boss has not learned in that many visits it learns only by memorising, if at all.
     """
 
     name = "adaptive"
@@ -129,7 +132,7 @@ class AdaptiveSelection(LossMemorySelection):
     def __init__(
         self, learned_margin: float = 0.1, base_prob: float = 0.1, smoothing_floor: bool = False,
         retained_visits: int = 0, reweight: bool = True, learned_visits: float = 0.0, planned_epochs=None,
-        token_reading: str = "loss",
+        token_reading: str = "loss", unlearned_visits: int = 0,
     ):  # fmt: skip
         if not 0.0 < learned_margin <= 1.0:
             raise ValueError(
@@ -147,6 +150,11 @@ class AdaptiveSelection(LossMemorySelection):
                 f"`autoassist_learned_visits` must be 0 or more, got {learned_visits}: the visits a learned instance "
                 "keeps over the run. Use 0 to floor every chance at autoassist_base_prob, whatever the recipe's length."
             )
+        if unlearned_visits < 0:
+            raise ValueError(
+                f"`autoassist_unlearned_visits` must be 0 or more, got {unlearned_visits}: the epochs an instance is "
+                "kept whole before, still not learned, it is kept at the floor (0: never)."
+            )
         if token_reading not in ("argmax", "loss"):
             raise ValueError(
                 f"`autoassist_token_reading` must be 'argmax' or 'loss', got {token_reading!r}: how 'adaptive' reads "
@@ -154,6 +162,7 @@ class AdaptiveSelection(LossMemorySelection):
             )
         self.learned_margin, self.base_prob, self.retained_visits = learned_margin, base_prob, retained_visits
         self.reads_token_misses = token_reading == "argmax"
+        self.unlearned_visits = unlearned_visits
         self.learned_visits, self.planned_epochs = learned_visits, planned_epochs
         self.floor = base_prob
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
@@ -166,6 +175,7 @@ class AdaptiveSelection(LossMemorySelection):
             smoothing_floor=args.autoassist_smoothing_floor, retained_visits=args.autoassist_retained_visits,
             reweight=args.autoassist_adaptive_reweight, learned_visits=args.autoassist_learned_visits,
             planned_epochs=functools.partial(planned_epochs, args), token_reading=args.autoassist_token_reading,
+            unlearned_visits=args.autoassist_unlearned_visits,
         )  # fmt: skip
 
     def prepare(self, dataset, assistant=None, irreducible=None, device=None):
@@ -180,6 +190,8 @@ class AdaptiveSelection(LossMemorySelection):
         # them), NaN until its instance is read, and then what `select` reads instead of the loss
         self.missed = None
         self._dataset_size = len(dataset)
+        # decided epochs in which each instance's chance was 1, counted where they decide (the main process)
+        self.unlearned_epochs = torch.zeros(len(dataset), dtype=torch.long) if self.unlearned_visits else None
 
     def synchronize(self, accelerator):
         if accelerator.num_processes > 1:  # by the visits' clocks, before they merge
@@ -212,6 +224,10 @@ class AdaptiveSelection(LossMemorySelection):
         else:
             seen = self.memory.seen[candidates]
             probs = keep_probability(self.left(candidates), seen, self.learned_margin, self.floor)
+            if self.unlearned_epochs is not None:
+                whole = probs >= 1.0
+                self.unlearned_epochs[candidates[whole & seen]] += 1
+                probs = torch.where(self.unlearned_epochs[candidates] > self.unlearned_visits, self.floor, probs)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         weights = inverse_probability_weights(probs) if self.reweights else None
         return Selection(sample_keep_mask(probs, generator), weights)
@@ -223,6 +239,8 @@ class AdaptiveSelection(LossMemorySelection):
         state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
         if self.missed is not None:
             state["missed"] = self.missed.clone()
+        if self.unlearned_epochs is not None:
+            state["unlearned_epochs"] = self.unlearned_epochs.clone()
         return state if self.retained is None else {**state, "retained": self.retained.clone()}
 
     def load_state_dict(self, state):
@@ -231,6 +249,8 @@ class AdaptiveSelection(LossMemorySelection):
         # a checkpoint saved before its first token targets were read, or by a run that read their loss, has none:
         # the next training step makes them again
         self.missed = state["missed"].clone() if "missed" in state and self.reads_token_misses else None
+        if self.unlearned_epochs is not None and "unlearned_epochs" in state:
+            self.unlearned_epochs = state["unlearned_epochs"].clone()
         if self.retained is not None:
             if "retained" not in state:
                 raise ValueError(
