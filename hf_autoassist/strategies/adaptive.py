@@ -189,7 +189,6 @@ class AdaptiveSelection(LossMemorySelection):
         # each instance's last share of missed target tokens: made when the first one comes (only token targets have
         # them), NaN until its instance is read, and then what `select` reads instead of the loss
         self.missed = None
-        self._dataset_size = len(dataset)
         # decided epochs in which each instance's chance was 1, counted where they decide (the main process)
         self.unlearned_epochs = torch.zeros(len(dataset), dtype=torch.long) if self.unlearned_visits else None
 
@@ -203,7 +202,7 @@ class AdaptiveSelection(LossMemorySelection):
 
     def observe_token_misses(self, indices, misses, step):
         if self.missed is None:
-            self.missed = torch.full((self._dataset_size,), float("nan"))
+            self.missed = torch.full_like(self.memory.loss, float("nan"))  # one per instance, as the memory
         self.missed[indices.detach().long().cpu()] = misses.detach().float().cpu()
 
     def left(self, indices: torch.Tensor) -> torch.Tensor:
