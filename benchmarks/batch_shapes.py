@@ -15,7 +15,6 @@ appends `{task, arm, ms_per_step (one per repeat), command, commit, onednn_cache
 `benchmarks/results/probes/batch-shapes.jsonl`.
 """
 
-import math
 import os
 import random
 import statistics
@@ -30,6 +29,7 @@ from transformers import HfArgumentParser
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.runs import append_probe_run  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
+from hf_autoassist.sampler import topped_up_size  # noqa: E402
 
 IMAGE_TASKS = ("vision-resnet", "vision-vit")
 
@@ -52,7 +52,7 @@ def topped_up(sizes: list[int], multiple: int, full: int) -> list[int]:
         >>> topped_up([51, 64, 127], 8, 128)
         [56, 64, 128]
     """
-    return [min(full, multiple * math.ceil(size / multiple)) for size in sizes]
+    return [topped_up_size(size, multiple, full) for size in sizes]
 
 
 def arms(full: int, smallest: int, steps: int, seed: int = 0) -> dict[str, list[int]]:

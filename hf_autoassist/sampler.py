@@ -12,6 +12,16 @@ SelectFn = Callable[[int, torch.Tensor], torch.Tensor]
 _TOP_UP_SEED_OFFSET = 2_000_003
 
 
+
+def topped_up_size(kept: int, multiple: int, limit: int) -> int:
+    """A thinned batch's size once topped up to a multiple of `multiple`, never past `limit` (its slice).
+
+    Example:
+        >>> [topped_up_size(kept, 8, 128) for kept in (51, 64, 127)]
+        [56, 64, 128]
+    """
+    return min(limit, math.ceil(kept / multiple) * multiple)
+
 class AssistedBatchSampler(Sampler[list[int]]):
     """Yields batches of the indices of one shuffled pass that `select_fn` keeps.
 
@@ -125,7 +135,7 @@ class AssistedBatchSampler(Sampler[list[int]]):
             if not window.any():
                 window[0] = True
             kept = int(window.sum())
-            missing = min(len(window), math.ceil(kept / self.batch_multiple) * self.batch_multiple) - kept
+            missing = topped_up_size(kept, self.batch_multiple, len(window)) - kept
             if missing:
                 left_out = (~window).nonzero().squeeze(1)
                 chosen = left_out[torch.randperm(len(left_out), generator=generator)[:missing]]
