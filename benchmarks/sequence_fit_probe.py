@@ -31,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchmarks.analysis import PLAIN  # noqa: E402
 from benchmarks.runs import BossInstanceCounter, append_probe_run, training_arguments  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
+from hf_autoassist.losses import per_instance_loss, per_instance_token_misses  # noqa: E402
 
 READINGS = ("memory_loss", "token_nll", "token_off", "token_error")
 # the shares of pairs under these values of each reading, per checkpoint (token_error 0: every argmax right)
@@ -58,12 +59,10 @@ def pair_readings(model, loader, label_smoothing: float) -> dict[str, torch.Tens
         tokens = mask.sum(-1).clamp_min(1)
         log_probs = logits.log_softmax(-1)
         target = log_probs.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-        nll = (-target * mask).sum(-1) / tokens
-        uniform = (-log_probs.mean(-1) * mask).sum(-1) / tokens
-        out["memory_loss"].append((1 - label_smoothing) * nll + label_smoothing * uniform)
-        out["token_nll"].append(nll)
+        out["memory_loss"].append(per_instance_loss(logits, labels, label_smoothing=label_smoothing))
+        out["token_nll"].append(per_instance_loss(logits, labels))
         out["token_off"].append(((1 - target.exp()) * mask).sum(-1) / tokens)
-        out["token_error"].append(((logits.argmax(-1) != labels) & mask).sum(-1) / tokens)
+        out["token_error"].append(per_instance_token_misses(logits, labels))
     return {name: torch.cat(values) for name, values in out.items()}
 
 
