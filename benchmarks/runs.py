@@ -168,7 +168,7 @@ ADAPTIVE_ONLY = ("autoassist_learned_margin", "autoassist_smoothing_floor", "aut
                  "autoassist_unlearned_visits")  # fmt: skip
 # what sets `adaptive`'s floor and weights: inert where no instance ever comes within its margin
 ADAPTIVE_FLOOR = ("autoassist_base_prob", "autoassist_learned_visits", "autoassist_retained_visits",
-                  "autoassist_adaptive_reweight")  # fmt: skip
+                  "autoassist_adaptive_reweight", "autoassist_unlearned_visits")  # fmt: skip
 # what shapes thinned batches: inert on a run whose batches are never thinned
 THINNING = ("autoassist_thinned_batch_multiple",)
 # an inert option is fingerprinted at the value the runs recorded before it could change (else its `ADDED_LATER`)

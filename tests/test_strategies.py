@@ -228,6 +228,21 @@ def test_unlearned_visits_floor_an_instance_kept_whole_in_that_many_decided_epoc
         AdaptiveSelection(unlearned_visits=-1)
 
 
+def test_unlearned_visits_floor_nothing_while_most_of_the_set_is_still_being_learned():
+    # under label smoothing no instance comes within the margin: every one is still being learned, none an outlier
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2)
+    strategy.prepare(list(range(3)))
+    strategy.observe(torch.arange(3), torch.tensor([3.0, 1e-4, 2.0]), step=1)  # one in three learned
+    for epoch in range(4):
+        strategy.select(torch.arange(3), epoch, generator(epoch))
+        assert strategy.last_mean_prob == pytest.approx((1.0 + 0.2 + 1.0) / 3, abs=1e-4)
+    assert strategy.unlearned_epochs.tolist() == [4, 0, 4]  # counted all the same: floored once most are learned
+    assert strategy.metrics()["autoassist/learned_share"] == pytest.approx(1 / 3, abs=1e-4)
+    strategy.observe(torch.tensor([2]), torch.tensor([1e-4]), step=2)  # now two in three: the stale one is floored
+    strategy.select(torch.arange(3), 4, generator(4))
+    assert strategy.last_mean_prob == pytest.approx(0.2, abs=1e-4)
+
+
 def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and_a_forgotten_one_starts_over():
     strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.1, retained_visits=2)
     strategy.prepare(list(range(3)))

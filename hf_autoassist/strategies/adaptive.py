@@ -61,6 +61,17 @@ def keep_probability(left: torch.Tensor, seen: torch.Tensor, learned_margin: flo
     return torch.where(seen & ~torch.isnan(left), probs, torch.ones_like(probs))
 
 
+def learned_share(left: torch.Tensor, seen: torch.Tensor, learned_margin: float) -> float:
+    """The share of the seen candidates the Boss fits within the margin (`left < learned_margin`); 0 if none is seen.
+
+    Example:
+        >>> learned_share(torch.tensor([0.01, 0.5, 0.02, 0.0]), torch.tensor([True, True, True, False]), 0.1)
+        0.6666666865348816
+    """
+    read = seen & ~torch.isnan(left)
+    return float((left[read] < learned_margin).float().mean()) if read.any() else 0.0
+
+
 def retained_keep_probability(retained: torch.Tensor, retained_visits: int, base_prob: float) -> torch.Tensor:
     """Each candidate's chance to be kept from its run of visits within the margin (`retained`): 1 until the run
     reaches `retained_visits`, then halved with each further visit that stays learned, never below `base_prob`. An
@@ -120,7 +131,9 @@ class AdaptiveSelection(LossMemorySelection):
             what is left to learn from the share of missed target tokens (`"argmax"`) or from the loss (`"loss"`).
         unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits`: when positive, an instance whose
             chance was 1 (not learned) in this many decided epochs is kept at the floor from then on, as a learned
-            one: what the Boss has not learned in that many visits it learns only by memorising, if at all.
+            one: what the Boss has not learned in that many visits it learns only by memorising, if at all. Only
+            while most of the set is learned ([`learned_share`] at least a half): where the Boss is still learning
+            most instances (every pair under label smoothing, an undertrained recipe) none is an outlier.
     """
 
     name = "adaptive"
@@ -167,6 +180,7 @@ class AdaptiveSelection(LossMemorySelection):
         self.floor = base_prob
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
         self.last_mean_prob = 1.0
+        self.last_learned_share = None  # read from the last decision (without retained visits)
 
     @classmethod
     def from_args(cls, args):
@@ -221,21 +235,28 @@ class AdaptiveSelection(LossMemorySelection):
         if self.retained is not None:
             probs = retained_keep_probability(self.retained[candidates], self.retained_visits, self.floor)
         else:
-            seen = self.memory.seen[candidates]
-            probs = keep_probability(self.left(candidates), seen, self.learned_margin, self.floor)
+            seen, left = self.memory.seen[candidates], self.left(candidates)
+            probs = keep_probability(left, seen, self.learned_margin, self.floor)
+            self.last_learned_share = learned_share(left, seen, self.learned_margin)
             if self.unlearned_epochs is not None:
                 whole = probs >= 1.0
                 self.unlearned_epochs[candidates[whole & seen]] += 1
-                probs = torch.where(self.unlearned_epochs[candidates] > self.unlearned_visits, self.floor, probs)
+                if self.last_learned_share >= 0.5:  # an outlier only where most of the set is learned
+                    stale = self.unlearned_epochs[candidates] > self.unlearned_visits
+                    probs = torch.where(stale, self.floor, probs)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
         weights = inverse_probability_weights(probs) if self.reweights else None
         return Selection(sample_keep_mask(probs, generator), weights)
 
     def metrics(self):
-        return {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
+        metrics = {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
+        if self.last_learned_share is not None:
+            metrics["autoassist/learned_share"] = round(self.last_learned_share, 4)
+        return metrics
 
     def state_dict(self):
-        state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob}
+        state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob,
+                 "last_learned_share": self.last_learned_share}  # fmt: skip
         if self.missed is not None:
             state["missed"] = self.missed.clone()
         if self.unlearned_epochs is not None:
@@ -245,6 +266,7 @@ class AdaptiveSelection(LossMemorySelection):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
+        self.last_learned_share = state.get("last_learned_share")
         # a checkpoint saved before its first token targets were read, or by a run that read their loss, has none:
         # the next training step makes them again
         self.missed = state["missed"].clone() if "missed" in state and self.reads_token_misses else None
