@@ -17,6 +17,13 @@ tell a short recipe from a long one (on Fashion-MNIST they are learned in two or
 the schedule can. A recipe of 8 epochs or fewer keeps everything; a 10-epoch one keeps about 0.9 of its instances,
 a 40-epoch one about half (`docs/benchmarks.md`, candidates for the default).
 
+An instance kept whole in `unlearned_visits` decided epochs (8 from the options) and still not learned, while most
+of the set is, is kept at the floor from then on, as a learned one: what the Boss has not learned in 8 visits when
+most instances took two or three it learns only by memorising, if at all (a hard, ambiguous or wrong label). Its
+loss is still scaled by `1 / p`, so the expected gradient stays the full batch's. Where most of the set is still
+being learned (an undertrained recipe; every pair under label smoothing, whose loss never comes within the margin)
+no instance is an outlier and nothing is floored.
+
 The epoch keeps the plain run's batches and optimizer steps, each batch thinned to its kept instances
 (`AssistedBatchSampler(keep_steps=True)`): the LR schedule and the number of updates are the plain run's, only the
 instances each update forwards are fewer. Skipping whole batches instead makes a shorter schedule, which costs on
@@ -129,11 +136,12 @@ class AdaptiveSelection(LossMemorySelection):
             size); 0 floors every chance at `base_prob` alone.
         token_reading (`str`, defaults to `"loss"`): `autoassist_token_reading`: where the targets are tokens, read
             what is left to learn from the share of missed target tokens (`"argmax"`) or from the loss (`"loss"`).
-        unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits`: when positive, an instance whose
-            chance was 1 (not learned) in this many decided epochs is kept at the floor from then on, as a learned
-            one: what the Boss has not learned in that many visits it learns only by memorising, if at all. Only
-            while most of the set is learned ([`learned_share`] at least a half): where the Boss is still learning
-            most instances (every pair under label smoothing, an undertrained recipe) none is an outlier.
+        unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits` (8 from the options): when positive
+            and without `retained_visits`, an instance whose chance was 1 (not learned) in this many decided epochs
+            is kept at the floor from then on, as a learned one: what the Boss has not learned in that many visits
+            it learns only by memorising, if at all. Only while most of the set is learned ([`learned_share`] at
+            least a half): where the Boss is still learning most instances (every pair under label smoothing, an
+            undertrained recipe) none is an outlier.
     """
 
     name = "adaptive"
@@ -204,7 +212,8 @@ class AdaptiveSelection(LossMemorySelection):
         # them), NaN until its instance is read, and then what `select` reads instead of the loss
         self.missed = None
         # decided epochs in which each instance's chance was 1, counted where they decide (the main process)
-        self.unlearned_epochs = torch.zeros(len(dataset), dtype=torch.long) if self.unlearned_visits else None
+        counts_unlearned = self.unlearned_visits and not self.retained_visits  # retained visits decide on their own
+        self.unlearned_epochs = torch.zeros(len(dataset), dtype=torch.long) if counts_unlearned else None
 
     def synchronize(self, accelerator):
         if accelerator.num_processes > 1:  # by the visits' clocks, before they merge
