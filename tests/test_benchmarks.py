@@ -461,15 +461,18 @@ def test_adaptive_floor_options_leave_a_smoothed_recipes_fingerprint_alone_and_c
     from benchmarks.runs import fingerprint
     from benchmarks.tasks import TASKS
 
-    def key(task, strategy, base_prob, learned_visits):
+    def key(task, strategy, base_prob, learned_visits, unlearned_visits=0):
         settings = {"autoassist_base_prob": base_prob, "autoassist_learned_visits": learned_visits,
                     "autoassist_learned_margin": 0.1, "autoassist_smoothing_floor": False,
+                    "autoassist_unlearned_visits": unlearned_visits,
                     RESOLVED_STRATEGY: strategy, "autoassist_strategy": "auto"}  # fmt: skip
         return fingerprint(TASKS[task], TASKS[task].presets["full"], "default", 0, 20.0, settings)
 
-    # translation trains with label_smoothing_factor=0.1: no pair within the margin, every chance 1
-    assert key("translation", "adaptive", 0.1, 8.0) == key("translation", "adaptive", 0.3, 0.0)
+    # translation trains with label_smoothing_factor=0.1: no pair within the margin, every chance 1, and no learned
+    # share to open the unlearned visits' gate
+    assert key("translation", "adaptive", 0.1, 8.0, 8) == key("translation", "adaptive", 0.3, 0.0, 0)
     assert key("vision-resnet", "adaptive", 0.1, 8.0) != key("vision-resnet", "adaptive", 0.3, 0.0)
+    assert key("vision-resnet", "adaptive", 0.1, 8.0, 8) != key("vision-resnet", "adaptive", 0.1, 8.0, 0)
     # options `adaptive` alone reads change nothing on another strategy's run
     assert key("vision-resnet", "autoassist", 0.3, 8.0) == key("vision-resnet", "autoassist", 0.3, 0.0)
     assert key("vision-resnet", "autoassist", 0.1, 0.0) != key("vision-resnet", "autoassist", 0.3, 0.0)
