@@ -120,7 +120,7 @@ class AutoAssistArguments:
         metadata={"help": "'adaptive' only: an instance kept whole (not learned) in this many decided epochs is kept "
                   "at the floor from then on, as a learned one, its loss scaled by 1/p: what the Boss has not learned "
                   "in that many visits it learns only by memorising, if at all. Only while most of the set is learned "
-                  "(autoassist/learned_share at least 0.5 in the logs): under label smoothing, where no instance comes "
+                  "(autoassist/learned_fraction at least 0.5 in the logs): under label smoothing, where no instance comes "
                   "within the margin, it floors nothing; on a recipe of 8 epochs or fewer the floor is 1. Ignored with "
                   "autoassist_retained_visits. 0: an instance not learned is kept in every epoch (the default until "
                   "2026-12-07; screened in docs/benchmarks.md, candidates for the default)."},
@@ -139,7 +139,8 @@ class AutoAssistArguments:
         metadata={"help": "'adaptive' only: floor each instance's chance at autoassist_learned_visits / the planned "
                   "epochs (never below autoassist_base_prob, at most 1), so that a learned instance is still visited "
                   "about this many times over the run whatever its length: a recipe of 8 epochs or fewer keeps "
-                  "everything, a 10-epoch one about 0.9 of its instances, a 40-epoch one about half. 0: the floor is "
+                  "everything, a 10-epoch one about 0.9 of its instances, a 40-epoch one about half (a third with "
+                  "autoassist_unlearned_visits). 0: the floor is "
                   "autoassist_base_prob alone, whatever the length."},
     )
     autoassist_adaptive_reweight: bool = field(

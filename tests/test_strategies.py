@@ -237,7 +237,7 @@ def test_unlearned_visits_floor_nothing_while_most_of_the_set_is_still_being_lea
         strategy.select(torch.arange(3), epoch, generator(epoch))
         assert strategy.last_mean_prob == pytest.approx((1.0 + 0.2 + 1.0) / 3, abs=1e-4)
     assert strategy.unlearned_epochs.tolist() == [4, 0, 4]  # counted all the same: floored once most are learned
-    assert strategy.metrics()["autoassist/learned_share"] == pytest.approx(1 / 3, abs=1e-4)
+    assert strategy.metrics()["autoassist/learned_fraction"] == pytest.approx(1 / 3, abs=1e-4)
     strategy.observe(torch.tensor([2]), torch.tensor([1e-4]), step=2)  # now two in three: the stale one is floored
     strategy.select(torch.arange(3), 4, generator(4))
     assert strategy.last_mean_prob == pytest.approx(0.2, abs=1e-4)

@@ -125,8 +125,9 @@ def test_adaptive_keeps_the_plain_runs_steps_and_thins_what_the_boss_has_learned
     assert -3 <= topped_up < 7 * trainer.state.global_step
     assert trainer.selection_run.epoch_selection.loss_weights.max() > 1.0  # the kept learned ones weigh 1 / p
     # every seen instance is within a margin of 1: the logs say all of the set is learned
-    shares = [log["autoassist/learned_share"] for log in trainer.state.log_history if "autoassist/learned_share" in log]
-    assert shares and shares[-1] == 1.0
+    key = "autoassist/learned_fraction"
+    learned = [log[key] for log in trainer.state.log_history if key in log]
+    assert learned and learned[-1] == 1.0
     assert trainer.evaluate()["eval_accuracy"] > 0.5  # chance is 0.1
 
 

@@ -15,7 +15,8 @@ The floor follows the recipe's length ([`visits_floor`]): `learned_visits / plan
 `base_prob`), so that a learned instance is still visited about as often on any recipe. The training losses cannot
 tell a short recipe from a long one (on Fashion-MNIST they are learned in two or three epochs at every length);
 the schedule can. A recipe of 8 epochs or fewer keeps everything; a 10-epoch one keeps about 0.9 of its instances,
-a 40-epoch one about half (`docs/benchmarks.md`, candidates for the default).
+a 40-epoch one about half, and about a third with the unlearned visits below (`docs/benchmarks.md`, candidates for
+the default).
 
 An instance kept whole in `unlearned_visits` decided epochs (8 from the options) and still not learned, while most
 of the set is, is kept at the floor from then on, as a learned one: what the Boss has not learned in 8 visits when
@@ -260,7 +261,8 @@ class AdaptiveSelection(LossMemorySelection):
     def metrics(self):
         metrics = {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
         if self.last_learned_share is not None:
-            metrics["autoassist/learned_share"] = round(self.last_learned_share, 4)
+            # "_fraction", not "_share": names ending in "_share" are timings, kept out of the log history
+            metrics["autoassist/learned_fraction"] = round(self.last_learned_share, 4)
         return metrics
 
     def state_dict(self):
