@@ -12,7 +12,6 @@ SelectFn = Callable[[int, torch.Tensor], torch.Tensor]
 _TOP_UP_SEED_OFFSET = 2_000_003
 
 
-
 def topped_up_size(kept: int, multiple: int, limit: int) -> int:
     """A thinned batch's size once topped up to a multiple of `multiple`, never past `limit` (its slice).
 
@@ -21,6 +20,7 @@ def topped_up_size(kept: int, multiple: int, limit: int) -> int:
         [56, 64, 128]
     """
     return min(limit, math.ceil(kept / multiple) * multiple)
+
 
 class AssistedBatchSampler(Sampler[list[int]]):
     """Yields batches of the indices of one shuffled pass that `select_fn` keeps.

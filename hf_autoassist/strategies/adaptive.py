@@ -69,11 +69,11 @@ def keep_probability(left: torch.Tensor, seen: torch.Tensor, learned_margin: flo
     return torch.where(seen & ~torch.isnan(left), probs, torch.ones_like(probs))
 
 
-def learned_share(left: torch.Tensor, seen: torch.Tensor, learned_margin: float) -> float:
+def learned_fraction(left: torch.Tensor, seen: torch.Tensor, learned_margin: float) -> float:
     """The share of the seen candidates the Boss fits within the margin (`left < learned_margin`); 0 if none is seen.
 
     Example:
-        >>> learned_share(torch.tensor([0.01, 0.5, 0.02, 0.0]), torch.tensor([True, True, True, False]), 0.1)
+        >>> learned_fraction(torch.tensor([0.01, 0.5, 0.02, 0.0]), torch.tensor([True, True, True, False]), 0.1)
         0.6666666865348816
     """
     read = seen & ~torch.isnan(left)
@@ -140,7 +140,7 @@ class AdaptiveSelection(LossMemorySelection):
         unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits` (8 from the options): when positive
             and without `retained_visits`, an instance whose chance was 1 (not learned) in this many decided epochs
             is kept at the floor from then on, as a learned one: what the Boss has not learned in that many visits
-            it learns only by memorising, if at all. Only while most of the set is learned ([`learned_share`] at
+            it learns only by memorising, if at all. Only while most of the set is learned ([`learned_fraction`] at
             least a half): where the Boss is still learning most instances (every pair under label smoothing, an
             undertrained recipe) none is an outlier.
     """
@@ -189,7 +189,7 @@ class AdaptiveSelection(LossMemorySelection):
         self.floor = base_prob
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
         self.last_mean_prob = 1.0
-        self.last_learned_share = None  # read from the last decision (without retained visits)
+        self.last_learned_fraction = None  # read from the last decision (without retained visits)
 
     @classmethod
     def from_args(cls, args):
@@ -247,11 +247,11 @@ class AdaptiveSelection(LossMemorySelection):
         else:
             seen, left = self.memory.seen[candidates], self.left(candidates)
             probs = keep_probability(left, seen, self.learned_margin, self.floor)
-            self.last_learned_share = learned_share(left, seen, self.learned_margin)
+            self.last_learned_fraction = learned_fraction(left, seen, self.learned_margin)
             if self.unlearned_epochs is not None:
                 whole = probs >= 1.0
                 self.unlearned_epochs[candidates[whole & seen]] += 1
-                if self.last_learned_share >= 0.5:  # an outlier only where most of the set is learned
+                if self.last_learned_fraction >= 0.5:  # an outlier only where most of the set is learned
                     stale = self.unlearned_epochs[candidates] > self.unlearned_visits
                     probs = torch.where(stale, self.floor, probs)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
@@ -260,14 +260,14 @@ class AdaptiveSelection(LossMemorySelection):
 
     def metrics(self):
         metrics = {"autoassist/mean_keep_prob": round(self.last_mean_prob, 4)}
-        if self.last_learned_share is not None:
+        if self.last_learned_fraction is not None:
             # "_fraction", not "_share": names ending in "_share" are timings, kept out of the log history
-            metrics["autoassist/learned_fraction"] = round(self.last_learned_share, 4)
+            metrics["autoassist/learned_fraction"] = round(self.last_learned_fraction, 4)
         return metrics
 
     def state_dict(self):
         state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob,
-                 "last_learned_share": self.last_learned_share}  # fmt: skip
+                 "last_learned_fraction": self.last_learned_fraction}  # fmt: skip
         if self.missed is not None:
             state["missed"] = self.missed.clone()
         if self.unlearned_epochs is not None:
@@ -277,7 +277,7 @@ class AdaptiveSelection(LossMemorySelection):
     def load_state_dict(self, state):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
-        self.last_learned_share = state.get("last_learned_share")
+        self.last_learned_fraction = state.get("last_learned_fraction")
         # a checkpoint saved before its first token targets were read, or by a run that read their loss, has none:
         # the next training step makes them again
         self.missed = state["missed"].clone() if "missed" in state and self.reads_token_misses else None
