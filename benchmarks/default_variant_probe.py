@@ -10,6 +10,10 @@ the plain run of the same seeds and lengths (timed in the same hour), and `--sum
 against it, paired by seed:
 
     python benchmarks/default_variant_probe.py --output retention.jsonl --options '{}' --summarize
+
+With `--curve_every N` each run also records its test metric every N epochs, and the summary says when each
+candidate reached the plain run's final test metric of its seed (and stayed there): the seconds to a target, which a
+run that ends above the plain one spends less of than its whole recipe.
 """
 
 import json
@@ -29,7 +33,8 @@ from benchmarks.tasks import TASKS  # noqa: E402
 from benchmarks.verdicts import compare, counted_seconds_ratio, pricing_step_cost  # noqa: E402
 
 RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
-            "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction")  # fmt: skip
+            "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction",
+            "test_curve")  # fmt: skip
 
 
 @dataclass
@@ -43,6 +48,8 @@ class DefaultVariantProbeArguments:
     strategy: str = field(default=DEFAULT, metadata={"help": "The suite's run to make: the default with the options, "
                           "or the plain run beside it, timed in the same hour (this VM's speed drifts).",
                           "choices": [DEFAULT, PLAIN]})  # fmt: skip
+    curve_every: int = field(default=0, metadata={"help": "Evaluate the test split every this many epochs (and at the "
+                             "last) to record when the run reaches a metric; 0: at the end only."})
     data_dir: str = field(default="../shared/data")
     work_dir: str = field(default="outputs/default-variant-probe")
     summarize: bool = field(default=False, metadata={"help": "Train nothing: print the output's candidates against "
@@ -65,7 +72,8 @@ def probe_default_variant(probe: DefaultVariantProbeArguments, script: str, argv
     for length in probe.lengths:
         for seed in probe.seeds:
             epochs = preset.num_train_epochs * length
-            run = run_one(task, data, preset, probe.strategy, seed, probe.work_dir, epochs, options)
+            run = run_one(task, data, preset, probe.strategy, seed, probe.work_dir, epochs, options,
+                          curve_every=probe.curve_every)
             record = {"task": task.name, "strategy": probe.strategy, "length": length, "options": options,
                       **{k: run.get(k) for k in RECORDED}}  # fmt: skip
             records.append(append_probe_run(probe.output, script, argv, record))

@@ -57,6 +57,35 @@ class NoiseRecorder(TrainerCallback):
         self.per_epoch.append({"noisy": noisy, "clean": clean})
 
 
+class TestCurve(TrainerCallback):
+    """The test metric every `every` epochs and at the last, beside the counts and the training seconds so far (its
+    own evaluations left out): when a run reaches a metric, not only where it ends. Evaluating reads no random state
+    and leaves the training as it was, so the curve's last point is the run's test metric."""
+
+    def __init__(self, trainer, test_dataset, metric: str, every: int):
+        self.trainer, self.test_dataset, self.metric, self.every = trainer, test_dataset, metric, every
+        self.points: list[dict] = []
+        self.eval_seconds = 0.0
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, args, state, control, **kwargs):
+        epoch = round(state.epoch)
+        if epoch % self.every and epoch < round(args.num_train_epochs):
+            return
+        begin = time.perf_counter()
+        metrics = self.trainer.evaluate(eval_dataset=self.test_dataset, metric_key_prefix="test")
+        self.points.append({
+            "epoch": epoch,
+            "boss_instances": self.trainer.boss_instances,
+            "optimizer_steps": state.global_step,
+            "train_seconds": round(begin - self.start - self.eval_seconds, 3),
+            "test_metric": metrics[f"test_{self.metric}"],
+        })  # fmt: skip
+        self.eval_seconds += time.perf_counter() - begin
+
+
 class ForeignCpu:
     """CPU seconds that other processes used while this one ran: system-wide busy time from /proc/stat minus this
     process's own (all its threads, the Assistant's too). Timing on 2 cores is only honest when it stays near 0;
@@ -225,10 +254,10 @@ def fingerprint(task: Task, preset, strategy: str, seed: int, epochs: float, set
 
 def run_one(
     task: Task, data: TaskData, preset, strategy: str, seed: int, work_dir: str, epochs: float, options: dict,
-    evaluate: bool = True,
+    evaluate: bool = True, curve_every: int = 0,
 ):  # fmt: skip
-    """One training run, evaluated on the validation and test splits at its end (unless not `evaluate`); returns its
-    record."""
+    """One training run, evaluated on the validation and test splits at its end (unless not `evaluate`), and on the
+    test split every `curve_every` epochs if that is set ([`TestCurve`]); returns its record."""
     base = task.plain_trainer if strategy in (PLAIN, CLEAN) else task.autoassist_trainer
     trainer_class = type(f"Counted{base.__name__}", (BossInstanceCounter, base), {})
     args = training_arguments(task, preset, strategy, seed, work_dir, epochs, options)
@@ -247,10 +276,13 @@ def run_one(
     if data.noisy_indices is not None and strategy not in (PLAIN, CLEAN):
         noise = NoiseRecorder(trainer, data.noisy_indices)
         trainer.add_callback(noise)
+    curve = TestCurve(trainer, data.test, data.metric, curve_every) if curve_every else None
+    if curve is not None:
+        trainer.add_callback(curve)
     foreign = ForeignCpu()
     start = time.perf_counter()
     trainer.train()
-    train_seconds = time.perf_counter() - start
+    train_seconds = time.perf_counter() - start - (curve.eval_seconds if curve else 0.0)
     foreign_seconds = foreign.seconds()
     start = time.perf_counter()
     validation, test = {}, {}
@@ -281,6 +313,8 @@ def run_one(
         "final_validation": validation.get(f"eval_{data.metric}"),
         "test_metric": test.get(f"test_{data.metric}"),
     }
+    if curve is not None:
+        record["test_curve"] = curve.points
     run = getattr(trainer, "selection_run", None)
     irreducible = None if run is None else run.irreducible
     if irreducible is not None:  # the irreducible-loss models' instances cost what the Boss's do: they count
