@@ -66,9 +66,7 @@ class TestCurve(TrainerCallback):
         self.trainer, self.test_dataset, self.metric, self.every = trainer, test_dataset, metric, every
         self.points: list[dict] = []
         self.eval_seconds = 0.0
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        self.start = time.perf_counter()
+        self.start = time.perf_counter()  # made just before `train()`: its seconds are the run's, the check's too
 
     def on_epoch_end(self, args, state, control, **kwargs):
         epoch = round(state.epoch)
@@ -276,10 +274,10 @@ def run_one(
     if data.noisy_indices is not None and strategy not in (PLAIN, CLEAN):
         noise = NoiseRecorder(trainer, data.noisy_indices)
         trainer.add_callback(noise)
+    foreign = ForeignCpu()
     curve = TestCurve(trainer, data.test, data.metric, curve_every) if curve_every else None
     if curve is not None:
         trainer.add_callback(curve)
-    foreign = ForeignCpu()
     start = time.perf_counter()
     trainer.train()
     train_seconds = time.perf_counter() - start - (curve.eval_seconds if curve else 0.0)
