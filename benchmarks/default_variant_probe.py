@@ -25,12 +25,14 @@ from pathlib import Path
 from transformers import HfArgumentParser
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchmarks.analysis import DEFAULT, PLAIN  # noqa: E402
+from benchmarks.analysis import DEFAULT, PLAIN, disturbed  # noqa: E402
 from benchmarks.names import RESULTS, SUITE_TASKS, probe_records  # noqa: E402
 from benchmarks.runs import append_probe_run, run_one  # noqa: E402
 from benchmarks.suite_tables import load_results  # noqa: E402
 from benchmarks.tasks import TASKS  # noqa: E402
-from benchmarks.verdicts import compare, counted_seconds_ratio, pricing_step_cost  # noqa: E402
+from benchmarks.verdicts import (  # noqa: E402
+    compare, counted_seconds_ratio, paired_interval, priced_seconds, pricing_step_cost,
+)  # fmt: skip
 
 RECORDED = ("seed", "final_validation", "test_metric", "boss_instances", "optimizer_steps", "train_seconds",
             "foreign_cpu_seconds", "kept_fraction_per_epoch", "kept_noisy_fraction", "kept_clean_fraction",
@@ -135,6 +137,74 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
     return rows
 
 
+def reached_at(curve: list[dict], target: float) -> dict | None:
+    """The first point of `curve` from which its test metric stays at or above `target` to the end: reaching it and
+    falling back does not count. None where the curve ends below it.
+
+    Example:
+        >>> curve = [{"epoch": e, "test_metric": m} for e, m in [(1, 0.5), (2, 0.8), (3, 0.7), (4, 0.8), (5, 0.9)]]
+        >>> reached_at(curve, 0.75)["epoch"], reached_at(curve, 0.95)
+        (4, None)
+    """
+    for i, point in enumerate(curve):
+        if all(later["test_metric"] >= target for later in curve[i:]):
+            return point
+    return None
+
+
+def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
+    """A markdown row per candidate (task, length, options) whose runs recorded a test curve: the epoch from which
+    each seed's run stays at or above the committed suite's plain run of the same seed and length ([`reached_at`]),
+    and what it had spent by then over what that plain run spent in all: instances; seconds priced from the counts at
+    the task's step cost (`costs`); and seconds as measured, read as the share of its own run's seconds times the
+    suite's ratio of the same run to the plain one (both timed alone in the suite's hour; used only where the probe's
+    run ends at the suite's test metric, so that it is the same training)."""
+    plain = {(r["task"], r["length"], r["seed"]): r for r in suite_plain_runs(suite, {r["task"] for r in records})}
+    default = {(result["task"], run["length"], run["seed"]): run
+               for result in suite for run in result["runs"] if run["strategy"] == DEFAULT}  # fmt: skip
+    groups = {}
+    for record in records:
+        if record.get("test_curve") and record.get("strategy", DEFAULT) == DEFAULT:
+            key = record["task"], record["length"], json.dumps(record["options"], sort_keys=True)
+            groups.setdefault(key, []).append(record)
+    costs = costs or {}
+    rows = ["| task | length | options | epoch reached (of its epochs), by seed | instances ÷ plain | seconds ÷ plain, "
+            "from counts | seconds ÷ plain, measured | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+    for (task, length, options), runs in groups.items():
+        epochs, instances, counted, measured, seeds = [], [], [], [], []
+        for run in sorted(runs, key=lambda r: r["seed"]):
+            baseline = plain.get((task, length, run["seed"]))
+            if baseline is None:
+                continue
+            seeds.append(run["seed"])
+            point = reached_at(run["test_curve"], baseline["test_metric"])
+            epochs.append(f"{'not reached' if point is None else point['epoch']} ({run['test_curve'][-1]['epoch']})")
+            if point is None:
+                continue
+            instances.append(point["boss_instances"] / baseline["boss_instances"])
+            cost = costs.get(task)
+            if cost is not None and cost["separable"]:
+                counted.append(priced_seconds(cost, point) / priced_seconds(cost, baseline))
+            same = default.get((task, length, run["seed"]))
+            if same is not None and same["test_metric"] == run["test_metric"] and not disturbed(same) \
+                    and not disturbed(baseline):  # fmt: skip
+                share = point["train_seconds"] / run["train_seconds"]
+                measured.append(share * same["train_seconds"] / baseline["train_seconds"])
+        if not seeds:
+            continue
+
+        def cell(values):
+            if len(values) < len(seeds):  # a seed that did not reach it, or was not priced or timed
+                return "–"
+            interval = paired_interval(values)
+            return f"{interval['mean']:.2f}" + ("" if interval["low"] is None else
+                                                 f" [{interval['low']:.2f}, {interval['high']:.2f}]")  # fmt: skip
+
+        rows.append(f"| {task} | {length} | `{options}` | {', '.join(epochs)} | {cell(instances)} | {cell(counted)} | "
+                    f"{cell(measured)} | {', '.join(map(str, seeds))} |")  # fmt: skip
+    return rows
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
     (probe,) = HfArgumentParser(DefaultVariantProbeArguments).parse_args_into_dataclasses(args=argv)
     if probe.summarize:
@@ -148,7 +218,11 @@ def main(argv: list[str] | None = None) -> list[dict]:
         if probe.baseline == "suite":
             records = [r for r in records if r.get("strategy", DEFAULT) != PLAIN]
             records += suite_plain_runs(suite, {r["task"] for r in records})
-        print("\n".join(summary_rows(records, suite_step_costs(suite))))
+        costs = suite_step_costs(suite)
+        print("\n".join(summary_rows(records, costs)))
+        if any(r.get("test_curve") for r in records):
+            print("\nWhen each reached the suite's plain run of its seed and length (and stayed there):\n")
+            print("\n".join(reach_rows(records, suite, costs)))
         return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 

@@ -436,6 +436,35 @@ def test_a_variant_probe_summary_pairs_each_candidate_with_the_plain_run_of_its_
     assert row.startswith('| t | 1.0 | `{"a": 1}` | +0.00 [') and "| 0.38 [" in row and row.endswith("| 0, 1 |")
 
 
+def test_a_runs_reach_is_where_its_curve_stays_at_or_above_the_plain_run_of_its_seed():
+    from benchmarks.default_variant_probe import reach_rows
+
+    def point(epoch, metric):
+        return {"epoch": epoch, "test_metric": metric, "boss_instances": 10 * epoch, "optimizer_steps": epoch,
+                "train_seconds": float(epoch)}  # fmt: skip
+
+    def curve_run(seed, metrics):
+        curve = [point(e, m) for e, m in enumerate(metrics, start=1)]
+        return {"task": "t", "strategy": "default", "length": 2.0, "options": {}, "seed": seed,
+                "test_metric": metrics[-1], "train_seconds": float(len(metrics)), "test_curve": curve}  # fmt: skip
+
+    def suite_run(seed, strategy, metric, seconds):
+        return {"seed": seed, "strategy": strategy, "test_metric": metric, "boss_instances": 80, "optimizer_steps": 8,
+                "train_seconds": seconds, "foreign_cpu_seconds": 0.0,
+                **({"budget": 2.0} if strategy == "plain" else {"length": 2.0})}  # fmt: skip
+
+    # seed 0 passes 0.8 at epoch 2, falls back, and stays from epoch 4; seed 1 ends below its plain run
+    records = [curve_run(0, [0.5, 0.81, 0.7, 0.82, 0.9]), curve_run(1, [0.5, 0.6, 0.7, 0.7, 0.75])]
+    suite = [{"task": "t", "runs": [suite_run(0, "plain", 0.8, 10.0), suite_run(1, "plain", 0.8, 10.0),
+                                    suite_run(0, "default", 0.9, 5.0), suite_run(1, "default", 0.75, 5.0)]}]  # fmt: skip
+    cost = {"t": {"fixed": 0.0, "per_instance": 1.0, "separable": True}}
+    (row,) = reach_rows(records, suite, cost)[2:]
+    assert "| 4 (5), not reached (5) |" in row and row.count(" – ") == 3  # no mean over a seed that never reached
+    (row,) = reach_rows(records[:1], suite, cost)[2:]
+    # 40 of plain's 80 instances; 4 of its own 5 seconds, times the suite's 5 / 10
+    assert row.endswith("| 4 (5) | 0.50 | 0.50 | 0.40 | 0 |")
+
+
 def test_a_variant_probe_summary_of_a_file_with_no_runs_says_to_run_the_probe_first(tmp_path, monkeypatch):
     from benchmarks import default_variant_probe, names
 
