@@ -228,6 +228,16 @@ def test_unlearned_visits_floor_an_instance_kept_whole_in_that_many_decided_epoc
         AdaptiveSelection(unlearned_visits=-1)
 
 
+def test_unlearned_visits_count_only_instances_whose_reading_says_they_are_not_learned():
+    # reading token misses, a seen instance whose misses are not read yet has chance 1 for want of a reading
+    strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2, token_reading="argmax")
+    strategy.prepare(list(range(3)))
+    strategy.observe(torch.arange(3), torch.tensor([3.0, 3.0, 3.0]), step=1)
+    strategy.observe_token_misses(torch.arange(2), torch.tensor([0.5, 0.0]), step=1)  # instance 2: not read
+    strategy.select(torch.arange(3), 0, generator())
+    assert strategy.unlearned_epochs.tolist() == [1, 0, 0]
+
+
 def test_unlearned_visits_floor_nothing_while_most_of_the_set_is_still_being_learned():
     # under label smoothing no instance comes within the margin: every one is still being learned, none an outlier
     strategy = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2)

@@ -249,8 +249,8 @@ class AdaptiveSelection(LossMemorySelection):
             probs = keep_probability(left, seen, self.learned_margin, self.floor)
             self.last_learned_fraction = learned_fraction(left, seen, self.learned_margin)
             if self.unlearned_epochs is not None:
-                whole = probs >= 1.0
-                self.unlearned_epochs[candidates[whole & seen]] += 1
+                whole = (probs >= 1.0) & seen & ~torch.isnan(left)  # a chance of 1 from a reading, not for want of one
+                self.unlearned_epochs[candidates[whole]] += 1
                 if self.last_learned_fraction >= 0.5:  # an outlier only where most of the set is learned
                     stale = self.unlearned_epochs[candidates] > self.unlearned_visits
                     probs = torch.where(stale, self.floor, probs)
