@@ -119,11 +119,12 @@ class AutoAssistArguments:
         default=8,
         metadata={"help": "'adaptive' only: an instance kept whole (not learned) in this many decided epochs is kept "
                   "at the floor from then on, as a learned one, its loss scaled by 1/p: what the Boss has not learned "
-                  "in that many visits it learns only by memorising, if at all. Only while most of the set is learned "
-                  "(autoassist/learned_fraction at least 0.5 in the logs): under label smoothing, where no instance "
-                  "comes within the margin, it floors nothing; on a recipe of 8 epochs or fewer the floor is 1. "
-                  "Ignored with autoassist_retained_visits. 0: an instance not learned is kept in every epoch (the "
-                  "default until 2026-12-07; screened in docs/benchmarks.md, candidates for the default)."},
+                  "in that many visits it learns only by memorising, if at all. Only once most of the set is learned "
+                  "(autoassist/learned_fraction at least 0.5 in the logs; the gate then stays open): under label "
+                  "smoothing, where no instance comes within the margin, it floors nothing; on a recipe of 8 epochs "
+                  "or fewer the floor is 1. Ignored with autoassist_retained_visits. 0: an instance not learned is "
+                  "kept in every epoch (the default until 2026-12-07; screened in docs/benchmarks.md, candidates for "
+                  "the default)."},
     )
     autoassist_retained_visits: int = field(
         default=0,

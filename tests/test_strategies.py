@@ -251,6 +251,19 @@ def test_unlearned_visits_floor_nothing_while_most_of_the_set_is_still_being_lea
     strategy.observe(torch.tensor([2]), torch.tensor([1e-4]), step=2)  # now two in three: the stale one is floored
     strategy.select(torch.arange(3), 4, generator(4))
     assert strategy.last_mean_prob == pytest.approx(0.2, abs=1e-4)
+    # the learned share falls back below a half: the gate stays open, the stale ones (0 and 2, not learned in 4
+    # decided epochs) are floored, and 1, not learned for the first time, is whole
+    strategy.observe(torch.tensor([1, 2]), torch.tensor([3.0, 3.0]), step=3)
+    strategy.select(torch.arange(3), 5, generator(5))
+    assert strategy.metrics()["autoassist/learned_fraction"] == 0.0
+    assert strategy.last_mean_prob == pytest.approx((0.2 + 1.0 + 0.2) / 3, abs=1e-4)
+    resumed = AdaptiveSelection(learned_margin=0.1, base_prob=0.2, unlearned_visits=2)
+    resumed.prepare(list(range(3)))
+    resumed.load_state_dict(strategy.state_dict())
+    assert resumed.unlearned_gate_open
+    older = {k: v for k, v in strategy.state_dict().items() if k != "unlearned_gate_open"}
+    resumed.load_state_dict(older)  # saved before the gate was kept open: as open as its last decision
+    assert not resumed.unlearned_gate_open
 
 
 def test_retained_visits_skip_an_instance_only_after_a_run_of_learned_visits_and_a_forgotten_one_starts_over():

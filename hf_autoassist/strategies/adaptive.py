@@ -18,7 +18,7 @@ the schedule can. A recipe of 8 epochs or fewer keeps everything; a 10-epoch one
 a 40-epoch one about half, and about a third with the unlearned visits below (`docs/benchmarks.md`, candidates for
 the default).
 
-An instance kept whole in `unlearned_visits` decided epochs (8 from the options) and still not learned, while most
+An instance kept whole in `unlearned_visits` decided epochs (8 from the options) and still not learned, once most
 of the set is, is kept at the floor from then on, as a learned one: what the Boss has not learned in 8 visits when
 most instances took two or three it learns only by memorising, if at all (a hard, ambiguous or wrong label). Its
 loss is still scaled by `1 / p`, so the expected gradient stays the full batch's. Where most of the set is still
@@ -140,9 +140,10 @@ class AdaptiveSelection(LossMemorySelection):
         unlearned_visits (`int`, defaults to `0`): `autoassist_unlearned_visits` (8 from the options): when positive
             and without `retained_visits`, an instance whose chance was 1 (not learned) in this many decided epochs
             is kept at the floor from then on, as a learned one: what the Boss has not learned in that many visits
-            it learns only by memorising, if at all. Only while most of the set is learned ([`learned_fraction`] at
-            least a half): where the Boss is still learning most instances (every pair under label smoothing, an
-            undertrained recipe) none is an outlier.
+            it learns only by memorising, if at all. Only from the first decision at which most of the set is
+            learned ([`learned_fraction`] at least a half): where the Boss is still learning most instances (every
+            pair under label smoothing, an undertrained recipe) none is an outlier. Once open the gate stays open, so
+            that a learned share near a half cannot floor and unfloor the same instances from epoch to epoch.
     """
 
     name = "adaptive"
@@ -190,6 +191,7 @@ class AdaptiveSelection(LossMemorySelection):
         self.reads_loss_above_floor, self.reweights = smoothing_floor, reweight
         self.last_mean_prob = 1.0
         self.last_learned_fraction = None  # read from the last decision (without retained visits)
+        self.unlearned_gate_open = False  # since a decision at which most of the set was learned
 
     @classmethod
     def from_args(cls, args):
@@ -215,6 +217,7 @@ class AdaptiveSelection(LossMemorySelection):
         # decided epochs in which each instance's chance was 1, counted where they decide (the main process)
         counts_unlearned = self.unlearned_visits and not self.retained_visits  # retained visits decide on their own
         self.unlearned_epochs = torch.zeros(len(dataset), dtype=torch.long) if counts_unlearned else None
+        self.unlearned_gate_open = False
 
     def synchronize(self, accelerator):
         if accelerator.num_processes > 1:  # by the visits' clocks, before they merge
@@ -251,7 +254,9 @@ class AdaptiveSelection(LossMemorySelection):
             if self.unlearned_epochs is not None:
                 whole = (probs >= 1.0) & seen & ~torch.isnan(left)  # a chance of 1 from a reading, not for want of one
                 self.unlearned_epochs[candidates[whole]] += 1
-                if self.last_learned_fraction >= 0.5:  # an outlier only where most of the set is learned
+                # an outlier only where most of the set is learned: from then on, not only at the epochs that say so
+                self.unlearned_gate_open |= self.last_learned_fraction >= 0.5
+                if self.unlearned_gate_open:
                     stale = self.unlearned_epochs[candidates] > self.unlearned_visits
                     probs = torch.where(stale, self.floor, probs)
         self.last_mean_prob = float(probs.mean()) if len(probs) else 1.0
@@ -267,7 +272,8 @@ class AdaptiveSelection(LossMemorySelection):
 
     def state_dict(self):
         state = {**super().state_dict(), "last_mean_prob": self.last_mean_prob,
-                 "last_learned_fraction": self.last_learned_fraction}  # fmt: skip
+                 "last_learned_fraction": self.last_learned_fraction,
+                 "unlearned_gate_open": self.unlearned_gate_open}  # fmt: skip
         if self.missed is not None:
             state["missed"] = self.missed.clone()
         if self.unlearned_epochs is not None:
@@ -278,6 +284,8 @@ class AdaptiveSelection(LossMemorySelection):
         super().load_state_dict(state)
         self.last_mean_prob = state.get("last_mean_prob", 1.0)
         self.last_learned_fraction = state.get("last_learned_fraction")
+        # saved before the gate was kept open (2026-12-07): open if it was at the last decision
+        self.unlearned_gate_open = state.get("unlearned_gate_open", (self.last_learned_fraction or 0.0) >= 0.5)
         # a checkpoint saved before its first token targets were read, or by a run that read their loss, has none:
         # the next training step makes them again
         self.missed = state["missed"].clone() if "missed" in state and self.reads_token_misses else None
