@@ -163,16 +163,16 @@ def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | N
     default = {(result["task"], run["length"], run["seed"]): run
                for result in suite for run in result["runs"] if run["strategy"] == DEFAULT}  # fmt: skip
     groups = {}
-    for record in records:
+    for record in records:  # a seed run again supersedes its earlier record, as in `summary_rows`
         if record.get("test_curve") and record.get("strategy", DEFAULT) == DEFAULT:
             key = record["task"], record["length"], json.dumps(record["options"], sort_keys=True)
-            groups.setdefault(key, []).append(record)
+            groups.setdefault(key, {})[record["seed"]] = record
     costs = costs or {}
     rows = ["| task | length | options | epoch reached (of its epochs), by seed | instances ÷ plain | seconds ÷ plain, "
             "from counts | seconds ÷ plain, measured | seeds |", "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for (task, length, options), runs in groups.items():
         epochs, instances, counted, measured, seeds = [], [], [], [], []
-        for run in sorted(runs, key=lambda r: r["seed"]):
+        for run in sorted(runs.values(), key=lambda r: r["seed"]):
             baseline = plain.get((task, length, run["seed"]))
             if baseline is None:
                 continue
