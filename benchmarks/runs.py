@@ -59,8 +59,9 @@ class NoiseRecorder(TrainerCallback):
 
 class TestCurve(TrainerCallback):
     """The test metric every `every` epochs and at the last, beside the counts and the training seconds so far (its
-    own evaluations left out): when a run reaches a metric, not only where it ends. Evaluating reads no random state
-    and leaves the training as it was, so the curve's last point is the run's test metric."""
+    own evaluations left out): when a run reaches a metric, not only where it ends. The random state is restored
+    after each evaluation, so the training is the one without the curve and its last point is the run's test
+    metric."""
 
     def __init__(self, trainer, test_dataset, metric: str, every: int):
         self.trainer, self.test_dataset, self.metric, self.every = trainer, test_dataset, metric, every
@@ -73,7 +74,11 @@ class TestCurve(TrainerCallback):
         if epoch % self.every and epoch < round(args.num_train_epochs):
             return
         begin = time.perf_counter()
+        # a DataLoader draws its base seed from torch's global generator: restored, so that dropout draws what it
+        # would have without the evaluation
+        rng = torch.get_rng_state()
         metrics = self.trainer.evaluate(eval_dataset=self.test_dataset, metric_key_prefix="test")
+        torch.set_rng_state(rng)
         self.points.append({
             "epoch": epoch,
             "boss_instances": self.trainer.boss_instances,

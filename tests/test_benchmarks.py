@@ -436,6 +436,29 @@ def test_a_variant_probe_summary_pairs_each_candidate_with_the_plain_run_of_its_
     assert row.startswith('| t | 1.0 | `{"a": 1}` | +0.00 [') and "| 0.38 [" in row and row.endswith("| 0, 1 |")
 
 
+def test_the_test_curve_evaluates_every_n_epochs_and_at_the_last_and_leaves_the_random_state_as_it_was():
+    from types import SimpleNamespace
+
+    import torch
+
+    from benchmarks.runs import TestCurve
+
+    class Trainer:
+        boss_instances = 0
+
+        def evaluate(self, eval_dataset, metric_key_prefix):
+            torch.rand(1)  # as a DataLoader drawing its base seed
+            return {f"{metric_key_prefix}_accuracy": 0.5}
+
+    curve = TestCurve(Trainer(), test_dataset=None, metric="accuracy", every=2)
+    args = SimpleNamespace(num_train_epochs=5)
+    for epoch in range(1, 6):
+        before = torch.get_rng_state()
+        curve.on_epoch_end(args, SimpleNamespace(epoch=float(epoch), global_step=10 * epoch), None)
+        assert torch.equal(torch.get_rng_state(), before)
+    assert [p["epoch"] for p in curve.points] == [2, 4, 5] and curve.points[-1]["optimizer_steps"] == 50
+
+
 def test_a_runs_reach_is_where_its_curve_stays_at_or_above_the_plain_run_of_its_seed():
     from benchmarks.default_variant_probe import reach_rows
 
