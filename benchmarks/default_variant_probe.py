@@ -154,12 +154,14 @@ def reached_at(curve: list[dict], target: float) -> dict | None:
 
 def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
     """A markdown row per candidate (task, length, options) whose runs recorded a test curve: the epoch from which
-    each seed's run stays at or above the committed suite's plain run of the same seed and length ([`reached_at`]),
-    and what it had spent by then over what that plain run spent in all: instances; seconds priced from the counts at
-    the task's step cost (`costs`); and seconds as measured, read as the share of its own run's seconds times the
-    suite's ratio of the same run to the plain one (both timed alone in the suite's hour; used only where the probe's
+    each seed's run stays at or above the plain run of the same seed and length ([`reached_at`]; the probe's own if
+    it made one, else the committed suite's), and what it had spent by then over what that plain run spent in all:
+    instances; seconds priced from the counts at the task's step cost (`costs`); and seconds as measured: against
+    the probe's own plain run, timed in the same hour; against the suite's, the share of its own run's seconds times
+    the suite's ratio of the same run to the plain one (both timed alone in the suite's hour; only where the probe's
     run ends at the suite's test metric, so that it is the same training)."""
     plain = {(r["task"], r["length"], r["seed"]): r for r in suite_plain_runs(suite, {r["task"] for r in records})}
+    plain.update({(r["task"], r["length"], r["seed"]): r for r in records if r.get("strategy") == PLAIN})
     default = {(result["task"], run["length"], run["seed"]): run
                for result in suite for run in result["runs"] if run["strategy"] == DEFAULT}  # fmt: skip
     groups = {}
@@ -186,8 +188,12 @@ def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | N
             if cost is not None and cost["separable"]:
                 counted.append(priced_seconds(cost, point) / priced_seconds(cost, baseline))
             same = default.get((task, length, run["seed"]))
-            if same is not None and same["test_metric"] == run["test_metric"] and not disturbed(same) \
-                    and not disturbed(baseline):  # fmt: skip
+            if disturbed(baseline):
+                continue
+            if not baseline.get("timed_apart"):  # the probe's own plain run, this hour
+                if not disturbed(run):
+                    measured.append(point["train_seconds"] / baseline["train_seconds"])
+            elif same is not None and same["test_metric"] == run["test_metric"] and not disturbed(same):
                 share = point["train_seconds"] / run["train_seconds"]
                 measured.append(share * same["train_seconds"] / baseline["train_seconds"])
         if not seeds:
@@ -214,15 +220,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
                 f"No runs in {RESULTS / 'probes' / probe.output}: run the probe first (without --summarize), or name "
                 "the file it wrote with --output."
             )
-        suite = load_results()
+        suite, own = load_results(), records
         if probe.baseline == "suite":
             records = [r for r in records if r.get("strategy", DEFAULT) != PLAIN]
             records += suite_plain_runs(suite, {r["task"] for r in records})
         costs = suite_step_costs(suite)
         print("\n".join(summary_rows(records, costs)))
-        if any(r.get("test_curve") for r in records):
-            print("\nWhen each reached the suite's plain run of its seed and length (and stayed there):\n")
-            print("\n".join(reach_rows(records, suite, costs)))
+        if any(r.get("test_curve") for r in own):
+            print("\nWhen each reached the plain run of its seed and length (and stayed there):\n")
+            print("\n".join(reach_rows(own, suite, costs)))
         return []
     return probe_default_variant(probe, "default_variant_probe.py", argv)
 

@@ -469,7 +469,8 @@ def test_a_runs_reach_is_where_its_curve_stays_at_or_above_the_plain_run_of_its_
     def curve_run(seed, metrics):
         curve = [point(e, m) for e, m in enumerate(metrics, start=1)]
         return {"task": "t", "strategy": "default", "length": 2.0, "options": {}, "seed": seed,
-                "test_metric": metrics[-1], "train_seconds": float(len(metrics)), "test_curve": curve}  # fmt: skip
+                "test_metric": metrics[-1], "train_seconds": float(len(metrics)), "foreign_cpu_seconds": 0.0,
+                "test_curve": curve}  # fmt: skip
 
     def suite_run(seed, strategy, metric, seconds):
         return {"seed": seed, "strategy": strategy, "test_metric": metric, "boss_instances": 80, "optimizer_steps": 8,
@@ -486,6 +487,10 @@ def test_a_runs_reach_is_where_its_curve_stays_at_or_above_the_plain_run_of_its_
     (row,) = reach_rows(records[:1], suite, cost)[2:]
     # 40 of plain's 80 instances; 4 of its own 5 seconds, times the suite's 5 / 10
     assert row.endswith("| 4 (5) | 0.50 | 0.50 | 0.40 | 0 |")
+    # the probe's own plain run of the seed, timed in the same hour, is the baseline where there is one
+    own = {**suite_run(0, "plain", 0.8, 8.0), "task": "t", "length": 2.0}
+    (row,) = reach_rows(records[:1] + [own], suite, cost)[2:]
+    assert row.endswith("| 4 (5) | 0.50 | 0.50 | 0.50 | 0 |")  # 4 of its 8 seconds
 
 
 def test_a_variant_probe_summary_of_a_file_with_no_runs_says_to_run_the_probe_first(tmp_path, monkeypatch):
