@@ -187,15 +187,14 @@ def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | N
             cost = costs.get(task)
             if cost is not None and cost["separable"]:
                 counted.append(priced_seconds(cost, point) / priced_seconds(cost, baseline))
-            same = default.get((task, length, run["seed"]))
-            if disturbed(baseline):
-                continue
-            if not baseline.get("timed_apart"):  # the probe's own plain run, this hour
-                if not disturbed(run):
-                    measured.append(point["train_seconds"] / baseline["train_seconds"])
-            elif same is not None and same["test_metric"] == run["test_metric"] and not disturbed(same):
-                share = point["train_seconds"] / run["train_seconds"]
-                measured.append(share * same["train_seconds"] / baseline["train_seconds"])
+            same = default.get((task, length, run["seed"]))  # the suite's run of this seed, timed beside its plain
+            if baseline.get("timed_apart"):
+                if same is not None and same["test_metric"] == run["test_metric"] and not disturbed(same) \
+                        and not disturbed(baseline):  # fmt: skip
+                    share = point["train_seconds"] / run["train_seconds"]
+                    measured.append(share * same["train_seconds"] / baseline["train_seconds"])
+            elif not disturbed(run) and not disturbed(baseline):  # the probe's own plain run, this hour
+                measured.append(point["train_seconds"] / baseline["train_seconds"])
         if not seeds:
             continue
 
