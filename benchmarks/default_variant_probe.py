@@ -98,6 +98,24 @@ def suite_plain_runs(results: list[dict], tasks) -> list[dict]:
     ]  # fmt: skip
 
 
+def interval_cell(interval: dict | None, scale: float = 1.0, fmt: str = "+.2f") -> str:
+    """`mean [low, high]` of a [`paired_interval`] times `scale` (the mean alone over one seed); None: its runs
+    were timed in another hour.
+
+    Example:
+        >>> interval_cell(paired_interval([0.001, 0.003]), scale=100.0)
+        '+0.20 [-1.07, +1.47]'
+        >>> interval_cell(paired_interval([0.5]), fmt=".2f")
+        '0.50'
+    """
+    if interval is None:
+        return "– (timed in another hour)"
+    mean, low, high = (None if v is None else v * scale for v in (interval[k] for k in ("mean", "low", "high")))
+    if mean is None:
+        return "– (no run timed alone)"
+    return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
+
+
 def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = None) -> list[str]:
     """A markdown row per candidate (task, length, options): its test metric, instances and seconds against the plain
     run of each seed it shares with it, mean and 95% interval over those seeds; and the seconds its counts cost at the
@@ -120,19 +138,12 @@ def summary_rows(records: list[dict], costs: dict[str, dict | None] | None = Non
         if any(baseline[seed].get("timed_apart") for seed in result["seeds"]):  # another hour: only counts compare
             result["seconds_ratio"] = None
 
-        def cell(interval, scale=1.0, fmt="+.2f"):
-            if interval is None:
-                return "– (timed in another hour)"
-            mean, low, high = (None if v is None else v * scale for v in (interval[k] for k in ("mean", "low", "high")))
-            if mean is None:
-                return "– (no run timed alone)"
-            return f"{mean:{fmt}}" if low is None else f"{mean:{fmt}} [{low:{fmt}}, {high:{fmt}}]"
-
         counted = counted_seconds_ratio(runs, baseline, costs.get(task))
         scale = 1.0 if task in TASKS and TASKS[task].token_targets else 100.0  # BLEU as it is, accuracy in points
-        rows.append(f"| {task} | {length} | `{options}` | {cell(result['test'], scale)} | "
-                    f"{cell(result['instances_ratio'], fmt='.2f')} | {cell(result['seconds_ratio'], fmt='.2f')} | "
-                    f"{'–' if counted is None else cell(counted, fmt='.2f')} | "
+        rows.append(f"| {task} | {length} | `{options}` | {interval_cell(result['test'], scale)} | "
+                    f"{interval_cell(result['instances_ratio'], fmt='.2f')} | "
+                    f"{interval_cell(result['seconds_ratio'], fmt='.2f')} | "
+                    f"{'–' if counted is None else interval_cell(counted, fmt='.2f')} | "
                     f"{', '.join(map(str, result['seeds']))} |")  # fmt: skip
     return rows
 
@@ -198,12 +209,8 @@ def reach_rows(records: list[dict], suite: list[dict], costs: dict[str, dict | N
         if not seeds:
             continue
 
-        def cell(values):
-            if len(values) < len(seeds):  # a seed that did not reach it, or was not priced or timed
-                return "–"
-            interval = paired_interval(values)
-            return f"{interval['mean']:.2f}" + ("" if interval["low"] is None else
-                                                 f" [{interval['low']:.2f}, {interval['high']:.2f}]")  # fmt: skip
+        def cell(values):  # no mean over a seed that did not reach it, or was not priced or timed
+            return "–" if len(values) < len(seeds) else interval_cell(paired_interval(values), fmt=".2f")
 
         rows.append(f"| {task} | {length} | `{options}` | {', '.join(epochs)} | {cell(instances)} | {cell(counted)} | "
                     f"{cell(measured)} | {', '.join(map(str, seeds))} |")  # fmt: skip
