@@ -62,11 +62,17 @@ def adaptive_keep_probability(losses: torch.Tensor, seen: torch.Tensor, learned_
     return keep_probability(left_to_learn(losses), seen, learned_margin, base_prob)
 
 
+def has_reading(left: torch.Tensor, seen: torch.Tensor) -> torch.Tensor:
+    """The candidates with a reading of what they have left to learn: seen, and not NaN (token misses not yet read).
+    Only these are judged; the others keep chance 1 for want of one."""
+    return seen & ~torch.isnan(left)
+
+
 def keep_probability(left: torch.Tensor, seen: torch.Tensor, learned_margin: float, base_prob: float):
     """Each candidate's chance from what it has left to learn, in [0, 1]: `clamp(left / learned_margin, base_prob,
     1)`, 1 where not seen (or NaN)."""
     probs = (left / learned_margin).clamp(base_prob, 1.0)
-    return torch.where(seen & ~torch.isnan(left), probs, torch.ones_like(probs))
+    return torch.where(has_reading(left, seen), probs, torch.ones_like(probs))
 
 
 def learned_fraction(left: torch.Tensor, seen: torch.Tensor, learned_margin: float) -> float:
@@ -76,8 +82,8 @@ def learned_fraction(left: torch.Tensor, seen: torch.Tensor, learned_margin: flo
         >>> learned_fraction(torch.tensor([0.01, 0.5, 0.02, 0.0]), torch.tensor([True, True, True, False]), 0.1)
         0.6666666865348816
     """
-    read = seen & ~torch.isnan(left)
-    return float((left[read] < learned_margin).float().mean()) if read.any() else 0.0
+    judged = has_reading(left, seen)
+    return float((left[judged] < learned_margin).float().mean()) if judged.any() else 0.0
 
 
 def retained_keep_probability(retained: torch.Tensor, retained_visits: int, base_prob: float) -> torch.Tensor:
@@ -252,7 +258,7 @@ class AdaptiveSelection(LossMemorySelection):
             probs = keep_probability(left, seen, self.learned_margin, self.floor)
             self.last_learned_fraction = learned_fraction(left, seen, self.learned_margin)
             if self.unlearned_epochs is not None:
-                whole = (probs >= 1.0) & seen & ~torch.isnan(left)  # a chance of 1 from a reading, not for want of one
+                whole = (probs >= 1.0) & has_reading(left, seen)  # a chance of 1 from a reading, not for want of one
                 self.unlearned_epochs[candidates[whole]] += 1
                 # an outlier only where most of the set is learned: from then on, not only at the epochs that say so
                 self.unlearned_gate_open |= self.last_learned_fraction >= 0.5
