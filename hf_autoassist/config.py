@@ -141,8 +141,7 @@ class AutoAssistArguments:
                   "epochs (never below autoassist_base_prob, at most 1), so that a learned instance is still visited "
                   "about this many times over the run whatever its length: a recipe of 8 epochs or fewer keeps "
                   "everything, a 10-epoch one about 0.9 of its instances, a 40-epoch one about half (a third with "
-                  "autoassist_unlearned_visits). 0: the floor is "
-                  "autoassist_base_prob alone, whatever the length."},
+                  "autoassist_unlearned_visits). 0: the floor is autoassist_base_prob alone, whatever the length."},
     )
     autoassist_adaptive_reweight: bool = field(
         default=True,
